@@ -1,0 +1,1 @@
+"""Small shared pieces: time handling, atomic files, paths and errors."""
