@@ -1,0 +1,37 @@
+"""Features: definitions, the point-in-time offline store, online stores, streaming aggregates."""
+
+from mlsd.features.definitions import (
+    Aggregation,
+    AggregationView,
+    Entity,
+    EventLogSource,
+    Feature,
+    FeatureView,
+    OnDemandView,
+    TableSource,
+)
+from mlsd.features.offline import OfflineStore, output_column
+from mlsd.features.online import OnlineStore, RedisOnlineStore, SqliteOnlineStore, encode_keys
+from mlsd.features.store import FeatureStore
+from mlsd.features.streaming import StreamProcessor
+from mlsd.features.windows import WindowedAggregator
+
+__all__ = [
+    "Aggregation",
+    "AggregationView",
+    "Entity",
+    "EventLogSource",
+    "Feature",
+    "FeatureStore",
+    "FeatureView",
+    "OfflineStore",
+    "OnDemandView",
+    "OnlineStore",
+    "RedisOnlineStore",
+    "SqliteOnlineStore",
+    "StreamProcessor",
+    "TableSource",
+    "WindowedAggregator",
+    "encode_keys",
+    "output_column",
+]

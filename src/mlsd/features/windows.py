@@ -1,0 +1,218 @@
+"""Exact sliding-window aggregation state, updated a batch at a time with numpy.
+
+State per :class:`AggregationView`: a dense index of entity keys, and per window a count, sums and
+distinct-value multiplicities. Every event is added once and subtracted once, when it falls out of its
+window; expiry queues are heaps of time-sorted chunks, so out-of-order events are handled exactly and
+in-order streams cost O(batch) per batch. Semantics match the offline store: at watermark ``T`` a window
+``W`` covers events with time in ``[T - W, T]``; read before the events *at* ``t`` are added, it is
+``[t - W, t)``, the offline definition.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from mlsd.features.definitions import AggregationView
+
+NO_TIME = np.iinfo(np.int64).min
+
+
+def _grow(array: np.ndarray, size: int, fill: float | int = 0) -> np.ndarray:
+    if size <= len(array):
+        return array
+    grown = np.full(max(size, 2 * len(array), 1024), fill, dtype=array.dtype)
+    grown[: len(array)] = array
+    return grown
+
+
+@dataclass
+class _Distinct:
+    """Per-key count of distinct values, from multiplicities of (key, value) pairs."""
+
+    pairs: dict[tuple[int, object], int] = field(default_factory=dict)
+    multiplicity: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    pair_key: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    distinct: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+
+    def apply(self, keys: np.ndarray, values: list[object], sign: int, n_keys: int) -> None:
+        before_len = len(self.pairs)
+        pairs = self.pairs
+        ids = np.fromiter((pairs.setdefault(p, len(pairs)) for p in zip(keys.tolist(), values, strict=True)),
+                          dtype=np.int64, count=len(keys))
+        self.multiplicity = _grow(self.multiplicity, len(pairs))
+        self.pair_key = _grow(self.pair_key, len(pairs))
+        self.distinct = _grow(self.distinct, n_keys)
+        new = ids >= before_len
+        self.pair_key[ids[new]] = keys[new]
+        unique, counts = np.unique(ids, return_counts=True)
+        before = self.multiplicity[unique]
+        after = before + sign * counts
+        self.multiplicity[unique] = after
+        change = ((before == 0) & (after > 0)).astype(np.int64) - ((before > 0) & (after == 0))
+        np.add.at(self.distinct, self.pair_key[unique], change)
+
+
+@dataclass
+class _Window:
+    """Running aggregates over one window length (``None`` = all history, never expires)."""
+
+    length_us: int | None
+    count: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    sums: dict[str, np.ndarray] = field(default_factory=dict)
+    distinct: dict[str, _Distinct] = field(default_factory=dict)
+    queue: list[tuple[int, int, int]] = field(default_factory=list)
+
+    def apply(self, keys: np.ndarray, columns: dict[str, np.ndarray], lists: dict[str, list[object]],
+              sign: int, n_keys: int) -> None:
+        self.count = _grow(self.count, n_keys)
+        self.count += sign * np.bincount(keys, minlength=len(self.count))
+        for name in self.sums:
+            self.sums[name] = _grow(self.sums[name], n_keys, 0.0)
+            self.sums[name] += sign * np.bincount(keys, weights=columns[name], minlength=len(self.sums[name]))
+        for name, distinct in self.distinct.items():
+            distinct.apply(keys, lists[name], sign, n_keys)
+
+
+@dataclass
+class _Chunk:
+    ts: np.ndarray
+    keys: np.ndarray
+    columns: dict[str, np.ndarray]
+
+
+class WindowedAggregator:
+    """Streaming state of one aggregation view; :meth:`add` then :meth:`vectors` for the touched keys."""
+
+    def __init__(self, view: AggregationView) -> None:
+        self.view = view
+        self.key_index: dict[object, int] = {}
+        self.keys: list[object] = []
+        self.watermark = NO_TIME
+        self.windows: dict[int | None, _Window] = {}
+        self.last_ts = np.zeros(0, np.int64)
+        self.last_values: dict[str, np.ndarray] = {}
+        self._chunks: dict[int, _Chunk] = {}
+        self._sequence = 0
+        for agg in view.aggregations:
+            window = self.windows.setdefault(agg.window_us, _Window(agg.window_us))
+            if agg.function in ("sum", "mean"):
+                window.sums.setdefault(str(agg.column), np.zeros(0))
+            elif agg.function == "distinct_count":
+                window.distinct.setdefault(str(agg.column), _Distinct())
+            elif agg.function == "last":
+                self.last_values.setdefault(str(agg.column), np.zeros(0))
+        self._numeric = sorted({c for w in self.windows.values() for c in w.sums} | set(self.last_values))
+        self._categorical = sorted({c for w in self.windows.values() for c in w.distinct})
+
+    @property
+    def n_keys(self) -> int:
+        return len(self.key_index)
+
+    def index_keys(self, key_columns: Sequence[Sequence[object]]) -> np.ndarray:
+        """Dense indices of entity keys (new keys get the next index)."""
+        index = self.key_index
+        before = len(index)
+        source = key_columns[0] if len(key_columns) == 1 else list(zip(*key_columns, strict=True))
+        indices = np.fromiter((index.setdefault(k, len(index)) for k in source), dtype=np.int64,
+                              count=len(key_columns[0]))
+        if len(index) > before:
+            _, first = np.unique(indices[indices >= before], return_index=True)
+            positions = np.flatnonzero(indices >= before)[first]
+            self.keys.extend(source[p] for p in positions.tolist())
+        return indices
+
+    def add(self, ts: np.ndarray, key_columns: Sequence[Sequence[object]], columns: dict[str, np.ndarray]) -> np.ndarray:
+        """Add events (times in epoch µs, join-key columns, value columns); returns the touched key indices."""
+        if len(ts) == 0:
+            return np.zeros(0, np.int64)
+        keys = self.index_keys(key_columns)
+        order = np.argsort(ts, kind="stable")
+        ts, keys = ts[order], keys[order]
+        numeric = {c: np.asarray(columns[c], dtype=np.float64)[order] for c in self._numeric}
+        lists = {c: np.asarray(columns[c])[order].tolist() for c in self._categorical}
+        n = self.n_keys
+        chunk_columns = numeric | {c: np.asarray(columns[c])[order] for c in self._categorical}
+        chunk_id = self._sequence
+        self._sequence += 1
+        self._chunks[chunk_id] = _Chunk(ts, keys, chunk_columns)
+        for window in self.windows.values():
+            window.apply(keys, numeric, lists, +1, n)
+            if window.length_us is not None:
+                heapq.heappush(window.queue, (int(ts[0]), chunk_id, 0))
+        self._update_last(ts, keys, numeric, n)
+        touched = np.unique(keys)
+        return np.union1d(touched, self.advance(int(ts[-1])))
+
+    def _update_last(self, ts: np.ndarray, keys: np.ndarray, numeric: dict[str, np.ndarray], n: int) -> None:
+        self.last_ts = _grow(self.last_ts, n, NO_TIME)
+        # The last occurrence of each key in the time-sorted batch is its latest event (later arrival on ties).
+        reversed_keys = keys[::-1]
+        unique, first_in_reversed = np.unique(reversed_keys, return_index=True)
+        positions = len(keys) - 1 - first_in_reversed
+        newer = ts[positions] >= self.last_ts[unique]
+        unique, positions = unique[newer], positions[newer]
+        self.last_ts[unique] = ts[positions]
+        for name in self.last_values:
+            self.last_values[name] = _grow(self.last_values[name], n, np.nan)
+            self.last_values[name][unique] = numeric[name][positions]
+
+    def advance(self, watermark_us: int) -> np.ndarray:
+        """Move event time forward; subtract events that left their windows. Returns keys that changed."""
+        self.watermark = max(self.watermark, watermark_us)
+        touched: list[np.ndarray] = []
+        for window in self.windows.values():
+            if window.length_us is None:
+                continue
+            limit = self.watermark - window.length_us
+            queue = window.queue
+            while queue and queue[0][0] < limit:
+                _, chunk_id, start = heapq.heappop(queue)
+                chunk = self._chunks[chunk_id]
+                stop = int(np.searchsorted(chunk.ts, limit, side="left"))
+                keys = chunk.keys[start:stop]
+                columns = {c: v[start:stop] for c, v in chunk.columns.items()}
+                lists = {c: columns[c].tolist() for c in window.distinct}
+                window.apply(keys, columns, lists, -1, self.n_keys)
+                touched.append(keys)
+                if stop < len(chunk.ts):
+                    heapq.heappush(queue, (int(chunk.ts[stop]), chunk_id, stop))
+        self._drop_finished_chunks()
+        return np.unique(np.concatenate(touched)) if touched else np.zeros(0, np.int64)
+
+    def _drop_finished_chunks(self) -> None:
+        if len(self._chunks) < 64:
+            return
+        live = {cid for w in self.windows.values() for _, cid, _ in w.queue}
+        for cid in [c for c in self._chunks if c not in live]:
+            del self._chunks[cid]
+
+    def vectors(self, keys: np.ndarray) -> np.ndarray:
+        """Feature matrix ``(len(keys), n_features)`` as of the watermark, in the view's aggregation order.
+
+        ``time_since_last`` columns hold the latest event time (µs); readers subtract it from their time.
+        """
+        out = np.empty((len(keys), len(self.view.aggregations)), dtype=np.float64)
+        for j, agg in enumerate(self.view.aggregations):
+            window = self.windows[agg.window_us]
+            if agg.function == "count":
+                out[:, j] = window.count[keys]
+            elif agg.function == "sum":
+                out[:, j] = window.sums[str(agg.column)][keys]
+            elif agg.function == "mean":
+                count = window.count[keys]
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    out[:, j] = np.where(count > 0, window.sums[str(agg.column)][keys] / count, np.nan)
+            elif agg.function == "distinct_count":
+                out[:, j] = window.distinct[str(agg.column)].distinct[keys]
+            else:
+                last = self.last_ts[keys]
+                alive = last != NO_TIME
+                if agg.window_us is not None:
+                    alive &= last >= self.watermark - agg.window_us
+                source = self.last_values[str(agg.column)][keys] if agg.function == "last" else last.astype(np.float64)
+                out[:, j] = np.where(alive, source, np.nan)
+        return out
