@@ -3,9 +3,9 @@
 State per :class:`AggregationView`: a dense index of entity keys, and per window a count, sums and
 distinct-value multiplicities. Every event is added once and subtracted once, when it falls out of its
 window; expiry queues are heaps of time-sorted chunks, so out-of-order events are handled exactly and
-in-order streams cost O(batch) per batch. Semantics match the offline store: at watermark ``T`` a window
-``W`` covers events with time in ``[T - W, T]``; read before the events *at* ``t`` are added, it is
-``[t - W, t)``, the offline definition.
+in-order streams cost O(batch) per batch. Semantics match the offline store exactly: at watermark ``T``
+(all events up to ``T`` added) a window ``W`` covers event times in ``(T - W, T]``, which is the offline
+value at lookup time ``T + 1µs`` (``[t - W, t)``, strictly before ``t``).
 """
 
 from __future__ import annotations
@@ -167,7 +167,7 @@ class WindowedAggregator:
         for window in self.windows.values():
             if window.length_us is None:
                 continue
-            limit = self.watermark - window.length_us
+            limit = self.watermark - window.length_us + 1
             queue = window.queue
             while queue and queue[0][0] < limit:
                 _, chunk_id, start = heapq.heappop(queue)
@@ -212,7 +212,7 @@ class WindowedAggregator:
                 last = self.last_ts[keys]
                 alive = last != NO_TIME
                 if agg.window_us is not None:
-                    alive &= last >= self.watermark - agg.window_us
+                    alive &= last > self.watermark - agg.window_us
                 source = self.last_values[str(agg.column)][keys] if agg.function == "last" else last.astype(np.float64)
                 out[:, j] = np.where(alive, source, np.nan)
         return out
