@@ -1,0 +1,136 @@
+"""The feature store end to end: materialization, online reads (TTL, time-since), on-demand parity,
+and the stream processor keeping the online store equal to the offline definition."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from mlsd.core.errors import DefinitionError
+from mlsd.core.timeutil import TIMESTAMP
+from mlsd.events import EmbeddedStream, EventLog, Ingestor, RedisStream, StreamTransport
+from mlsd.features import (
+    Aggregation,
+    AggregationView,
+    Entity,
+    EventLogSource,
+    Feature,
+    FeatureStore,
+    FeatureView,
+    OnDemandView,
+    SqliteOnlineStore,
+    TableSource,
+)
+from tests.test_point_in_time import AGGREGATIONS, BASE_US, SCHEMA, S, USER
+
+
+@pytest.fixture
+def profile_store(tmp_path: Path) -> Iterator[FeatureStore]:
+    path = tmp_path / "profiles.parquet"
+    pq.write_table(pa.table({
+        "user": [1, 1, 2],
+        "event_timestamp": pa.array([BASE_US, BASE_US + 10 * S, BASE_US], pa.int64()).cast(TIMESTAMP),
+        "age": [30.0, 31.0, 40.0], "score": [0.5, 0.6, 0.7],
+    }), path)
+    view = FeatureView("profile", (USER,), TableSource(str(path)), (Feature("age"), Feature("score")),
+                       ttl=timedelta(seconds=100))
+    ratio = OnDemandView("ratio", ("profile:score", "price"), (Feature("score_per_price"),),
+                         lambda c: {"score_per_price": c["profile__score"] / np.maximum(c["price"], 1.0)})
+    store = FeatureStore(SqliteOnlineStore(tmp_path / "online.db"), views=[view, ratio])
+    yield store
+    store.online.close()
+
+
+def test_materialize_is_incremental_and_idempotent(profile_store: FeatureStore) -> None:
+    assert profile_store.materialize(["profile"], end_us=BASE_US + 5 * S) == {"profile": 2}
+    assert profile_store.materialize(["profile"], end_us=BASE_US + 5 * S) == {"profile": 0}
+    values = profile_store.online_vectors("profile", [b"1", b"2", b"3"], at_us=BASE_US + 6 * S)
+    np.testing.assert_array_equal(values[:, 0], [30.0, 40.0, np.nan])
+    assert profile_store.materialize(["profile"], end_us=BASE_US + 20 * S) == {"profile": 1}
+    assert profile_store.online_vectors("profile", [b"1"], at_us=BASE_US + 21 * S)[0, 0] == 31.0
+
+
+def test_online_reads_respect_ttl(profile_store: FeatureStore) -> None:
+    profile_store.materialize(["profile"], end_us=BASE_US + 20 * S)
+    fresh = profile_store.online_vectors("profile", [b"1", b"2"], at_us=BASE_US + 100 * S)
+    stale = profile_store.online_vectors("profile", [b"1", b"2"], at_us=BASE_US + 105 * S)
+    np.testing.assert_array_equal(fresh[:, 0], [31.0, 40.0])
+    np.testing.assert_array_equal(stale[:, 0], [31.0, np.nan])
+
+
+def test_on_demand_view_gives_identical_values_offline_and_online(profile_store: FeatureStore) -> None:
+    profile_store.materialize(["profile"], end_us=BASE_US + 20 * S)
+    at = BASE_US + 30 * S
+    labels = pa.table({"user": [1, 2, 3], "price": [2.0, 0.5, 4.0],
+                       "event_timestamp": pa.array([at] * 3, pa.int64()).cast(TIMESTAMP)})
+    offline = profile_store.training_frame(labels, ["profile", "ratio"]).read_all().sort_by("user")
+    online = profile_store.online_features(["profile", "ratio"], {"user": [1, 2, 3]},
+                                           request={"price": [2.0, 0.5, 4.0]}, at_us=at)
+    for column in ("profile__score", "ratio__score_per_price"):
+        np.testing.assert_array_equal(offline.column(column).to_numpy(zero_copy_only=False), online[column])
+    assert online["ratio__score_per_price"][0] == pytest.approx(0.3)
+
+
+def test_unknown_views_and_missing_keys_are_clear_errors(profile_store: FeatureStore) -> None:
+    with pytest.raises(DefinitionError, match="unknown feature view 'nope'"):
+        profile_store.online_features(["nope"], {"user": [1]})
+    with pytest.raises(DefinitionError, match="needs join key 'user'"):
+        profile_store.online_features(["profile"], {"account": [1]})
+
+
+def _events(n: int, seed: int = 0) -> list[dict[str, object]]:
+    rng = np.random.default_rng(seed)
+    times = np.sort(BASE_US + rng.integers(0, 30 * S, n))
+    return [{"event_id": f"e{i}", "user": int(rng.integers(0, 8)), "value": float(rng.integers(-5, 6)),
+             "category": int(rng.integers(0, 4)), "ts": int(t) / 1e6} for i, t in enumerate(times)]
+
+
+def _stream_then_compare(tmp_path: Path, transport: StreamTransport) -> None:
+    log = EventLog(tmp_path / "log", SCHEMA)
+    view = AggregationView("agg", (USER,), EventLogSource(log), AGGREGATIONS)
+    online = SqliteOnlineStore(tmp_path / "online.db")
+    store = FeatureStore(online, views=[view])
+    processor = store.stream_processor(["agg"])
+    events = _events(400)
+    transport.publish(events[:250])
+    transport.publish(events[200:])  # a producer retry: 50 events sent twice
+    transport.publish([{"event_id": "bad", "user": "x", "value": 1.0, "category": 0, "ts": events[0]["ts"]}])
+    ingest = threading.Thread(target=lambda: Ingestor(log).consume(transport, "ingest", "i1", block_ms=20))
+    ingest.start()
+    stats = processor.run(transport, "online", "p1", batch=64, block_ms=20, max_idle_polls=3)
+    ingest.join()
+    assert (stats.events, stats.duplicates, stats.rejected) == (400, 50, 1)
+    assert len(log) == 400
+    end = max(int(e["ts"] * 1e6) for e in events)  # type: ignore[call-overload]
+    at = end + 1
+    streamed = store.online_features(["agg"], {"user": list(range(8))}, at_us=at)
+    labels = pa.table({"user": list(range(8)), "event_timestamp": pa.array([at] * 8, pa.int64()).cast(TIMESTAMP)})
+    offline = store.training_frame(labels, ["agg"]).read_all().sort_by("user")
+    materialized = FeatureStore(SqliteOnlineStore(tmp_path / "batch.db"), views=[view])
+    materialized.materialize(["agg"], end_us=end)
+    batch = materialized.online_features(["agg"], {"user": list(range(8))}, at_us=at)
+    for name in view.feature_names:
+        column = f"agg__{name}"
+        expected = offline.column(column).to_numpy(zero_copy_only=False).astype(float)
+        np.testing.assert_allclose(streamed[column], expected, rtol=1e-9, err_msg=column)
+        np.testing.assert_allclose(batch[column], expected, rtol=1e-9, err_msg=column)
+
+
+def test_stream_processor_matches_offline_embedded(tmp_path: Path) -> None:
+    _stream_then_compare(tmp_path, EmbeddedStream())
+
+
+@pytest.mark.redis
+def test_stream_processor_matches_offline_redis(tmp_path: Path, redis_url: str, namespace: str) -> None:
+    stream = RedisStream(f"{namespace}:events", redis_url)
+    try:
+        _stream_then_compare(tmp_path, stream)
+    finally:
+        stream.delete()
