@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from mlsd.events import contract as transport_contract
 from mlsd.events import EmbeddedStream, RedisStream, StreamTransport
+from mlsd.events import contract as transport_contract
 from mlsd.features.online import OnlineStore, RedisOnlineStore, SqliteOnlineStore
 from mlsd.features.online import contract as store_contract
 

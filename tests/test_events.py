@@ -133,7 +133,8 @@ def test_replay_is_in_event_time_order_and_paced(tmp_path: Path) -> None:
     Ingestor(log).ingest_records([GOOD | {"ip": i, "click_time": t} for i, t in enumerate(times)], "x")
     rows = pa.Table.from_batches(list(replay(log, batch_rows=1)))
     stamps = pc.cast(rows.column("click_time"), pa.int64()).to_pylist()
-    assert stamps == sorted(stamps) and rows.num_rows == 4
+    assert stamps == sorted(stamps)
+    assert rows.num_rows == 4
     started = time.monotonic()
     assert sum(b.num_rows for b in replay(log, speed=10.0, batch_rows=1)) == 4
     assert 0.18 <= time.monotonic() - started < 2.0  # 2 s of event time at 10x
@@ -148,7 +149,8 @@ def _consume_with_crash(transport: EmbeddedStream | RedisStream, log: EventLog) 
     ingestor.ingest_records([m.payload for m in crashed], "dead")
     time.sleep(0.05)
     report = ingestor.consume(transport, "ingest", "alive", batch=7, block_ms=10, claim_idle_ms=10)
-    assert report.duplicates == 20 and report.rejected == 1
+    assert report.duplicates == 20
+    assert report.rejected == 1
     assert sorted(log.read().column("ip").to_pylist()) == list(range(50))
     assert transport.pending("ingest") == 0
     assert len(ingestor.dead_letters) == 1

@@ -17,9 +17,7 @@ from mlsd.core.errors import DefinitionError
 from mlsd.core.timeutil import TIMESTAMP
 from mlsd.events import EmbeddedStream, EventLog, Ingestor, RedisStream, StreamTransport
 from mlsd.features import (
-    Aggregation,
     AggregationView,
-    Entity,
     EventLogSource,
     Feature,
     FeatureStore,
@@ -28,7 +26,7 @@ from mlsd.features import (
     SqliteOnlineStore,
     TableSource,
 )
-from tests.test_point_in_time import AGGREGATIONS, BASE_US, SCHEMA, S, USER
+from tests.test_point_in_time import AGGREGATIONS, BASE_US, SCHEMA, USER, S
 
 
 @pytest.fixture

@@ -31,7 +31,10 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
 def atomic_write_json(path: Path, payload: Any) -> None:
     """Atomically replace ``path`` with ``payload`` as indented JSON."""
     text = json.dumps(payload, indent=1, sort_keys=True)
-    atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    def write(tmp: Path) -> None:
+        tmp.write_text(text, encoding="utf-8")
+
+    atomic_write(path, write)
 
 
 def append_line_durably(path: Path, line: str) -> None:

@@ -27,8 +27,9 @@ class EventSchema:
     """The shape of one kind of event.
 
     ``fields`` maps names to Arrow types (the timestamp field is stored as UTC microseconds whatever its
-    input form). ``id_field`` names the event id; without one, ids are derived from the content plus the
-    occurrence number of identical rows within a batch, so re-ingesting the same file adds nothing.
+    input form). ``id_field`` names the event id; without one, an ``event_id`` column in the input is
+    used when present (producer-assigned ids, replays), else ids are derived from the content plus the
+    occurrence number of identical rows within a file, so re-ingesting the same file adds nothing.
     """
 
     name: str
@@ -198,9 +199,9 @@ def validate(
 
     if schema.extra == "reject":
         for name in raw.column_names:
-            if name not in schema.fields:
+            if name not in schema.fields and name != EVENT_ID:
                 present = raw.column(name).is_valid().to_numpy(zero_copy_only=False)
-                mark(np.flatnonzero(present), name, "unknown field (not in schema %r)" % schema.name)
+                mark(np.flatnonzero(present), name, f"unknown field (not in schema {schema.name!r})")
 
     typed: dict[str, pa.Array] = {}
     for name in schema.fields:
@@ -232,6 +233,9 @@ def validate(
             nulls = np.flatnonzero(~typed[name].is_valid().to_numpy(zero_copy_only=False))
             mark(nulls, name, "missing value (null) in a required field")
 
+    if schema.id_field is None and EVENT_ID in raw.column_names:
+        missing_ids = np.flatnonzero(~_as_array(raw.column(EVENT_ID)).is_valid().to_numpy(zero_copy_only=False))
+        mark(missing_ids, EVENT_ID, "missing value (null) in the event id")
     ok = np.array([r is None for r in reason], dtype=bool)
     rejects: list[Reject] = []
     if not ok.all():
@@ -243,6 +247,9 @@ def validate(
     good = pa.table({k: v for k, v in typed.items()}).filter(pa.array(ok))
     if schema.id_field is not None:
         ids = pc.cast(good.column(schema.id_field), pa.string())
+    elif EVENT_ID in raw.column_names:
+        # Events replayed from a log (or from a producer that assigns ids) keep their id.
+        ids = pc.cast(_as_array(raw.column(EVENT_ID)), pa.string()).filter(pa.array(ok))
     else:
         ids = derive_ids(good, seen) if good.num_rows else pa.array([], pa.string())
     stored = {EVENT_ID: ids} | {k: good.column(k) for k in schema.fields if k != EVENT_ID}

@@ -163,10 +163,10 @@ class RedisStream:
         return self._decode(reply[0][1])
 
     def ack(self, group: str, ids: Sequence[str]) -> int:
-        return int(self.client.xack(self.stream, group, *ids)) if ids else 0
+        return int(self.client.xack(self.stream, group, *ids)) if ids else 0  # type: ignore[no-untyped-call]
 
     def pending(self, group: str) -> int:
-        return int(self.client.xpending(self.stream, group)["pending"])
+        return int(self.client.xpending(self.stream, group)["pending"])  # type: ignore[no-untyped-call]
 
     def claim_stale(self, group: str, consumer: str, min_idle_ms: int, count: int) -> list[Message]:
         reply = self.client.xautoclaim(self.stream, group, consumer, min_idle_time=min_idle_ms, count=count)

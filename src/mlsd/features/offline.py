@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import TypeAlias
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -33,7 +34,7 @@ from mlsd.features.definitions import (
     input_column,
 )
 
-LabelInput = pa.Table | str | os.PathLike[str]
+LabelInput: TypeAlias = pa.Table | str | os.PathLike[str]
 
 
 def output_column(view: str, feature: str) -> str:

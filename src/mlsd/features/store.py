@@ -183,8 +183,8 @@ class FeatureStore:
                 columns[output_column(name, feature)] = matrix[:, j]
         for view in on_demand:
             inputs = dict(columns)
-            for field_name, values in (request or {}).items():
-                inputs[input_column(field_name)] = np.asarray(values, dtype=np.float64)
+            for field_name, given in (request or {}).items():
+                inputs[input_column(field_name)] = np.asarray(given, dtype=np.float64)
             for feature, values in view.compute(inputs).items():
                 columns[output_column(view.name, feature)] = values
         return columns

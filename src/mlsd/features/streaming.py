@@ -93,7 +93,7 @@ class StreamProcessor:
             self._write(i, touched)
         self.stats.events += table.num_rows
         self.stats.batches += 1
-        return table.num_rows
+        return int(table.num_rows)
 
     def advance(self, watermark_us: int) -> None:
         """Move event time forward without events (idle streams still see windows expire)."""

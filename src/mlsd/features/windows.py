@@ -125,7 +125,8 @@ class WindowedAggregator:
             self.keys.extend(source[p] for p in positions.tolist())
         return indices
 
-    def add(self, ts: np.ndarray, key_columns: Sequence[Sequence[object]], columns: dict[str, np.ndarray]) -> np.ndarray:
+    def add(self, ts: np.ndarray, key_columns: Sequence[Sequence[object]],
+            columns: dict[str, np.ndarray]) -> np.ndarray:
         """Add events (times in epoch µs, join-key columns, value columns); returns the touched key indices."""
         if len(ts) == 0:
             return np.zeros(0, np.int64)

@@ -34,8 +34,8 @@ class RedisOnlineStore:
     def read_batch(self, view: str, keys: Sequence[bytes]) -> list[bytes | None]:
         prefix = self._prefix(view)
         if len(keys) == 1:
-            return [self.client.get(prefix + keys[0])]  # type: ignore[list-item]
-        return self.client.mget([prefix + k for k in keys])  # type: ignore[return-value]
+            return [self.client.get(prefix + keys[0])]
+        return self.client.mget([prefix + k for k in keys])
 
     def delete_view(self, view: str) -> None:
         pattern = self._prefix(view) + b"*"
@@ -50,7 +50,7 @@ class RedisOnlineStore:
 
     def get_meta(self, name: str) -> str | None:
         value = self.client.hget(f"{self.namespace}:meta", name)
-        return None if value is None else value.decode()  # type: ignore[union-attr]
+        return None if value is None else value.decode()
 
     def set_meta(self, name: str, value: str) -> None:
         self.client.hset(f"{self.namespace}:meta", name, value)

@@ -46,7 +46,8 @@ class SqliteOnlineStore:
     def _ensure(self, view: str) -> str:
         table = _table(view)
         if table not in self._tables:
-            self._con().execute(f"CREATE TABLE IF NOT EXISTS {table} (k BLOB PRIMARY KEY, v BLOB NOT NULL) WITHOUT ROWID")
+            self._con().execute(
+                f"CREATE TABLE IF NOT EXISTS {table} (k BLOB PRIMARY KEY, v BLOB NOT NULL) WITHOUT ROWID")
             self._tables.add(table)
         return table
 

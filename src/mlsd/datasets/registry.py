@@ -1,0 +1,86 @@
+"""The dataset registry and checksum-verifying file lookup."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from mlsd.core.errors import DataNotFoundError
+from mlsd.core.paths import data_dir
+
+
+@dataclass(frozen=True)
+class DatasetFile:
+    path: str
+    sha256: str
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A dataset folder under the data directory, its files and where to get them."""
+
+    name: str
+    folder: str
+    files: tuple[DatasetFile, ...]
+    url: str
+    licence: str
+
+
+DATASETS: dict[str, Dataset] = {
+    d.name: d
+    for d in (
+        Dataset("talkingdata", "talkingdata-sample",
+                (DatasetFile("train_sample.csv", "4002317e4162b3c27e4b40f604afd9f7b6f1c91e97674114279c3409a8a05b2a"),),
+                "https://www.kaggle.com/c/talkingdata-adtracking-fraud-detection/data",
+                "Kaggle competition data (no redistribution)"),
+        Dataset("criteo", "criteo-sample",
+                (DatasetFile("train.tsv", "2b0614035f6c931dc4ac2c1a1a26fa954f2b9231703f3a77bcdd53d9d9f29872"),
+                 DatasetFile("dev.tsv", "7ac8a164e43a9903be3d43e640bcd464cfa0d96d7a652ec8ef8a33fe97cac6b9"),
+                 DatasetFile("test.tsv", "3a7a78b694945482aede520e68300b0e2748603363072822cfbbb9f72d0dfd9a")),
+                "https://ailab.criteo.com/ressources/ (Criteo Display Advertising Challenge)",
+                "Criteo Labs: non-commercial, no redistribution"),
+    )
+}
+
+_VERIFIED: set[tuple[str, int, float]] = set()
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def locate(name: str, root: str | os.PathLike[str] | None = None) -> dict[str, Path]:
+    """Paths of a dataset's files after checking they exist and match their checksums.
+
+    Raises :class:`DataNotFoundError` naming the missing or altered files and the official source.
+    """
+    dataset = DATASETS[name]
+    base = data_dir(root)
+    if base is None:
+        raise DataNotFoundError(f"no data directory: pass --data DIR or set MLSD_DATA_DIR "
+                                f"(dataset {name!r} is expected in DIR/{dataset.folder}; get it from {dataset.url})")
+    found, missing, altered = {}, [], []
+    for item in dataset.files:
+        path = base / dataset.folder / item.path
+        if not path.exists():
+            missing.append(str(path))
+            continue
+        stat = path.stat()
+        stamp = (str(path), stat.st_size, stat.st_mtime)
+        if stamp not in _VERIFIED:
+            if _sha256(path) != item.sha256:
+                altered.append(str(path))
+                continue
+            _VERIFIED.add(stamp)
+        found[item.path] = path
+    if missing or altered:
+        problems = ([f"missing: {', '.join(missing)}"] if missing else []) + (
+            [f"checksum mismatch: {', '.join(altered)}"] if altered else [])
+        raise DataNotFoundError(f"dataset {name!r}: {'; '.join(problems)}. Official source: {dataset.url}")
+    return found
