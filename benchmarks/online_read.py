@@ -21,11 +21,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import emit, percentiles_ms  # noqa: E402
+from _common import emit, percentiles_ms
 
 FEATURES = 50
 REDIS = "redis://127.0.0.1:6379/13"
-NOW_US = 1_700_000_000_000_000
+FEAST_REDIS_DB = 14  # apart from mlsd's database: each setup flushes its own
+NOW_US = time.time_ns() // 1000  # values must be inside the TTL when read
 
 
 def write_source(path: Path, entities: int) -> None:
@@ -55,7 +56,15 @@ def time_reads(read: Any, entities: int, batch: int, reads: int) -> list[float]:
 def mlsd_reader(backend: str, source: Path, tmp: Path) -> Any:
     import redis as redis_client
 
-    from mlsd.features import Entity, Feature, FeatureStore, FeatureView, RedisOnlineStore, SqliteOnlineStore, TableSource
+    from mlsd.features import (
+        Entity,
+        Feature,
+        FeatureStore,
+        FeatureView,
+        RedisOnlineStore,
+        SqliteOnlineStore,
+        TableSource,
+    )
 
     if backend == "sqlite":
         online: Any = SqliteOnlineStore(tmp / "mlsd.db")
@@ -80,8 +89,8 @@ def feast_reader(backend: str, source: Path, tmp: Path) -> Any:
     if backend == "sqlite":
         online: dict[str, Any] = {"type": "sqlite", "path": str(repo / "online.db")}
     else:
-        redis_client.Redis.from_url(REDIS).flushdb()
-        online = {"type": "redis", "connection_string": "127.0.0.1:6379,db=13"}
+        redis_client.Redis(db=FEAST_REDIS_DB).flushdb()
+        online = {"type": "redis", "connection_string": f"127.0.0.1:6379,db={FEAST_REDIS_DB}"}
     config = RepoConfig(project="bench", registry=str(repo / "registry.db"), provider="local",
                         offline_store={"type": "duckdb"}, online_store=online, entity_key_serialization_version=3)
     store = FeatureStore(config=config)

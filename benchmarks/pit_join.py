@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import emit, peak_rss_gb, run_child  # noqa: E402
+from _common import emit, peak_rss_gb, run_child
 
 FEATURES = 50
 DAYS = 30
@@ -146,7 +146,8 @@ def main() -> None:
         result = {"entity_rows": args.entity_rows, "feature_rows": args.feature_rows, "features": FEATURES,
                   "mlsd_s": round(mlsd["seconds"], 3), "floor_s": round(floor["seconds"], 3),
                   "mlsd_vs_floor": round(mlsd["seconds"] / floor["seconds"], 3),
-                  "mlsd_peak_rss_gb": round(mlsd["peak_rss_gb"], 3), "floor_peak_rss_gb": round(floor["peak_rss_gb"], 3)}
+                  "mlsd_peak_rss_gb": round(mlsd["peak_rss_gb"], 3),
+                  "floor_peak_rss_gb": round(floor["peak_rss_gb"], 3)}
         assert mlsd["rows"] == floor["rows"] == args.entity_rows
         if not args.skip_feast:
             feast = run_child(script, "--engine", "feast", "--dir", tmp)

@@ -27,7 +27,7 @@ import numpy as np
 import pyarrow as pa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import emit  # noqa: E402
+from _common import emit
 
 REDIS = "redis://127.0.0.1:6379/12"
 START_S = 1_700_000_000.0

@@ -28,7 +28,8 @@ def test_altered_dataset_fails_its_checksum(tmp_path: Path) -> None:
 def test_walkthrough_on_generated_clicks(tmp_path: Path) -> None:
     summary = Walkthrough(home=tmp_path / "w", data=str(tmp_path / "no-data"), progress=False,
                           synthetic_rows=20_000).run()
-    assert summary["ingest"]["accepted"] == 20_000 and summary["ingest"]["reingest_added"] == 0
+    assert summary["ingest"]["accepted"] == 20_000
+    assert summary["ingest"]["reingest_added"] == 0
     assert summary["stream"]["events"] == 20_000
     assert summary["online_vs_offline"]["mismatches"] == 0
 

@@ -100,7 +100,8 @@ class EventLog:
         fresh = table.filter(pa.array(keep))
         if fresh.num_rows:
             self._write_segment(fresh)
-            self._index = np.sort(np.concatenate([self._index, hashes[keep]]))
+            added = np.sort(hashes[keep])
+            self._index = np.insert(self._index, np.searchsorted(self._index, added), added)  # O(n), stays sorted
         return AppendResult(fresh.num_rows, table.num_rows - fresh.num_rows)
 
     def _write_segment(self, table: pa.Table) -> None:

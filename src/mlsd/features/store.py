@@ -152,10 +152,16 @@ class FeatureStore:
         event_ts, values = layout.codec.decode(self.online.read_batch(view_name, keys))
         if layout.ttl_us is None and not layout.since_columns:
             return values
-        values = values.copy()
         at = now_us() if at_us is None else at_us
         if layout.ttl_us is not None:
-            values[(event_ts < at - layout.ttl_us) | (event_ts == MISSING_TS)] = np.nan
+            # MISSING_TS is the smallest int64, so absent entities count as expired too.
+            expired = event_ts < at - layout.ttl_us
+            if not expired.any():
+                return values
+            values = values.copy()
+            values[expired] = np.nan
+        else:
+            values = values.copy()
         for column, window in zip(layout.since_columns, layout.since_windows_us, strict=True):
             elapsed = at - values[:, column]
             if window is not None:
