@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, cast, runtime_checkable
 
 import redis
 
@@ -160,13 +160,13 @@ class RedisStream:
                                        block=block_ms if block_ms > 0 else None)
         if not reply:
             return []
-        return self._decode(reply[0][1])
+        return self._decode(cast(list[Any], reply)[0][1])
 
     def ack(self, group: str, ids: Sequence[str]) -> int:
-        return int(self.client.xack(self.stream, group, *ids)) if ids else 0  # type: ignore[no-untyped-call]
+        return int(self.client.xack(self.stream, group, *ids)) if ids else 0
 
     def pending(self, group: str) -> int:
-        return int(self.client.xpending(self.stream, group)["pending"])  # type: ignore[no-untyped-call]
+        return int(self.client.xpending(self.stream, group)["pending"])
 
     def claim_stale(self, group: str, consumer: str, min_idle_ms: int, count: int) -> list[Message]:
         reply = self.client.xautoclaim(self.stream, group, consumer, min_idle_time=min_idle_ms, count=count)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import cast
 
 import redis
 
@@ -34,8 +35,8 @@ class RedisOnlineStore:
     def read_batch(self, view: str, keys: Sequence[bytes]) -> list[bytes | None]:
         prefix = self._prefix(view)
         if len(keys) == 1:
-            return [self.client.get(prefix + keys[0])]
-        return self.client.mget([prefix + k for k in keys])
+            return [cast("bytes | None", self.client.get(prefix + keys[0]))]
+        return cast("list[bytes | None]", self.client.mget([prefix + k for k in keys]))
 
     def delete_view(self, view: str) -> None:
         pattern = self._prefix(view) + b"*"
@@ -50,7 +51,7 @@ class RedisOnlineStore:
 
     def get_meta(self, name: str) -> str | None:
         value = self.client.hget(f"{self.namespace}:meta", name)
-        return None if value is None else value.decode()
+        return None if value is None else cast(bytes, value).decode()
 
     def set_meta(self, name: str, value: str) -> None:
         self.client.hset(f"{self.namespace}:meta", name, value)
