@@ -102,9 +102,7 @@ class Ingestor:
         return report
 
     def _ingest_messages(self, messages: list[Message], source: str) -> IngestReport:
-        records = [m.payload for m in messages]
-        report = self.ingest_records(records, f"{source}:{messages[0].id}..{messages[-1].id}")
-        return report
+        return self.ingest_records([m.payload for m in messages], f"{source}:{messages[0].id}..{messages[-1].id}")
 
 
 def _read_chunks(path: Path, chunk_rows: int) -> Iterator[pa.Table]:

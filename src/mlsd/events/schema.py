@@ -175,8 +175,7 @@ def records_to_table(records: Sequence[Mapping[str, Any]], schema: EventSchema) 
         except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
             columns[name] = pa.array([None if v is None else str(v) for v in values], type=pa.string())
     present = {name for record in records for name in record}
-    table = pa.table({k: v for k, v in columns.items() if k in present or k in extra_names})
-    return table
+    return pa.table({k: v for k, v in columns.items() if k in present})
 
 
 def validate(

@@ -98,13 +98,17 @@ class WindowedAggregator:
         self._chunks: dict[int, _Chunk] = {}
         self._sequence = 0
         for agg in view.aggregations:
+            if agg.function == "last":
+                self.last_values.setdefault(str(agg.column), np.zeros(0))
+            if agg.function == "time_since_last" or (agg.function == "last" and agg.window_us is None):
+                # Read from the latest event alone (readers apply a time-since window at read time).
+                continue
+            # A windowed `last` keeps a window only so that expiry rewrites the key when it goes stale.
             window = self.windows.setdefault(agg.window_us, _Window(agg.window_us))
             if agg.function in ("sum", "mean"):
                 window.sums.setdefault(str(agg.column), np.zeros(0))
             elif agg.function == "distinct_count":
                 window.distinct.setdefault(str(agg.column), _Distinct())
-            elif agg.function == "last":
-                self.last_values.setdefault(str(agg.column), np.zeros(0))
         self._numeric = sorted({c for w in self.windows.values() for c in w.sums} | set(self.last_values))
         self._categorical = sorted({c for w in self.windows.values() for c in w.distinct})
 
@@ -198,8 +202,10 @@ class WindowedAggregator:
         """
         out = np.empty((len(keys), len(self.view.aggregations)), dtype=np.float64)
         for j, agg in enumerate(self.view.aggregations):
-            window = self.windows[agg.window_us]
-            if agg.function == "count":
+            window = self.windows.get(agg.window_us)
+            if window is None or agg.function in ("last", "time_since_last"):
+                out[:, j] = self._latest(keys, agg.function, agg.column, agg.window_us)
+            elif agg.function == "count":
                 out[:, j] = window.count[keys]
             elif agg.function == "sum":
                 out[:, j] = window.sums[str(agg.column)][keys]
@@ -209,11 +215,13 @@ class WindowedAggregator:
                     out[:, j] = np.where(count > 0, window.sums[str(agg.column)][keys] / count, np.nan)
             elif agg.function == "distinct_count":
                 out[:, j] = window.distinct[str(agg.column)].distinct[keys]
-            else:
-                last = self.last_ts[keys]
-                alive = last != NO_TIME
-                if agg.window_us is not None:
-                    alive &= last > self.watermark - agg.window_us
-                source = self.last_values[str(agg.column)][keys] if agg.function == "last" else last.astype(np.float64)
-                out[:, j] = np.where(alive, source, np.nan)
         return out
+
+    def _latest(self, keys: np.ndarray, function: str, column: str | None, window_us: int | None) -> np.ndarray:
+        """``last`` value, or the latest event time for ``time_since_last``; NaN if none inside the window."""
+        last = self.last_ts[keys]
+        alive = last != NO_TIME
+        if window_us is not None:
+            alive &= last > self.watermark - window_us
+        source = self.last_values[str(column)][keys] if function == "last" else last.astype(np.float64)
+        return np.where(alive, source, np.nan)
