@@ -45,6 +45,25 @@ def _datasets(args: argparse.Namespace) -> int:
     return status
 
 
+def _run(args: argparse.Namespace) -> int:
+    from mlsd.systems.ads.run import AdsRun, write_json
+
+    results = AdsRun(home=Path(args.home or home_dir() / args.system), data=args.data, progress=not args.quiet,
+                     models=args.models.split(",") if args.models else AdsRun.models).run()
+    if args.json:
+        write_json(results, args.json)
+        print(f"metrics: {args.json}")
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from mlsd.serving.server import serve
+
+    serve(args.system, home=Path(args.home or home_dir() / args.system), host=args.host, port=args.port,
+          max_in_flight=args.max_in_flight)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mlsd", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -60,6 +79,21 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("--schema", default="talkingdata", choices=["talkingdata"])
     ingest.add_argument("--quiet", action="store_true")
     ingest.set_defaults(run=_ingest)
+    run = sub.add_parser("run", help="ingest -> features -> train -> register -> evaluate a reference system")
+    run.add_argument("system", choices=["ads"])
+    run.add_argument("--data", help="data directory (default: $MLSD_DATA_DIR; generated data without one)")
+    run.add_argument("--home", help="output directory (default: $MLSD_HOME/SYSTEM)")
+    run.add_argument("--json", help="write {dataset: {model: metrics}} to this path")
+    run.add_argument("--models", help="comma-separated model kinds (default: all)")
+    run.add_argument("--quiet", action="store_true")
+    run.set_defaults(run=_run)
+    serve = sub.add_parser("serve", help="serve a reference system's champion model over HTTP")
+    serve.add_argument("system", choices=["ads"])
+    serve.add_argument("--home", help="the system's directory (default: $MLSD_HOME/SYSTEM)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--max-in-flight", type=int, default=64)
+    serve.set_defaults(run=_serve)
     data = sub.add_parser("datasets", help="verify the datasets under the data directory")
     data.add_argument("--data")
     data.set_defaults(run=_datasets)

@@ -41,6 +41,12 @@ DATASETS: dict[str, Dataset] = {
                  DatasetFile("test.tsv", "3a7a78b694945482aede520e68300b0e2748603363072822cfbbb9f72d0dfd9a")),
                 "https://ailab.criteo.com/ressources/ (Criteo Display Advertising Challenge)",
                 "Criteo Labs: non-commercial, no redistribution"),
+        Dataset("ipinyou", "ipinyou-sample",
+                (DatasetFile("train.fm.txt", "9e7de462cfe384f3c694b8456d2bcb96013be4c1dd1fc3008bb8cfb97dc3481b"),
+                 DatasetFile("test.fm.txt", "081cc6b7d8c891592bf792d6f6485a09d9b65bbe21262cc36f6fe58394f7f20a"),
+                 DatasetFile("featindex.txt", "06f4250626e1bad721c4216017ee8c874c8eec1e58dbf10e93dcb6f7dcf0594d")),
+                "https://github.com/wnzhang/deep-ctr (iPinYou sample, FNN paper demo data)",
+                "none stated"),
     )
 }
 

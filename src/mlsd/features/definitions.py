@@ -234,7 +234,9 @@ class OnDemandView:
         if missing:
             raise DefinitionError(f"on-demand view {self.name!r} is missing inputs {missing}")
         rows = len(next(iter(columns.values()))) if columns else 0
-        result = self.function({input_column(n): np.asarray(columns[input_column(n)]) for n in self.inputs})
+        # Inputs arrive as float64 on both paths (online values are float64), so a function sees one dtype.
+        result = self.function({input_column(n): np.asarray(columns[input_column(n)], dtype=np.float64)
+                                for n in self.inputs})
         out = {}
         for feature in self.outputs:
             if feature.name not in result:

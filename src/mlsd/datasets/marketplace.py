@@ -1,0 +1,95 @@
+"""A generated ad marketplace with a known click model, for scale tests and experiments.
+
+Users (segment, age group, device, activity), ads (category, quality), publishers (type, quality)
+and a diurnal traffic pattern. The hidden click model has feature interactions (segment x category,
+category x hour, device x publisher type), and every event carries its true click probability, so
+the best achievable log loss is known. ``probability`` scores any (user, ad, publisher, hour), which
+lets an experiment show a different ad and draw the click the user would really have made.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+
+from mlsd.core.timeutil import TIMESTAMP
+
+START = np.datetime64("2026-01-05T00:00:00", "us")
+CATEGORICAL = ("user_segment", "age_group", "device", "ad_id", "ad_category", "publisher_id", "publisher_type",
+               "hour")
+
+
+@dataclass
+class AdMarketplace:
+    """The hidden world; the same seed gives the same users, ads, publishers and click model."""
+
+    seed: int = 0
+    users: int = 50_000
+    ads: int = 2_000
+    publishers: int = 200
+    base_logit: float = -4.2
+    rng: np.random.Generator = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.rng = np.random.default_rng(self.seed)
+        r = self.rng
+        self.user_segment = r.integers(0, 8, self.users)
+        self.age_group = r.integers(0, 5, self.users)
+        self.device = r.choice(3, self.users, p=[0.6, 0.3, 0.1])
+        self.user_bias = r.normal(0, 0.4, self.users)
+        self.activity = r.lognormal(0, 1.0, self.users)
+        self.ad_category = r.integers(0, 12, self.ads)
+        self.ad_quality = r.normal(0, 0.5, self.ads)
+        self.publisher_type = r.integers(0, 6, self.publishers)
+        self.publisher_quality = r.normal(0, 0.3, self.publishers)
+        self.affinity = r.normal(0, 0.8, (8, 12))
+        self.age_affinity = r.normal(0, 0.4, (5, 12))
+        self.device_publisher = r.normal(0, 0.5, (3, 6))
+        phase = r.uniform(0, 2 * np.pi, 12)
+        hours = np.arange(24)
+        self.hour_effect = 0.5 * np.sin(2 * np.pi * hours[None, :] / 24 + phase[:, None])
+
+    def probability(self, user: np.ndarray, ad: np.ndarray, publisher: np.ndarray, hour: np.ndarray) -> np.ndarray:
+        """True click probability of showing ``ad`` to ``user`` on ``publisher`` at ``hour`` (0-23)."""
+        category = self.ad_category[ad]
+        logit = (self.base_logit + self.user_bias[user] + self.ad_quality[ad] + self.publisher_quality[publisher]
+                 + self.affinity[self.user_segment[user], category] + self.age_affinity[self.age_group[user], category]
+                 + self.hour_effect[category, hour]
+                 + self.device_publisher[self.device[user], self.publisher_type[publisher]])
+        return 1.0 / (1.0 + np.exp(-logit))
+
+    def features(self, user: np.ndarray, ad: np.ndarray, publisher: np.ndarray, hour: np.ndarray) -> dict[str, np.ndarray]:
+        """What a model may see about an impression (ids and attributes, never the hidden effects)."""
+        return {"user_id": user, "user_segment": self.user_segment[user], "age_group": self.age_group[user],
+                "device": self.device[user], "ad_id": ad, "ad_category": self.ad_category[ad],
+                "publisher_id": publisher, "publisher_type": self.publisher_type[publisher], "hour": hour}
+
+    def events(self, n: int, *, days: float = 7.0, seed: int = 1) -> pa.Table:
+        """``n`` impressions in time order with features, ``p_true`` and the drawn ``click``."""
+        r = np.random.default_rng(seed)
+        user = r.choice(self.users, n, p=self.activity / self.activity.sum())
+        ad = r.integers(0, self.ads, n)
+        publisher = r.integers(0, self.publishers, n)
+        # Diurnal traffic: more impressions in the evening.
+        seconds = np.sort(r.uniform(0, days * 86400, n * 2))
+        hour_of = (seconds // 3600 % 24).astype(np.int64)
+        weight = 1 + 0.6 * np.sin(2 * np.pi * (hour_of - 14) / 24)
+        keep = r.random(n * 2) < weight / weight.max()
+        seconds = seconds[keep][:n]
+        if seconds.size < n:
+            seconds = np.sort(np.concatenate([seconds, r.uniform(0, days * 86400, n - seconds.size)]))
+        hour = (seconds // 3600 % 24).astype(np.int64)
+        p = self.probability(user, ad, publisher, hour)
+        click = (r.random(n) < p).astype(np.int8)
+        stamps = START + (seconds * 1e6).astype("timedelta64[us]")
+        columns = {k: pa.array(v) for k, v in self.features(user, ad, publisher, hour).items()}
+        return pa.table({"event_timestamp": pa.array(stamps).cast(TIMESTAMP), **columns,
+                         "p_true": pa.array(p), "click": pa.array(click)})
+
+
+def best_logloss(p_true: np.ndarray) -> float:
+    """Expected log loss of the true probabilities: no model can do better on average."""
+    p = np.clip(p_true, 1e-15, 1 - 1e-15)
+    return float(-np.mean(p * np.log(p) + (1 - p) * np.log(1 - p)))

@@ -1,0 +1,154 @@
+"""The model registry on MLflow: runs with parameters, metrics and artefacts; versions with lineage and aliases.
+
+By default MLflow keeps everything under the project's home directory (a SQLite tracking/registry
+database and a local artefact folder), so no server is needed; ``MLFLOW_TRACKING_URI`` (or the
+``tracking_uri`` argument) points it at a server instead. Only :class:`ClickPipeline` directories are
+stored, and loading goes through its safe loader: JSON, LightGBM text and weights-only state dicts.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mlsd.core.errors import MlsdError
+from mlsd.core.paths import home_dir
+from mlsd.training.pipeline import ClickPipeline
+
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+
+
+@dataclass(frozen=True)
+class Lineage:
+    """Where a model came from: the exact training data, the feature definitions and the code."""
+
+    data_fingerprint: str
+    feature_views: Mapping[str, int]
+    code_revision: str
+
+    def tags(self) -> dict[str, str]:
+        views = ",".join(f"{name}:v{version}" for name, version in sorted(self.feature_views.items()))
+        return {"mlsd.data_fingerprint": self.data_fingerprint, "mlsd.feature_views": views,
+                "mlsd.code_revision": self.code_revision}
+
+
+@dataclass(frozen=True)
+class RegisteredVersion:
+    name: str
+    version: str
+    run_id: str
+    tags: Mapping[str, str]
+
+
+def code_revision() -> str:
+    """The git commit of the working tree (with ``-dirty`` if it has changes), else the package version."""
+    from mlsd import __version__
+
+    root = Path(__file__).resolve().parents[3]
+    try:
+        head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
+                              check=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, check=True, timeout=10).stdout.strip()
+        return head + ("-dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return f"mlsd {__version__}"
+
+
+class ModelRegistry:
+    """Registers :class:`ClickPipeline` versions in MLflow and loads them back by alias or version."""
+
+    def __init__(self, home: str | os.PathLike[str] | None = None, tracking_uri: str | None = None) -> None:
+        from mlflow.tracking import MlflowClient
+
+        logging.getLogger("alembic").setLevel(logging.WARNING)
+        self.home = Path(home) if home is not None else home_dir()
+        self.home.mkdir(parents=True, exist_ok=True)
+        uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{self.home / 'mlflow.db'}"
+        self.tracking_uri = uri
+        self.artifact_root = (self.home / "mlartifacts").resolve().as_uri()
+        self.client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+        self._cache = self.home / "model-cache"
+
+    def _experiment(self, name: str) -> str:
+        found = self.client.get_experiment_by_name(name)
+        if found is not None:
+            return str(found.experiment_id)
+        location = None if self.tracking_uri.startswith(("http", "databricks")) else f"{self.artifact_root}/{name}"
+        return str(self.client.create_experiment(name, artifact_location=location))
+
+    def register(self, name: str, pipeline: ClickPipeline, *, params: Mapping[str, Any],
+                 metrics: Mapping[str, float], lineage: Lineage, experiment: str = "mlsd",
+                 run_name: str | None = None, artifacts: Sequence[Path] = ()) -> RegisteredVersion:
+        """Log a run (params, metrics, the pipeline directory) and create a model version from it."""
+        from mlflow.entities import Metric, Param, RunTag
+        from mlflow.exceptions import MlflowException
+
+        experiment_id = self._experiment(experiment)
+        run = self.client.create_run(experiment_id, run_name=run_name, tags=lineage.tags())
+        run_id = run.info.run_id
+        try:
+            stamp = int(run.info.start_time)
+            self.client.log_batch(run_id, params=[Param(k, str(v)[:6000]) for k, v in params.items()],
+                                  metrics=[Metric(k, float(v), stamp, 0) for k, v in metrics.items()
+                                           if v == v and abs(float(v)) != float("inf")])
+            with tempfile.TemporaryDirectory() as scratch:
+                pipeline.save(Path(scratch) / "model")
+                self.client.log_artifacts(run_id, str(Path(scratch) / "model"), "model")
+            for path in artifacts:
+                self.client.log_artifact(run_id, str(path))
+            self.client.set_terminated(run_id)
+        except Exception:
+            self.client.set_terminated(run_id, status="FAILED")
+            raise
+        try:
+            self.client.create_registered_model(name)
+        except MlflowException as exc:
+            if "already exists" not in str(exc).lower() and "RESOURCE_ALREADY_EXISTS" not in str(exc):
+                raise
+        source = f"{run.info.artifact_uri}/model"
+        version = self.client.create_model_version(name, source, run_id=run_id, tags=lineage.tags())
+        return RegisteredVersion(name, str(version.version), run_id, lineage.tags())
+
+    def set_alias(self, name: str, alias: str, version: str) -> None:
+        self.client.set_registered_model_alias(name, alias, version)
+
+    def version_for(self, name: str, alias: str) -> str:
+        """The version an alias points at; raises :class:`MlsdError` when there is none."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return str(self.client.get_model_version_by_alias(name, alias).version)
+        except MlflowException as exc:
+            raise MlsdError(f"model {name!r} has no version with alias {alias!r} (train it first: mlsd run)") \
+                from exc
+
+    def describe(self, name: str, version: str) -> RegisteredVersion:
+        mv = self.client.get_model_version(name, version)
+        return RegisteredVersion(name, str(mv.version), str(mv.run_id), dict(mv.tags))
+
+    def load(self, name: str, *, alias: str | None = None, version: str | None = None) -> tuple[ClickPipeline, str]:
+        """Download (once, cached by version) and load a pipeline; returns it with its version."""
+        if version is None:
+            version = self.version_for(name, alias or CHAMPION)
+        target = self._cache / name / str(version)
+        if not (target / "pipeline.json").exists():
+            mv = self.client.get_model_version(name, version)
+            staging = Path(tempfile.mkdtemp(dir=self._cache.parent if self._cache.parent.exists() else None))
+            try:
+                local = self.client.download_artifacts(str(mv.run_id), "model", str(staging))
+                target.parent.mkdir(parents=True, exist_ok=True)
+                if target.exists():
+                    shutil.rmtree(target)
+                os.replace(local, target)
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
+        return ClickPipeline.load(target), str(version)

@@ -1,0 +1,149 @@
+"""``mlsd run ads``: ingest -> features -> train every model -> register -> evaluate, on every dataset.
+
+TalkingData (the served system) goes through the whole platform and its models are registered in
+MLflow with lineage; the best on the validation period becomes ``champion``, the runner-up
+``challenger``, and the online store is filled so ``mlsd serve ads`` can score right away. Criteo and
+iPinYou check the same models on hashed categorical data. Without a data directory the generated
+marketplace stands in for TalkingData.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from tqdm import tqdm
+
+from mlsd.core.atomic import atomic_write_json
+from mlsd.core.errors import DataNotFoundError
+from mlsd.datasets import TALKINGDATA_SCHEMA, locate
+from mlsd.datasets.ctr import load_criteo, load_ipinyou
+from mlsd.events import EventLog, Ingestor
+from mlsd.features import FeatureStore, OfflineStore, SqliteOnlineStore
+from mlsd.registry import CHALLENGER, CHAMPION, Lineage, ModelRegistry, code_revision
+from mlsd.systems.ads.features import ads_views, click_views
+from mlsd.systems.ads.training import MODELS, TrainingSet, flat_set, marketplace_set, talkingdata_set, train_all
+from mlsd.training import TrainingResult
+from mlsd.training.metrics import reliability_curve
+
+REPORTED = ("auc", "logloss", "ne", "calibration", "ece", "pr_auc")
+
+
+def model_name(dataset: str) -> str:
+    """The registered model name of a dataset's ads models."""
+    return f"ads-{dataset}"
+
+
+@dataclass
+class AdsRun:
+    """One ``mlsd run ads``; ``run`` returns ``{dataset: {model: metrics}}`` on each test period."""
+
+    home: Path
+    data: str | None = None
+    models: Sequence[str] = MODELS
+    progress: bool = True
+    marketplace_rows: int = 400_000
+    results: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
+
+    def say(self, text: str) -> None:
+        tqdm.write(text)
+
+    def run(self) -> dict[str, dict[str, dict[str, float]]]:
+        self.home.mkdir(parents=True, exist_ok=True)
+        registry = ModelRegistry(self.home)
+        try:
+            self._talkingdata(registry)
+        except DataNotFoundError as exc:
+            self.say(f"talkingdata: skipped ({exc}); training on the generated marketplace instead")
+            self._train_and_register(registry, marketplace_set(self.marketplace_rows))
+        for loader in (load_criteo, load_ipinyou):
+            try:
+                data = flat_set(loader(self.data))
+            except DataNotFoundError as exc:
+                self.say(f"{loader.__name__[5:]}: skipped ({exc})")
+                continue
+            self._train_and_register(registry, data)
+        self.say(format_table(self.results))
+        return self.results
+
+    def _talkingdata(self, registry: ModelRegistry) -> None:
+        path = locate("talkingdata", self.data)["train_sample.csv"]
+        started = time.perf_counter()
+        with EventLog(self.home / "events" / "clicks", TALKINGDATA_SCHEMA) as log:
+            report = Ingestor(log).ingest_file(path, progress=self.progress)
+            self.say(f"talkingdata: ingested {report.accepted:,} new clicks ({report.duplicates:,} already in the "
+                     f"log, {report.rejected} rejected) in {time.perf_counter() - started:.1f} s")
+            store = FeatureStore(SqliteOnlineStore(self.home / "online.db"), OfflineStore(), ads_views(log))
+            started = time.perf_counter()
+            data = talkingdata_set(store, log)
+            self.say(f"talkingdata: point-in-time training frame, {len(data.labels):,} rows x "
+                     f"{len(data.numeric)} numeric + {len(data.categorical)} categorical features in "
+                     f"{time.perf_counter() - started:.1f} s")
+            self._train_and_register(registry, data)
+            end = pc.max(pc.cast(log.read(["click_time"]).column("click_time"), pa.int64())).as_py()
+            written = store.materialize([v.name for v in click_views(log)], end_us=end)
+            self.say(f"talkingdata: online store filled as of the last click ({sum(written.values()):,} entity rows)")
+            store.online.close()
+
+    def _train_and_register(self, registry: ModelRegistry, data: TrainingSet) -> None:
+        lineage = Lineage(data.fingerprint(), data.feature_views or {}, code_revision())
+        name = model_name(data.name)
+        versions: list[tuple[float, str]] = []
+        scores: dict[str, dict[str, float]] = {}
+
+        def record(kind: str, result: TrainingResult) -> None:
+            test = result.metrics.get("test", {})
+            scores[kind] = {k: round(float(test[k]), 6) for k in REPORTED if k in test}
+            metrics = {f"{period}_{k}": v for period, values in result.metrics.items() for k, v in values.items()}
+            if data.best_logloss is not None:
+                metrics["test_best_possible_logloss"] = data.best_logloss
+                scores[kind]["best_possible_logloss"] = round(data.best_logloss, 6)
+            artefact = self.home / "reliability" / f"{data.name}-{kind}.json"
+            self._reliability(data, result, artefact)
+            version = registry.register(name, result.pipeline, params=result.params, metrics=metrics,
+                                        lineage=lineage, experiment=f"ads-{data.name}", run_name=kind,
+                                        artifacts=[artefact])
+            valid = result.metrics.get("valid", {}).get("logloss", float("inf"))
+            versions.append((valid, version.version))
+            self.say(f"{data.name}: {kind:7s} test AUC {scores[kind].get('auc', float('nan')):.4f}  "
+                     f"NE {scores[kind].get('ne', float('nan')):.3f}  calibration "
+                     f"{scores[kind].get('calibration', float('nan')):.3f}  ({result.fit.seconds:.1f} s) "
+                     f"-> {name} v{version.version}")
+
+        train_all(data, self.models, on_model=record)
+        ranked = sorted(versions)
+        registry.set_alias(name, CHAMPION, ranked[0][1])
+        if len(ranked) > 1:
+            registry.set_alias(name, CHALLENGER, ranked[1][1])
+        self.results[data.name] = scores
+
+    @staticmethod
+    def _reliability(data: TrainingSet, result: TrainingResult, path: Path) -> None:
+        index = data.split.test
+        p = result.pipeline.predict({k: np.asarray(v)[index] for k, v in data.columns.items()})
+        path.parent.mkdir(parents=True, exist_ok=True)
+        curve = reliability_curve(data.labels[index], p, bins=10, strategy="quantile")
+        atomic_write_json(path, {"predicted": curve.predicted.tolist(), "observed": curve.observed.tolist(),
+                                 "rows": curve.counts.tolist()})
+
+
+def format_table(results: dict[str, dict[str, dict[str, float]]]) -> str:
+    """The per-dataset, per-model test metrics as a text table."""
+    lines = [f"{'dataset':12s} {'model':8s} {'AUC':>7s} {'logloss':>8s} {'NE':>6s} {'calib':>6s} {'ECE':>8s}"]
+    for dataset, models in results.items():
+        for kind, m in models.items():
+            lines.append(f"{dataset:12s} {kind:8s} {m.get('auc', float('nan')):7.4f} "
+                         f"{m.get('logloss', float('nan')):8.5f} {m.get('ne', float('nan')):6.3f} "
+                         f"{m.get('calibration', float('nan')):6.3f} {m.get('ece', float('nan')):8.5f}")
+    return "\n".join(lines)
+
+
+def write_json(results: dict[str, Any], path: str | Path) -> None:
+    atomic_write_json(Path(path), results)
