@@ -35,6 +35,7 @@ class _OnlineLayout:
     ttl_us: int | None
     since_columns: tuple[int, ...]
     since_windows_us: tuple[int | None, ...]
+    zero_columns: tuple[int, ...] = ()
 
 
 class FeatureStore:
@@ -131,15 +132,19 @@ class FeatureStore:
         if layout is None:
             since: list[int] = []
             windows: list[int | None] = []
+            zero: list[int] = []
             ttl = None
             if isinstance(view, AggregationView):
+                # An entity with no events yet has count/sum/distinct 0 offline: the same online.
+                zero = [j for j, a in enumerate(view.aggregations) if a.function in ("count", "sum", "distinct_count")]
                 for j, agg in enumerate(view.aggregations):
                     if agg.function == "time_since_last":
                         since.append(j)
                         windows.append(agg.window_us)
             elif view.ttl is not None:
                 ttl = int(view.ttl.total_seconds() * 1_000_000)
-            layout = _OnlineLayout(VectorCodec(len(view.feature_names)), ttl, tuple(since), tuple(windows))
+            layout = _OnlineLayout(VectorCodec(len(view.feature_names)), ttl, tuple(since), tuple(windows),
+                                   tuple(zero))
             self._layouts[view.name] = layout
         return layout
 
@@ -150,6 +155,11 @@ class FeatureStore:
             raise DefinitionError(f"{view_name!r} is on-demand: use online_features with request data")
         layout = self._layout(view)
         event_ts, values = layout.codec.decode(self.online.read_batch(view_name, keys))
+        if layout.zero_columns:
+            unseen = event_ts == MISSING_TS
+            if unseen.any():
+                values = values.copy()
+                values[np.ix_(unseen, layout.zero_columns)] = 0.0
         if layout.ttl_us is None and not layout.since_columns:
             return values
         at = now_us() if at_us is None else at_us

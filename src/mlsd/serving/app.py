@@ -1,0 +1,174 @@
+"""The ASGI inference service: scoring route, health, Prometheus metrics, OpenAPI, load shedding.
+
+A system plugs in a :class:`ScoringService` (its request schema and its scoring function); this
+module gives every system the same HTTP behaviour: malformed JSON is a 400, schema problems a 422
+listing each field, too many requests in flight a fast 503 with ``Retry-After``, and every scored
+request a line in the feature log. Scoring runs on the event loop: it is short CPU work with no I/O
+worth awaiting (an online-store batch read of a local SQLite file or Redis).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from typing import Any, Protocol
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from mlsd.core.errors import MlsdError
+from mlsd.serving.feature_log import FeatureLog
+from mlsd.serving.validation import RequestError, Schema, json_schema, validate
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+class ScoringService(Protocol):
+    """What a reference system provides to be served."""
+
+    system: str
+    route: str
+    request_schema: Schema
+    model_version: str
+
+    def score(self, body: dict[str, Any], request_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Return the response body and the feature-log record for one validated request."""
+        ...
+
+    def health(self) -> dict[str, Any]: ...
+
+    def close(self) -> None: ...
+
+
+class LoadShedding:
+    """ASGI middleware: beyond ``max_in_flight`` concurrent requests on ``paths``, answer 503 at once."""
+
+    def __init__(self, app: ASGIApp, max_in_flight: int, paths: tuple[str, ...], on_shed: Callable[[], None]) -> None:
+        self.app, self.max_in_flight, self.paths, self.on_shed = app, max_in_flight, paths, on_shed
+        self.in_flight = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] not in self.paths:
+            await self.app(scope, receive, send)
+            return
+        if self.in_flight >= self.max_in_flight:
+            self.on_shed()
+            body = b'{"error":"overloaded: too many requests in flight, retry shortly"}'
+            await send({"type": "http.response.start", "status": 503,
+                        "headers": [(b"content-type", b"application/json"), (b"retry-after", b"1"),
+                                    (b"content-length", str(len(body)).encode())]})
+            await send({"type": "http.response.body", "body": body})
+            return
+        self.in_flight += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.in_flight -= 1
+
+
+def create_app(service: ScoringService, feature_log: FeatureLog, *, max_in_flight: int = 64,
+               max_body_bytes: int = 1 << 20) -> ASGIApp:
+    """The service's ASGI application (wrapped in load shedding)."""
+    metrics = CollectorRegistry()
+    requests = Counter("mlsd_requests", "Scoring requests by HTTP status", ["status"], registry=metrics)
+    latency = Histogram("mlsd_request_seconds", "Scoring latency (server side)", registry=metrics,
+                        buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5))
+    shed = Counter("mlsd_shed_requests", "Requests answered 503 by load shedding", registry=metrics)
+    candidates = Histogram("mlsd_candidates", "Candidates per request", registry=metrics,
+                           buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000))
+    version = Gauge("mlsd_model_version", "Registered model version being served", registry=metrics)
+
+    async def score(request: Request) -> Response:
+        started = time.perf_counter()
+        status = 200
+        try:
+            raw = await request.body()
+            if len(raw) > max_body_bytes:
+                status = 413
+                return _error(413, f"body larger than {max_body_bytes} bytes")
+            try:
+                body = json.loads(raw)
+            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+                status = 400
+                return _error(400, f"body is not valid JSON: {exc}")
+            try:
+                validate(body, service.request_schema)
+                request_id = str(body.get("request_id") or uuid.uuid4().hex)
+                response, record = service.score(body, request_id)
+            except RequestError as exc:
+                status = 422
+                return JSONResponse({"error": "invalid request", "errors": exc.errors}, status_code=422)
+            except MlsdError as exc:
+                status = 422
+                return _error(422, str(exc))
+            feature_log.append(record)
+            candidates.observe(len(response.get("ranked", ())))
+            return JSONResponse(response)
+        finally:
+            requests.labels(str(status)).inc()
+            latency.observe(time.perf_counter() - started)
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"status": "ok", "system": service.system, "model_version": service.model_version,
+                             **service.health()})
+
+    async def prometheus(request: Request) -> Response:
+        try:
+            version.set(float(service.model_version))
+        except ValueError:
+            pass
+        return Response(generate_latest(metrics), media_type=CONTENT_TYPE_LATEST)
+
+    async def openapi(request: Request) -> Response:
+        return JSONResponse(openapi_document(service))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            feature_log.close()
+            service.close()
+
+    app = Starlette(routes=[
+        Route(service.route, score, methods=["POST"]),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/metrics", prometheus, methods=["GET"]),
+        Route("/openapi.json", openapi, methods=["GET"]),
+    ], lifespan=lifespan)
+    return LoadShedding(app, max_in_flight, (service.route,), shed.inc)
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+def openapi_document(service: ScoringService) -> dict[str, Any]:
+    """OpenAPI 3.1 description of the service's routes."""
+    error = {"description": "error", "content": {"application/json": {"schema": {"type": "object"}}}}
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": f"mlsd {service.system} service", "version": "1"},
+        "paths": {
+            service.route: {"post": {
+                "summary": f"Score a {service.system} request",
+                "requestBody": {"required": True,
+                                "content": {"application/json": {"schema": json_schema(service.request_schema)}}},
+                "responses": {"200": {"description": "ranked candidates with calibrated probabilities"},
+                              "400": error, "413": error, "422": error,
+                              "503": {"description": "overloaded; retry after the Retry-After header"}},
+            }},
+            "/healthz": {"get": {"summary": "liveness and the model version", "responses": {"200": error}}},
+            "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {"description": "text"}}}},
+        },
+    }

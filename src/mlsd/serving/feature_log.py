@@ -1,0 +1,77 @@
+"""The append-only inference feature log: what was served, with the exact features, by request id.
+
+Each scored request becomes one JSON line (request id, time, model version, entities, request
+fields, feature vector, predictions). A writer thread batches lines and flushes + fsyncs them every
+``flush_interval`` seconds, so logging costs the request path one queue put. Lines are whole or
+absent after a crash (readers skip a torn last line); at most ``flush_interval`` of the newest
+records can be lost on power failure, which is the price of not fsyncing per request.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+
+class FeatureLog:
+    """Background-flushed JSONL log under ``directory`` (one file per process start)."""
+
+    def __init__(self, directory: str | os.PathLike[str], flush_interval: float = 0.2) -> None:
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.path = self.directory / f"features-{os.getpid()}-{threading.get_ident() % 10_000}.jsonl"
+        self._queue: queue.Queue[str | None] = queue.Queue()
+        self._interval = flush_interval
+        self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - owned by the writer thread
+        self._thread = threading.Thread(target=self._write, name="feature-log", daemon=True)
+        self._thread.start()
+        self.written = 0
+
+    def append(self, record: dict[str, Any]) -> None:
+        self._queue.put(json.dumps(record, separators=(",", ":")))
+
+    def _write(self) -> None:
+        running = True
+        while running:
+            lines = []
+            try:
+                item = self._queue.get(timeout=self._interval)
+                if item is None:
+                    running = False
+                else:
+                    lines.append(item)
+                while True:
+                    item = self._queue.get_nowait()
+                    if item is None:
+                        running = False
+                        break
+                    lines.append(item)
+            except queue.Empty:
+                pass
+            if lines:
+                self._file.write("\n".join(lines) + "\n")
+                self._file.flush()
+                os.fsync(self._file.fileno())
+                self.written += len(lines)
+
+    def close(self) -> None:
+        """Write everything queued, then close."""
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
+        self._file.close()
+
+
+def read_feature_log(directory: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:
+    """Every complete record in a feature-log directory (a torn final line is skipped)."""
+    for path in sorted(Path(directory).glob("features-*.jsonl")):
+        with open(path, encoding="utf-8") as handle:
+            for line in handle:
+                if not line.endswith("\n"):
+                    break
+                yield json.loads(line)

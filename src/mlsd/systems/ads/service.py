@@ -1,0 +1,111 @@
+"""The ad scoring service: one request context and candidate ads -> calibrated click probabilities, ranked.
+
+Online features for every candidate come from one batch read per view; request-time features come
+from the same on-demand function used for training frames; the model is the registry's champion,
+hot-swapped when the alias moves. Each response is logged with the exact feature vector it used.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mlsd.datasets import TALKINGDATA_SCHEMA
+from mlsd.events import EventLog
+from mlsd.features import FeatureStore, OfflineStore, SqliteOnlineStore
+from mlsd.registry import CHAMPION, ModelRegistry
+from mlsd.serving.models import ModelHolder
+from mlsd.serving.validation import Field
+from mlsd.systems.ads.features import CATEGORICAL, REQUEST_TIME, ads_views, model_inputs
+from mlsd.systems.ads.run import model_name
+from mlsd.training.pipeline import ClickPipeline
+
+MAX_CANDIDATES = 500
+_ID = {"minimum": 0, "maximum": 2**31 - 1}
+
+REQUEST_SCHEMA = {
+    "request_id": Field("string", required=False, description="client id; generated when absent"),
+    "timestamp": Field("number", required=False, minimum=0, description="event time, Unix seconds (default: now)"),
+    "context": Field("object", properties={
+        "ip": Field("integer", **_ID), "device": Field("integer", **_ID), "os": Field("integer", **_ID)}),
+    "candidates": Field("array", min_items=1, max_items=MAX_CANDIDATES, items={
+        "app": Field("integer", **_ID), "channel": Field("integer", **_ID)}),
+}
+CONTEXT_KEYS = ("ip", "device", "os")
+CANDIDATE_KEYS = ("app", "channel")
+
+
+class AdsService:
+    """Scores ad candidates with the champion of ``ads-talkingdata`` from a run's home directory."""
+
+    system = "ads"
+    route = "/v1/ads/score"
+    request_schema = REQUEST_SCHEMA
+
+    def __init__(self, home: Path, *, dataset: str = "talkingdata", alias: str = CHAMPION,
+                 poll_interval: float = 2.0) -> None:
+        self.home = Path(home)
+        self.log = EventLog(self.home / "events" / "clicks", TALKINGDATA_SCHEMA, writer=False)
+        self.views = ads_views(self.log)
+        self.view_names = [v.name for v in self.views]
+        self.store = FeatureStore(SqliteOnlineStore(self.home / "online.db"), OfflineStore(), self.views)
+        self.registry = ModelRegistry(self.home)
+        self.models = ModelHolder(self.registry, model_name(dataset), alias, poll_interval, warm_up=self._warm_up)
+
+    @property
+    def model_version(self) -> str:
+        return self.models.version
+
+    def _warm_up(self, pipeline: ClickPipeline) -> None:
+        body = {"context": {"ip": 1, "device": 1, "os": 1}, "candidates": [{"app": 1, "channel": 1}]}
+        pipeline.predict(self.features(body)[1])
+
+    def features(self, body: dict[str, Any]) -> tuple[dict[str, list[Any]], dict[str, np.ndarray], float]:
+        """Entities, model input columns and request time of a validated request."""
+        candidates = body["candidates"]
+        n = len(candidates)
+        context = body["context"]
+        stamp = float(body["timestamp"]) if body.get("timestamp") is not None else time.time()
+        entities: dict[str, list[Any]] = {k: [context[k]] * n for k in CONTEXT_KEYS}
+        for key in CANDIDATE_KEYS:
+            entities[key] = [c[key] for c in candidates]
+        features = self.store.online_features(self.view_names, entities, request={REQUEST_TIME: [stamp] * n},
+                                              at_us=int(round(stamp * 1e6)))
+        columns = model_inputs(features, {k: np.asarray(entities[k], dtype=np.int64) for k in CATEGORICAL})
+        return entities, columns, stamp
+
+    def score(self, body: dict[str, Any], request_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        entities, columns, stamp = self.features(body)
+        pipeline, version = self.models.current
+        p = pipeline.predict(columns)
+        order = np.argsort(-p, kind="stable")
+        candidates = body["candidates"]
+        ranked = [{"app": candidates[i]["app"], "channel": candidates[i]["channel"], "probability": float(p[i])}
+                  for i in order.tolist()]
+        record = {
+            "request_id": request_id, "at_us": int(round(stamp * 1e6)), "model_version": version,
+            "entities": entities, "request": {REQUEST_TIME: stamp},
+            "features": {name: _json_floats(columns[name]) for name in pipeline.encoder.numeric},
+            "predictions": p.tolist(),
+        }
+        return {"request_id": request_id, "model_version": version, "ranked": ranked}, record
+
+    def health(self) -> dict[str, Any]:
+        return {"model_swaps": self.models.swaps, "views": self.view_names}
+
+    def close(self) -> None:
+        self.models.close()
+        self.store.online.close()
+        self.log.close()
+
+
+def _json_floats(values: np.ndarray) -> list[float | None]:
+    """NaN (missing) as JSON null."""
+    array = np.asarray(values, dtype=np.float64)
+    out: list[float | None] = array.tolist()
+    if np.isnan(array).any():
+        out = [None if v != v else v for v in out]  # type: ignore[comparison-overlap]
+    return out
