@@ -56,11 +56,11 @@ def load_ipinyou(root: str | os.PathLike[str] | None = None, valid_share: float 
     files = locate("ipinyou", root)
     field_of: dict[int, str] = {}
     for line in files["featindex.txt"].read_text().splitlines():
-        name, _, index = line.rpartition("\t")
+        name, _, number = line.rpartition("\t")
         field_name = name.split(":", 1)[0]
         # A few values hold a stray tab or line break; their lines carry no usable index.
-        if index.isdigit() and field_name.isdigit():
-            field_of[int(index)] = f"f{field_name}"
+        if number.isdigit() and field_name.isdigit():
+            field_of[int(number)] = f"f{field_name}"
     fields = sorted(set(field_of.values()), key=lambda f: int(f[1:]))
     rows: list[dict[str, int]] = []
     labels: list[int] = []
@@ -69,10 +69,10 @@ def load_ipinyou(root: str | os.PathLike[str] | None = None, valid_share: float 
         for line in files[name].read_text().splitlines():
             parts = line.split()
             labels.append(int(parts[0]))
-            row = {}
+            row: dict[str, int] = {}
             for token in parts[1:]:
-                index = int(token.split(":", 1)[0])
-                row[field_of.get(index, "f_unknown")] = index
+                feature = int(token.split(":", 1)[0])
+                row[field_of.get(feature, "f_unknown")] = feature
             rows.append(row)
         sizes.append(len(rows))
     columns = {f: np.array([r.get(f, -1) for r in rows], dtype=np.int64) for f in fields}

@@ -58,9 +58,10 @@ class AdMarketplace:
                  + self.affinity[self.user_segment[user], category] + self.age_affinity[self.age_group[user], category]
                  + self.hour_effect[category, hour]
                  + self.device_publisher[self.device[user], self.publisher_type[publisher]])
-        return 1.0 / (1.0 + np.exp(-logit))
+        return np.asarray(1.0 / (1.0 + np.exp(-logit)))
 
-    def features(self, user: np.ndarray, ad: np.ndarray, publisher: np.ndarray, hour: np.ndarray) -> dict[str, np.ndarray]:
+    def features(self, user: np.ndarray, ad: np.ndarray, publisher: np.ndarray,
+                 hour: np.ndarray) -> dict[str, np.ndarray]:
         """What a model may see about an impression (ids and attributes, never the hidden effects)."""
         return {"user_id": user, "user_segment": self.user_segment[user], "age_group": self.age_group[user],
                 "device": self.device[user], "ad_id": ad, "ad_category": self.ad_category[ad],
@@ -77,8 +78,10 @@ class AdMarketplace:
         hour_of = (seconds // 3600 % 24).astype(np.int64)
         weight = 1 + 0.6 * np.sin(2 * np.pi * (hour_of - 14) / 24)
         keep = r.random(n * 2) < weight / weight.max()
-        seconds = seconds[keep][:n]
-        if seconds.size < n:
+        seconds = seconds[keep]
+        if seconds.size >= n:
+            seconds = np.sort(r.choice(seconds, n, replace=False))
+        else:
             seconds = np.sort(np.concatenate([seconds, r.uniform(0, days * 86400, n - seconds.size)]))
         hour = (seconds // 3600 % 24).astype(np.int64)
         p = self.probability(user, ad, publisher, hour)

@@ -90,7 +90,7 @@ class ModelRegistry:
                  metrics: Mapping[str, float], lineage: Lineage, experiment: str = "mlsd",
                  run_name: str | None = None, artifacts: Sequence[Path] = ()) -> RegisteredVersion:
         """Log a run (params, metrics, the pipeline directory) and create a model version from it."""
-        from mlflow.entities import Metric, Param, RunTag
+        from mlflow.entities import Metric, Param
         from mlflow.exceptions import MlflowException
 
         experiment_id = self._experiment(experiment)

@@ -39,7 +39,9 @@ class ScoringService(Protocol):
     system: str
     route: str
     request_schema: Schema
-    model_version: str
+
+    @property
+    def model_version(self) -> str: ...
 
     def score(self, body: dict[str, Any], request_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
         """Return the response body and the feature-log record for one validated request."""
@@ -123,10 +125,8 @@ def create_app(service: ScoringService, feature_log: FeatureLog, *, max_in_fligh
                              **service.health()})
 
     async def prometheus(request: Request) -> Response:
-        try:
+        with contextlib.suppress(ValueError):
             version.set(float(service.model_version))
-        except ValueError:
-            pass
         return Response(generate_latest(metrics), media_type=CONTENT_TYPE_LATEST)
 
     async def openapi(request: Request) -> Response:

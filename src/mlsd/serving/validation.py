@@ -65,8 +65,7 @@ def _check_object(value: dict[str, Any], schema: Schema, path: str, errors: list
 
 
 def _check_value(value: Any, spec: Field, where: str, errors: list[dict[str, str]]) -> None:
-    # bool is an int subclass in Python; JSON true is not a number.
-    if not isinstance(value, _TYPES[spec.type]) or (isinstance(value, bool) and spec.type != "boolean"):
+    if not _is_type(value, spec.type):
         errors.append({"field": where, "message": f"expected {spec.type}, got {_json_type(value)}"})
         return
     if spec.type in ("integer", "number"):
@@ -88,6 +87,11 @@ def _check_value(value: Any, spec: Field, where: str, errors: list[dict[str, str
                     errors.append({"field": f"{where}[{i}]", "message": f"expected object, got {_json_type(item)}"})
                 else:
                     _check_object(item, spec.items, f"{where}[{i}].", errors)
+
+
+def _is_type(value: Any, kind: str) -> bool:
+    # bool is an int subclass in Python; JSON true is not a number.
+    return isinstance(value, _TYPES[kind]) and (kind == "boolean" or not isinstance(value, bool))
 
 
 def _json_type(value: Any) -> str:

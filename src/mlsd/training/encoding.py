@@ -130,9 +130,9 @@ def _column(columns: Columns, name: str) -> np.ndarray:
     except KeyError:
         raise KeyError(f"feature column {name!r} is missing") from None
     if isinstance(values, pa.ChunkedArray | pa.Array):
-        return values.to_numpy(zero_copy_only=False)
+        return np.asarray(values.to_numpy(zero_copy_only=False))
     return np.asarray(values)
 
 
 def _signed_log(x: np.ndarray) -> np.ndarray:
-    return np.sign(x) * np.log1p(np.abs(x))
+    return np.asarray(np.sign(x) * np.log1p(np.abs(x)))

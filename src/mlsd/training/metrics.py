@@ -68,7 +68,7 @@ def normalized_entropy(y_true: np.ndarray, p: np.ndarray) -> float:
     y, _ = _arrays(y_true, p)
     rate = float(np.clip(y.mean(), _EPS, 1 - _EPS))
     background = -(rate * np.log(rate) + (1 - rate) * np.log(1 - rate))
-    return log_loss(y_true, p) / background
+    return float(log_loss(y_true, p) / background)
 
 
 def calibration_ratio(y_true: np.ndarray, p: np.ndarray) -> float:
@@ -87,7 +87,8 @@ class ReliabilityCurve:
     counts: np.ndarray
 
 
-def reliability_curve(y_true: np.ndarray, p: np.ndarray, bins: int = 10, strategy: str = "quantile") -> ReliabilityCurve:
+def reliability_curve(y_true: np.ndarray, p: np.ndarray, bins: int = 10,
+                      strategy: str = "quantile") -> ReliabilityCurve:
     """Reliability diagram data; ``quantile`` bins hold equal row counts, ``uniform`` bins split [0, 1]."""
     y, q = _arrays(y_true, p)
     if strategy == "quantile":

@@ -104,8 +104,11 @@ def train_click_model(kind: str, columns: Columns, labels: np.ndarray, split: Ti
     everything = encoder.transform(columns, y)
     kept = split.train[downsample_negatives(y[split.train], negative_rate, seed)]
     valid = everything.take(split.valid)
+    # Early stopping compares losses in the model's own (downsampled) space, so its validation rows
+    # are downsampled the same way; the calibrator below still sees the whole period.
+    stopping = everything.take(split.valid[downsample_negatives(y[split.valid], negative_rate, seed + 1)])
     model = make_model(kind, encoder, seed=seed, **(model_params or {}))
-    report = model.fit(everything.take(kept), valid)
+    report = model.fit(everything.take(kept), stopping)
     pipeline = ClickPipeline(encoder, model, negative_rate, None)
     if calibration != "none" and len(valid):
         pipeline.calibrator = make_calibrator(calibration).fit(pipeline.predict_encoded(valid), y[split.valid])
@@ -130,5 +133,5 @@ def train_click_model(kind: str, columns: Columns, labels: np.ndarray, split: Ti
 
 
 def _rows(values: Any, index: np.ndarray) -> np.ndarray:
-    array = values.to_numpy(zero_copy_only=False) if hasattr(values, "to_numpy") else np.asarray(values)
-    return np.asarray(array)[index]
+    array = values.to_numpy(zero_copy_only=False) if hasattr(values, "to_numpy") else values
+    return np.asarray(np.asarray(array)[index])

@@ -9,7 +9,6 @@ marketplace stands in for TalkingData.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -50,6 +49,8 @@ class AdsRun:
     models: Sequence[str] = MODELS
     progress: bool = True
     marketplace_rows: int = 400_000
+    clicks: pa.Table | None = None  # TalkingData-shaped clicks to use instead of the data directory's file
+    flat_datasets: bool = True
     results: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
 
     def say(self, text: str) -> None:
@@ -63,7 +64,7 @@ class AdsRun:
         except DataNotFoundError as exc:
             self.say(f"talkingdata: skipped ({exc}); training on the generated marketplace instead")
             self._train_and_register(registry, marketplace_set(self.marketplace_rows))
-        for loader in (load_criteo, load_ipinyou):
+        for loader in (load_criteo, load_ipinyou) if self.flat_datasets else ():
             try:
                 data = flat_set(loader(self.data))
             except DataNotFoundError as exc:
@@ -74,10 +75,13 @@ class AdsRun:
         return self.results
 
     def _talkingdata(self, registry: ModelRegistry) -> None:
-        path = locate("talkingdata", self.data)["train_sample.csv"]
         started = time.perf_counter()
         with EventLog(self.home / "events" / "clicks", TALKINGDATA_SCHEMA) as log:
-            report = Ingestor(log).ingest_file(path, progress=self.progress)
+            if self.clicks is not None:
+                report = Ingestor(log).ingest_table(self.clicks, "given")
+            else:
+                path = locate("talkingdata", self.data)["train_sample.csv"]
+                report = Ingestor(log).ingest_file(path, progress=self.progress)
             self.say(f"talkingdata: ingested {report.accepted:,} new clicks ({report.duplicates:,} already in the "
                      f"log, {report.rejected} rejected) in {time.perf_counter() - started:.1f} s")
             store = FeatureStore(SqliteOnlineStore(self.home / "online.db"), OfflineStore(), ads_views(log))

@@ -18,21 +18,25 @@ from mlsd.events import EventLog
 from mlsd.features import FeatureStore, OfflineStore, SqliteOnlineStore
 from mlsd.registry import CHAMPION, ModelRegistry
 from mlsd.serving.models import ModelHolder
-from mlsd.serving.validation import Field
+from mlsd.serving.validation import Field, Schema
 from mlsd.systems.ads.features import CATEGORICAL, REQUEST_TIME, ads_views, model_inputs
 from mlsd.systems.ads.run import model_name
 from mlsd.training.pipeline import ClickPipeline
 
 MAX_CANDIDATES = 500
-_ID = {"minimum": 0, "maximum": 2**31 - 1}
+
+
+def _id() -> Field:
+    return Field("integer", minimum=0, maximum=2**31 - 1)
+
 
 REQUEST_SCHEMA = {
     "request_id": Field("string", required=False, description="client id; generated when absent"),
     "timestamp": Field("number", required=False, minimum=0, description="event time, Unix seconds (default: now)"),
     "context": Field("object", properties={
-        "ip": Field("integer", **_ID), "device": Field("integer", **_ID), "os": Field("integer", **_ID)}),
+        "ip": _id(), "device": _id(), "os": _id()}),
     "candidates": Field("array", min_items=1, max_items=MAX_CANDIDATES, items={
-        "app": Field("integer", **_ID), "channel": Field("integer", **_ID)}),
+        "app": _id(), "channel": _id()}),
 }
 CONTEXT_KEYS = ("ip", "device", "os")
 CANDIDATE_KEYS = ("app", "channel")
@@ -43,7 +47,7 @@ class AdsService:
 
     system = "ads"
     route = "/v1/ads/score"
-    request_schema = REQUEST_SCHEMA
+    request_schema: Schema = REQUEST_SCHEMA
 
     def __init__(self, home: Path, *, dataset: str = "talkingdata", alias: str = CHAMPION,
                  poll_interval: float = 2.0) -> None:
@@ -73,7 +77,7 @@ class AdsService:
         for key in CANDIDATE_KEYS:
             entities[key] = [c[key] for c in candidates]
         features = self.store.online_features(self.view_names, entities, request={REQUEST_TIME: [stamp] * n},
-                                              at_us=int(round(stamp * 1e6)))
+                                              at_us=round(stamp * 1e6))
         columns = model_inputs(features, {k: np.asarray(entities[k], dtype=np.int64) for k in CATEGORICAL})
         return entities, columns, stamp
 
@@ -86,7 +90,7 @@ class AdsService:
         ranked = [{"app": candidates[i]["app"], "channel": candidates[i]["channel"], "probability": float(p[i])}
                   for i in order.tolist()]
         record = {
-            "request_id": request_id, "at_us": int(round(stamp * 1e6)), "model_version": version,
+            "request_id": request_id, "at_us": round(stamp * 1e6), "model_version": version,
             "entities": entities, "request": {REQUEST_TIME: stamp},
             "features": {name: _json_floats(columns[name]) for name in pipeline.encoder.numeric},
             "predictions": p.tolist(),
@@ -107,5 +111,5 @@ def _json_floats(values: np.ndarray) -> list[float | None]:
     array = np.asarray(values, dtype=np.float64)
     out: list[float | None] = array.tolist()
     if np.isnan(array).any():
-        out = [None if v != v else v for v in out]  # type: ignore[comparison-overlap]
+        out = [None if v != v else v for v in out]
     return out

@@ -58,7 +58,8 @@ class LightGBMModel:
             valid_sets = [lgb.Dataset(matrix(valid), valid.labels, reference=data)]
             callbacks.append(lgb.early_stopping(self.early_stopping, verbose=False))
         self.booster = lgb.train({**self.lgb_params, "metric": "binary_logloss"}, data,
-                                 num_boost_round=self.rounds, valid_sets=valid_sets, valid_names=["valid"][:len(valid_sets)],
+                                 num_boost_round=self.rounds, valid_sets=valid_sets,
+                                 valid_names=["valid"][:len(valid_sets)],
                                  callbacks=callbacks)
         history = evals.get("valid", {}).get("binary_logloss", [])
         best = self.booster.best_iteration or self.booster.current_iteration()

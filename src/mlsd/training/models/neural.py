@@ -21,6 +21,7 @@ from mlsd.training.models.base import FitReport
 
 
 class _Logistic(nn.Module):
+    offsets: torch.Tensor
     def __init__(self, n_numeric: int, n_fields: int, buckets: int) -> None:
         super().__init__()
         self.register_buffer("offsets", torch.arange(n_fields) * buckets)
@@ -32,11 +33,14 @@ class _Logistic(nn.Module):
         out = self.linear(dense).squeeze(-1)
         if ids.shape[1]:
             out = out + self.weights(ids + self.offsets).sum(dim=(1, 2))
-        return out
+        return out  # type: ignore[no-any-return]
 
 
 class _FFM(nn.Module):
     """Field-aware factorization machine; each numeric column is a field whose vector scales with its value."""
+
+    offsets: torch.Tensor
+    pairs: torch.Tensor
 
     def __init__(self, n_numeric: int, n_fields: int, buckets: int, k: int) -> None:
         super().__init__()
@@ -58,11 +62,13 @@ class _FFM(nn.Module):
         i, j = self.pairs[0], self.pairs[1]
         # <v_{i, field j}, v_{j, field i}> for every pair i < j
         interactions = (v[:, i, j, :] * v[:, j, i, :]).sum(dim=(1, 2))
-        return self.linear(dense, ids) + interactions
+        return self.linear(dense, ids) + interactions  # type: ignore[no-any-return]
 
 
 class _DCNv2(nn.Module):
     """Deep & Cross Network v2: full-rank cross layers and an MLP in parallel over [numeric, embeddings]."""
+
+    offsets: torch.Tensor
 
     def __init__(self, n_numeric: int, n_fields: int, buckets: int, embedding_dim: int, cross_layers: int,
                  hidden: tuple[int, ...], dropout: float) -> None:
@@ -85,7 +91,7 @@ class _DCNv2(nn.Module):
         x = x0
         for layer in self.cross:
             x = x0 * layer(x) + x
-        return self.head(torch.cat([x, self.deep(x0)], dim=1)).squeeze(-1)
+        return self.head(torch.cat([x, self.deep(x0)], dim=1)).squeeze(-1)  # type: ignore[no-any-return]
 
 
 class TorchClickModel:
@@ -93,13 +99,16 @@ class TorchClickModel:
 
     kind: ClassVar[str] = ""
     defaults: ClassVar[dict[str, Any]] = {}
+    default_learning_rate: ClassVar[float] = 2e-3
 
     def __init__(self, encoder: FeatureEncoder, seed: int = 0, epochs: int = 20, batch_size: int = 1024,
-                 learning_rate: float = 2e-3, weight_decay: float = 1e-6, patience: int = 2, **params: Any) -> None:
+                 learning_rate: float | None = None, weight_decay: float = 1e-6, patience: int = 2,
+                 **params: Any) -> None:
         self.encoder = encoder
         self.seed = seed
         self.epochs, self.batch_size, self.patience = epochs, batch_size, patience
-        self.learning_rate, self.weight_decay = learning_rate, weight_decay
+        self.learning_rate = learning_rate if learning_rate is not None else self.default_learning_rate
+        self.weight_decay = weight_decay
         self.network_params = {**self.defaults, **params}
         torch.manual_seed(seed)
         self.network = self.build()
@@ -203,6 +212,7 @@ class LogisticModel(TorchClickModel):
     """Logistic regression: a weight per hashed categorical value plus a linear numeric term (the baseline)."""
 
     kind: ClassVar[str] = "logreg"
+    default_learning_rate: ClassVar[float] = 2e-2
 
     def build(self) -> nn.Module:
         return _Logistic(len(self.encoder.numeric), len(self.encoder.categorical), self.encoder.buckets)
