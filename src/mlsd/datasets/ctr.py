@@ -49,19 +49,19 @@ def load_criteo(root: str | os.PathLike[str] | None = None) -> CtrData:
 
 
 def load_ipinyou(root: str | os.PathLike[str] | None = None, valid_share: float = 0.2) -> CtrData:
-    """iPinYou sample (libsvm-style one-hot indices); ``featindex.txt`` maps each index to its field.
+    """iPinYou sample (libsvm-style one-hot indices); ``featindex.fm.txt`` maps each index to its field.
 
     The last ``valid_share`` of the training file is the validation period.
     """
     files = locate("ipinyou", root)
     field_of: dict[int, str] = {}
-    for line in files["featindex.txt"].read_text().splitlines():
+    for line in files["featindex.fm.txt"].read_text().splitlines():
         name, _, number = line.rpartition("\t")
         field_name = name.split(":", 1)[0]
         # A few values hold a stray tab or line break; their lines carry no usable index.
-        if number.isdigit() and field_name.isdigit():
-            field_of[int(number)] = f"f{field_name}"
-    fields = sorted(set(field_of.values()), key=lambda f: int(f[1:]))
+        if number.isdigit() and field_name.isidentifier() and field_name != "truncate":
+            field_of[int(number)] = field_name
+    fields = sorted(set(field_of.values()))
     rows: list[dict[str, int]] = []
     labels: list[int] = []
     sizes = []
@@ -72,7 +72,7 @@ def load_ipinyou(root: str | os.PathLike[str] | None = None, valid_share: float 
             row: dict[str, int] = {}
             for token in parts[1:]:
                 feature = int(token.split(":", 1)[0])
-                row[field_of.get(feature, "f_unknown")] = feature
+                row[field_of.get(feature, "unknown")] = feature
             rows.append(row)
         sizes.append(len(rows))
     columns = {f: np.array([r.get(f, -1) for r in rows], dtype=np.int64) for f in fields}

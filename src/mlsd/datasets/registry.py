@@ -44,7 +44,7 @@ DATASETS: dict[str, Dataset] = {
         Dataset("ipinyou", "ipinyou-sample",
                 (DatasetFile("train.fm.txt", "9e7de462cfe384f3c694b8456d2bcb96013be4c1dd1fc3008bb8cfb97dc3481b"),
                  DatasetFile("test.fm.txt", "081cc6b7d8c891592bf792d6f6485a09d9b65bbe21262cc36f6fe58394f7f20a"),
-                 DatasetFile("featindex.txt", "06f4250626e1bad721c4216017ee8c874c8eec1e58dbf10e93dcb6f7dcf0594d")),
+                 DatasetFile("featindex.fm.txt", "378c58e56135890b1261f3d38d3fce53580a04e5d0d2ee08145de819c1bdbb3e")),
                 "https://github.com/wnzhang/deep-ctr (iPinYou sample, FNN paper demo data)",
                 "none stated"),
     )
