@@ -33,12 +33,14 @@ class FeatureLog:
         self.written = 0
 
     def append(self, record: dict[str, Any]) -> None:
+        # Serialized here, not in the writer thread: big batches serialized there hold the GIL in
+        # bursts and showed up as p99 spikes on the request path.
         self._queue.put(json.dumps(record, separators=(",", ":")))
 
     def _write(self) -> None:
         running = True
         while running:
-            lines = []
+            lines: list[str] = []
             try:
                 item = self._queue.get(timeout=self._interval)
                 if item is None:

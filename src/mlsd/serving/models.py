@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 class ModelHolder:
     """The serving model of one registered name, kept on the version an alias points at."""
 
-    def __init__(self, registry: ModelRegistry, name: str, alias: str = CHAMPION, poll_interval: float = 2.0,
+    def __init__(self, registry: ModelRegistry, name: str, alias: str = CHAMPION, poll_interval: float = 10.0,
                  warm_up: Callable[[ClickPipeline], object] | None = None) -> None:
         self.registry, self.name, self.alias = registry, name, alias
         self._warm_up = warm_up

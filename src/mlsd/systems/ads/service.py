@@ -50,7 +50,7 @@ class AdsService:
     request_schema: Schema = REQUEST_SCHEMA
 
     def __init__(self, home: Path, *, dataset: str = "talkingdata", alias: str = CHAMPION,
-                 poll_interval: float = 2.0) -> None:
+                 poll_interval: float = 10.0) -> None:
         self.home = Path(home)
         self.log = EventLog(self.home / "events" / "clicks", TALKINGDATA_SCHEMA, writer=False)
         self.views = ads_views(self.log)
@@ -92,7 +92,7 @@ class AdsService:
         record = {
             "request_id": request_id, "at_us": round(stamp * 1e6), "model_version": version,
             "entities": entities, "request": {REQUEST_TIME: stamp},
-            "features": {name: _json_floats(columns[name]) for name in pipeline.encoder.numeric},
+            "features": _json_columns(columns, pipeline.encoder.numeric),
             "predictions": p.tolist(),
         }
         return {"request_id": request_id, "model_version": version, "ranked": ranked}, record
@@ -106,10 +106,9 @@ class AdsService:
         self.log.close()
 
 
-def _json_floats(values: np.ndarray) -> list[float | None]:
-    """NaN (missing) as JSON null."""
-    array = np.asarray(values, dtype=np.float64)
-    out: list[float | None] = array.tolist()
-    if np.isnan(array).any():
-        out = [None if v != v else v for v in out]
-    return out
+def _json_columns(columns: dict[str, np.ndarray], names: tuple[str, ...]) -> dict[str, list[float | None]]:
+    """The named columns as lists, NaN (missing) as JSON null, converted in one pass."""
+    matrix = np.vstack([np.asarray(columns[name], dtype=np.float64) for name in names])
+    missing = np.isnan(matrix)
+    rows: list[list[float | None]] = (np.where(missing, None, matrix) if missing.any() else matrix).tolist()
+    return dict(zip(names, rows, strict=True))

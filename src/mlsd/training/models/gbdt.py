@@ -69,8 +69,11 @@ class LightGBMModel:
     def predict(self, batch: EncodedBatch) -> np.ndarray:
         if self.booster is None:
             raise ValueError("model is not fitted")
-        return np.asarray(self.booster.predict(matrix(batch), num_iteration=self.booster.best_iteration or None),
-                          dtype=np.float64)
+        # Small (serving) batches on one thread: waking an OpenMP team costs more than it saves and
+        # its spinning threads steal the cores other requests need.
+        threads = 1 if len(batch) < 10_000 else int(self.lgb_params.get("num_threads", 0))
+        return np.asarray(self.booster.predict(matrix(batch), num_iteration=self.booster.best_iteration or None,
+                                               num_threads=threads), dtype=np.float64)
 
     def save(self, directory: Path) -> None:
         if self.booster is None:

@@ -1,0 +1,122 @@
+"""A light HTTP/1.1 load generator (raw asyncio sockets, keep-alive), run in its own process.
+
+Open loop: requests are *scheduled* at a fixed rate and latency is measured from the scheduled time,
+so a slow server cannot hide queueing (no coordinated omission). Closed loop: ``connections``
+clients send back to back for ``duration`` seconds; completions per second is the peak rate.
+
+Usage: python _http_load.py open|closed PORT PATH BODIES.jsonl RATE_OR_CONNECTIONS DURATION_S
+Prints one JSON line: latencies percentiles (ms), requests, errors, achieved rate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+
+import numpy as np
+
+
+class Connection:
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+
+    @classmethod
+    async def open(cls, port: int) -> Connection:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        return cls(reader, writer)
+
+    async def post(self, head: bytes, body: bytes) -> int:
+        self.writer.write(head + str(len(body)).encode() + b"\r\n\r\n" + body)
+        status_line = await self.reader.readline()
+        if not status_line:  # the server closed an idle keep-alive connection
+            raise ConnectionResetError("connection closed by server")
+        length = 0
+        while True:
+            line = await self.reader.readline()
+            if line in (b"\r\n", b""):
+                break
+            if line.lower().startswith(b"content-length:"):
+                length = int(line.split(b":", 1)[1])
+        await self.reader.readexactly(length)
+        return int(status_line.split()[1])
+
+
+def _summary(latencies: list[float], statuses: list[int], seconds: float) -> dict[str, float]:
+    ms = np.asarray(latencies) * 1000 if latencies else np.zeros(1)
+    return {"requests": len(statuses), "errors": int(sum(s != 200 for s in statuses)),
+            "rps": round(len(statuses) / seconds, 1),
+            "p50_ms": round(float(np.percentile(ms, 50)), 3), "p99_ms": round(float(np.percentile(ms, 99)), 3),
+            "p999_ms": round(float(np.percentile(ms, 99.9)), 3), "max_ms": round(float(ms.max()), 3)}
+
+
+async def open_loop(port: int, head: bytes, bodies: list[bytes], rate: float, duration: float) -> dict[str, float]:
+    pool: list[Connection] = [await Connection.open(port) for _ in range(8)]
+    latencies: list[float] = []
+    statuses: list[int] = []
+    total = int(rate * duration)
+    start = time.perf_counter() + 0.05
+
+    async def one(i: int) -> None:
+        scheduled = start + i / rate
+        delay = scheduled - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        connection = pool.pop() if pool else await Connection.open(port)
+        body = bodies[i % len(bodies)]
+        try:
+            status = await connection.post(head, body)
+        except ConnectionResetError:  # idle connection closed: retry once on a fresh one
+            connection = await Connection.open(port)
+            status = await connection.post(head, body)
+        except (ConnectionError, asyncio.IncompleteReadError):
+            status = 599
+        pool.append(connection)
+        latencies.append(time.perf_counter() - scheduled)
+        statuses.append(status)
+
+    await asyncio.gather(*(one(i) for i in range(total)))
+    return _summary(latencies, statuses, time.perf_counter() - start)
+
+
+async def closed_loop(port: int, head: bytes, bodies: list[bytes], connections: int,
+                      duration: float) -> dict[str, float]:
+    latencies: list[float] = []
+    statuses: list[int] = []
+    deadline = time.perf_counter() + duration
+
+    async def client(k: int) -> None:
+        connection = await Connection.open(port)
+        i = k
+        while time.perf_counter() < deadline:
+            sent = time.perf_counter()
+            statuses.append(await connection.post(head, bodies[i % len(bodies)]))
+            latencies.append(time.perf_counter() - sent)
+            i += connections
+
+    start = time.perf_counter()
+    await asyncio.gather(*(client(k) for k in range(connections)))
+    return _summary(latencies, statuses, time.perf_counter() - start)
+
+
+def main() -> None:
+    mode, port, path, bodies_file, level, duration = sys.argv[1:7]
+    bodies = [line.encode() for line in open(bodies_file).read().splitlines()]
+    head = (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            f"Content-Length: ").encode()
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+    if mode == "open":
+        result = asyncio.run(open_loop(int(port), head, bodies, float(level), float(duration)))
+    else:
+        result = asyncio.run(closed_loop(int(port), head, bodies, int(level), float(duration)))
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
