@@ -102,7 +102,8 @@ async def closed_loop(port: int, head: bytes, bodies: list[bytes], connections: 
 
 def main() -> None:
     mode, port, path, bodies_file, level, duration = sys.argv[1:7]
-    bodies = [line.encode() for line in open(bodies_file).read().splitlines()]
+    with open(bodies_file) as handle:
+        bodies = [line.encode() for line in handle.read().splitlines()]
     head = (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
             f"Content-Length: ").encode()
     try:

@@ -26,12 +26,11 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from _common import emit
 
+from _common import emit
 from mlsd.core.errors import DataNotFoundError
-from mlsd.datasets import locate, synthetic_clicks
+from mlsd.datasets import TALKINGDATA_SCHEMA, locate, synthetic_clicks
 from mlsd.events import EventLog
-from mlsd.datasets import TALKINGDATA_SCHEMA
 from mlsd.systems.ads.run import AdsRun
 
 HERE = Path(__file__).resolve().parent

@@ -51,7 +51,8 @@ def test_downsampled_training_recovers_true_probabilities() -> None:
     n = len(labels)
     split = TimeSplit(np.arange(0, int(n * 0.7)), np.arange(int(n * 0.7), int(n * 0.85)), np.arange(int(n * 0.85), n))
     encoder = FeatureEncoder((), tuple(columns))
-    result = train_click_model("lgbm", columns, labels, split, encoder, negative_rate=0.1, calibration="none")
+    result = train_click_model("lgbm", columns, labels, split, encoder, negative_rate=0.1, calibration="none",
+                               model_params={"rounds": 300, "learning_rate": 0.1})
     test = split.test
     p = result.pipeline.predict({k: v[test] for k, v in columns.items()})
     assert calibration_ratio(labels[test], p) == pytest.approx(1.0, abs=0.1)
