@@ -110,5 +110,8 @@ def _json_columns(columns: dict[str, np.ndarray], names: tuple[str, ...]) -> dic
     """The named columns as lists, NaN (missing) as JSON null, converted in one pass."""
     matrix = np.vstack([np.asarray(columns[name], dtype=np.float64) for name in names])
     missing = np.isnan(matrix)
-    rows: list[list[float | None]] = (np.where(missing, None, matrix) if missing.any() else matrix).tolist()
+    if missing.any():
+        matrix = matrix.astype(object)
+        matrix[missing] = None
+    rows: list[list[float | None]] = matrix.tolist()
     return dict(zip(names, rows, strict=True))
