@@ -19,4 +19,6 @@ async def score(request: Request) -> Response:
 app = Starlette(routes=[Route("/v1/ads/score", score, methods=["POST"])])
 
 if __name__ == "__main__":
-    uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning", access_log=False)
+    workers = int(sys.argv[2]) if len(sys.argv) > 2 else 1
+    uvicorn.run("_baseline_app:app" if workers > 1 else app, host="127.0.0.1", port=int(sys.argv[1]),
+                workers=workers, log_level="warning", access_log=False)

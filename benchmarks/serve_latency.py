@@ -81,6 +81,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--data", default=os.environ.get("MLSD_DATA_DIR"))
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per phase")
+    parser.add_argument("--workers", type=int, default=2, help="server processes (service and baseline alike)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="mlsd-serve-bench-"))
     home = work / "ads"
@@ -95,14 +96,13 @@ def main() -> None:
         files[n] = work / f"bodies-{n}.jsonl"
         files[n].write_text("\n".join(bodies(home, n, count, seed=n)))
 
-    result: dict[str, Any] = {"data": source, "duration_s": args.duration, "server": "uvicorn+starlette, 1 process"}
-    servers = {
-        "": [sys.executable, "-m", "mlsd.cli", "serve", "ads", "--home", str(home), "--max-in-flight", "256"],
-        "baseline_": [sys.executable, str(HERE / "_baseline_app.py")],
-    }
-    for prefix, command in servers.items():
+    result: dict[str, Any] = {"data": source, "duration_s": args.duration,
+                              "server": f"uvicorn+starlette, {args.workers} process(es)"}
+    for prefix in ("", "baseline_"):
         port = free_port()
-        full = [*command, "--port", str(port)] if prefix == "" else [*command, str(port)]
+        full = ([sys.executable, "-m", "mlsd.cli", "serve", "ads", "--home", str(home), "--max-in-flight", "256",
+                 "--workers", str(args.workers), "--port", str(port)] if prefix == "" else
+                [sys.executable, str(HERE / "_baseline_app.py"), str(port), str(args.workers)])
         server = subprocess.Popen(full, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             wait_ready(port, "/v1/ads/score")

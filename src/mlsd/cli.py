@@ -60,7 +60,7 @@ def _serve(args: argparse.Namespace) -> int:
     from mlsd.serving.server import serve
 
     serve(args.system, home=Path(args.home or home_dir() / args.system), host=args.host, port=args.port,
-          max_in_flight=args.max_in_flight)
+          max_in_flight=args.max_in_flight, workers=args.workers)
     return 0
 
 
@@ -92,7 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--home", help="the system's directory (default: $MLSD_HOME/SYSTEM)")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--max-in-flight", type=int, default=64)
+    serve.add_argument("--max-in-flight", type=int, default=64, help="per worker; beyond it: 503 + Retry-After")
+    serve.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
     serve.set_defaults(run=_serve)
     data = sub.add_parser("datasets", help="verify the datasets under the data directory")
     data.add_argument("--data")

@@ -1,8 +1,15 @@
-"""Runs a reference system's service under uvicorn (``mlsd serve SYSTEM``)."""
+"""Runs a reference system's service under uvicorn (``mlsd serve SYSTEM``), in one or more processes.
+
+With ``workers > 1`` uvicorn starts that many processes, each building its own service from the
+``MLSD_SERVE_*`` environment (see :func:`worker_app`): each follows the registry alias on its own,
+writes its own feature-log file and sheds load on its own in-flight count. Prometheus counters are
+per process in that mode.
+"""
 
 from __future__ import annotations
 
 import gc
+import os
 from pathlib import Path
 
 from mlsd.core.errors import MlsdError
@@ -23,15 +30,35 @@ def build_app(system: str, home: Path, max_in_flight: int = 64) -> ASGIApp:
     return create_app(service, FeatureLog(home / "feature_log"), max_in_flight=max_in_flight)
 
 
-def serve(system: str, *, home: Path, host: str = "127.0.0.1", port: int = 8000, max_in_flight: int = 64) -> None:
+def _tune_process() -> None:
     import torch
-    import uvicorn
 
-    app = build_app(system, home, max_in_flight)
     # Everything loaded so far (torch, LightGBM, MLflow, the model) lives for the whole process: moving
     # it out of the collector's reach keeps full collections from pausing requests for ~100 ms.
     gc.collect()
     gc.freeze()
     torch.set_num_threads(1)  # one request's tensors are tiny; intra-op threads only add contention
-    print(f"mlsd serve {system}: http://{host}:{port} (home {home})", flush=True)
+
+
+def worker_app() -> ASGIApp:
+    """The app of one worker process, configured by ``MLSD_SERVE_SYSTEM/HOME/MAX_IN_FLIGHT``."""
+    app = build_app(os.environ["MLSD_SERVE_SYSTEM"], Path(os.environ["MLSD_SERVE_HOME"]),
+                    int(os.environ.get("MLSD_SERVE_MAX_IN_FLIGHT", "64")))
+    _tune_process()
+    return app
+
+
+def serve(system: str, *, home: Path, host: str = "127.0.0.1", port: int = 8000, max_in_flight: int = 64,
+          workers: int = 1) -> None:
+    import uvicorn
+
+    print(f"mlsd serve {system}: http://{host}:{port} (home {home}, {workers} worker process(es))", flush=True)
+    if workers > 1:
+        os.environ.update({"MLSD_SERVE_SYSTEM": system, "MLSD_SERVE_HOME": str(home.resolve()),
+                           "MLSD_SERVE_MAX_IN_FLIGHT": str(max_in_flight)})
+        uvicorn.run("mlsd.serving.server:worker_app", factory=True, workers=workers, host=host, port=port,
+                    log_level="warning", access_log=False, lifespan="on")
+        return
+    app = build_app(system, home, max_in_flight)
+    _tune_process()
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False, lifespan="on")

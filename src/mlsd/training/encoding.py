@@ -9,6 +9,7 @@ Everything the encoder learned is JSON.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -44,27 +45,46 @@ def _as_uint64(values: np.ndarray | list[Any]) -> np.ndarray:
     return digests[inverse]
 
 
+@functools.lru_cache(maxsize=1024)
+def _salt(field_index: int) -> np.uint64:
+    return np.uint64(_splitmix(np.array([field_index + 1], dtype=np.uint64))[0])
+
+
 def hash_bucket(values: np.ndarray | list[Any], field_index: int, buckets: int) -> np.ndarray:
     """Bucket in ``[0, buckets)`` for each value of one categorical field (the field salts the hash)."""
-    salted = _as_uint64(values) ^ _splitmix(np.array([field_index + 1], dtype=np.uint64))
+    salted = _as_uint64(values) ^ _salt(field_index)
     return (_splitmix(salted) % np.uint64(buckets)).astype(np.int64)
 
 
-@dataclass
 class EncodedBatch:
-    """Model input: raw numeric (NaN = missing), standardized numeric, hashed categorical, optional labels."""
+    """Model input: raw numeric (NaN = missing), hashed categorical, optional labels, and ``dense``.
 
-    numeric: np.ndarray
-    dense: np.ndarray
-    categorical: np.ndarray
-    labels: np.ndarray | None = None
+    ``dense`` (signed-log, standardized, NaN -> 0) is what neural models read; it is computed on first
+    use, so tree models on the serving path never pay for it.
+    """
+
+    def __init__(self, numeric: np.ndarray, categorical: np.ndarray, labels: np.ndarray | None = None, *,
+                 scale: tuple[np.ndarray, np.ndarray] | None = None, dense: np.ndarray | None = None) -> None:
+        self.numeric, self.categorical, self.labels = numeric, categorical, labels
+        self._scale = scale
+        self._dense = dense
+
+    @property
+    def dense(self) -> np.ndarray:
+        if self._dense is None:
+            if self._scale is None:
+                raise ValueError("batch has no standardization to build dense inputs from")
+            mean, std = self._scale
+            self._dense = np.nan_to_num((_signed_log(self.numeric) - mean) / std).astype(np.float32)
+        return self._dense
 
     def __len__(self) -> int:
         return int(self.categorical.shape[0])
 
     def take(self, index: np.ndarray) -> EncodedBatch:
-        return EncodedBatch(self.numeric[index], self.dense[index], self.categorical[index],
-                            None if self.labels is None else self.labels[index])
+        return EncodedBatch(self.numeric[index], self.categorical[index],
+                            None if self.labels is None else self.labels[index], scale=self._scale,
+                            dense=None if self._dense is None else self._dense[index])
 
 
 Columns = Mapping[str, np.ndarray | list[Any] | pa.Array | pa.ChunkedArray]
@@ -99,20 +119,20 @@ class FeatureEncoder:
         if not self.mean and self.numeric:
             raise ValueError("encoder is not fitted: call fit() on training columns first")
         raw = self._numeric(columns)
-        dense = np.nan_to_num((_signed_log(raw) - np.asarray(self.mean)) / np.asarray(self.std)).astype(np.float32)
         n = raw.shape[0]
         categorical = np.empty((n, len(self.categorical)), dtype=np.int64)
         for j, name in enumerate(self.categorical):
             categorical[:, j] = hash_bucket(_column(columns, name), j, self.buckets)
         y = None if labels is None else np.asarray(labels, dtype=np.float32)
-        return EncodedBatch(raw, dense, categorical, y)
+        return EncodedBatch(raw, categorical, y, scale=(np.asarray(self.mean), np.asarray(self.std)))
 
     def _numeric(self, columns: Columns) -> np.ndarray:
         if not self.numeric:
             first = _column(columns, self.categorical[0]) if self.categorical else np.zeros(0)
             return np.zeros((len(first), 0), dtype=np.float32)
-        return np.column_stack([np.asarray(_column(columns, c), dtype=np.float64) for c in self.numeric]).astype(
-            np.float32)
+        # One (features, rows) array then a transposed copy: a single allocation, cheap for 1-row requests.
+        stacked = np.array([_column(columns, c) for c in self.numeric], dtype=np.float64)
+        return np.ascontiguousarray(stacked.T, dtype=np.float32)
 
     def to_dict(self) -> dict[str, Any]:
         return {"numeric": list(self.numeric), "categorical": list(self.categorical), "buckets": self.buckets,
