@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import signal
+import socket
+import subprocess
+import sys
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -197,3 +203,38 @@ def test_hot_swap_changes_version_without_failing_requests(client: TestClient, s
     assert set(statuses) == {200}
     assert versions <= {first, other}
     assert client.post("/v1/ads/score", json=_body(service)).json()["model_version"] == other
+
+
+@pytest.mark.slow
+def test_mlsd_serve_runs_two_worker_processes(ads_home: Path) -> None:
+    """The CLI server as a user starts it: two uvicorn workers, scoring over real HTTP, logs on disk."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "mlsd.cli", "serve", "ads", "--home", str(ads_home),
+                               "--port", str(port), "--workers", "2"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                health = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2).read())
+                break
+            except OSError:
+                assert server.poll() is None, server.stderr.read() if server.stderr else ""
+                assert time.monotonic() < deadline, "server did not start"
+                time.sleep(0.3)
+        assert health["status"] == "ok"
+        svc = AdsService(ads_home, poll_interval=3600)
+        body = json.dumps(_body(svc, n=5) | {"request_id": "over-http"}).encode()
+        svc.close()
+        for _ in range(10):
+            request = urllib.request.Request(f"http://127.0.0.1:{port}/v1/ads/score", data=body,
+                                             headers={"Content-Type": "application/json"})
+            answer = json.loads(urllib.request.urlopen(request, timeout=5).read())
+            assert len(answer["ranked"]) == 5
+    finally:
+        server.send_signal(signal.SIGINT)
+        server.wait(timeout=30)
+    logged = [r for r in read_feature_log(ads_home / "feature_log") if r["request_id"] == "over-http"]
+    assert len(logged) == 10  # every response reached the log before the workers exited
