@@ -79,3 +79,19 @@ def test_loading_refuses_unknown_model_kinds(tmp_path: Path) -> None:
     (tmp_path / "pipeline.json").write_text('{"kind": "pickle", "encoder": {}, "negative_rate": 1, "calibrator": null}')
     with pytest.raises(ValueError, match="not one of"):
         ClickPipeline.load(tmp_path)
+
+
+def test_refit_trains_on_train_plus_validation_for_the_early_stopped_length(market: object) -> None:
+    data = market  # type: ignore[assignment]
+    plain = train_click_model("lgbm", data.columns, data.labels, data.split, data.encoder(),  # type: ignore[attr-defined]
+                              calibration="platt", model_params={"rounds": 200})
+    refit = train_click_model("lgbm", data.columns, data.labels, data.split, data.encoder(),  # type: ignore[attr-defined]
+                              calibration="platt", model_params={"rounds": 200}, refit=True)
+    n_train, n_valid = len(data.split.train), len(data.split.valid)  # type: ignore[attr-defined]
+    assert plain.fit.rows == n_train
+    assert refit.fit.rows == n_train + n_valid
+    booster = refit.pipeline.model.booster  # type: ignore[attr-defined]
+    assert booster.current_iteration() == plain.fit.iterations
+    # the calibrator was fitted out of sample, before the refit
+    assert refit.pipeline.calibrator is not None
+    assert refit.pipeline.calibrator.to_dict() == plain.pipeline.calibrator.to_dict()  # type: ignore[union-attr]
