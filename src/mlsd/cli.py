@@ -64,6 +64,22 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _ope(args: argparse.Namespace) -> int:
+    from mlsd.systems.bandit.open_bandit import run_ope
+
+    results = run_ope(args.data, resamples=args.resamples)
+    for campaign, r in results.items():
+        errors = r["relative_error"]
+        print(f"{campaign:6s} truth {r['truth']:.5f}  ips {r['ips']:.5f}  snips {r['snips']:.5f}  dr {r['dr']:.5f}  "
+              f"relative error ips {errors['ips']:.1%} snips {errors['snips']:.1%} dr {errors['dr']:.1%}")
+    if args.json:
+        from mlsd.core.atomic import atomic_write_json
+
+        atomic_write_json(Path(args.json), results)
+        print(f"estimates: {args.json}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mlsd", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -95,6 +111,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-in-flight", type=int, default=64, help="per worker; beyond it: 503 + Retry-After")
     serve.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
     serve.set_defaults(run=_serve)
+    ope = sub.add_parser("ope", help="off-policy estimates of the BTS policy's click rate on the Open Bandit Dataset")
+    ope.add_argument("--data", help="data directory (default: $MLSD_DATA_DIR)")
+    ope.add_argument("--json", help="write the per-campaign estimates here")
+    ope.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples for the 95%% intervals")
+    ope.set_defaults(run=_ope)
     data = sub.add_parser("datasets", help="verify the datasets under the data directory")
     data.add_argument("--data")
     data.set_defaults(run=_datasets)

@@ -47,6 +47,13 @@ DATASETS: dict[str, Dataset] = {
                  DatasetFile("featindex.fm.txt", "378c58e56135890b1261f3d38d3fce53580a04e5d0d2ee08145de819c1bdbb3e")),
                 "https://github.com/wnzhang/deep-ctr (iPinYou sample, FNN paper demo data)",
                 "none stated"),
+        Dataset("open_bandit", "open-bandit-small",
+                (DatasetFile("random_men.csv", "ede6d08c6877f99cd3770f7d09e26c738e6aa6de4445ccccfb1356ba5d06b1eb"),
+                 DatasetFile("bts_men.csv", "db6d1f7ed2d591ba521533e45286d4c1fba7fe57a8ad2e80342210335f43c527"),
+                 DatasetFile("random_women.csv", "e65f3bd3beb17664fa69cc129bf7bf852a775f8ffa630506e505fc905315bb34"),
+                 DatasetFile("bts_women.csv", "e5d1b49a39b608585a2f3014a3f54970430cd37a495c1b73fceb85cdf428a5b8")),
+                "https://research.zozo.com/data.html (Open Bandit Dataset, small version in st-tech/zr-obp)",
+                "cite Saito et al. 2020"),
     )
 }
 

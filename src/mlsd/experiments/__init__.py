@@ -1,0 +1,1 @@
+"""Experiments: off-policy evaluation (and, next, online A/B tests)."""
