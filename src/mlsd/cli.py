@@ -46,12 +46,13 @@ def _datasets(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from mlsd.systems.ads.run import AdsRun, write_json
+    from mlsd.core.atomic import atomic_write_json
+    from mlsd.systems.ads.run import AdsRun
 
     results = AdsRun(home=Path(args.home or home_dir() / args.system), data=args.data, progress=not args.quiet,
                      models=args.models.split(",") if args.models else AdsRun.models).run()
     if args.json:
-        write_json(results, args.json)
+        atomic_write_json(Path(args.json), results)
         print(f"metrics: {args.json}")
     return 0
 

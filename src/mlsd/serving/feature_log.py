@@ -13,6 +13,7 @@ import json
 import os
 import queue
 import threading
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ class FeatureLog:
     def __init__(self, directory: str | os.PathLike[str], flush_interval: float = 0.2) -> None:
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
-        self.path = self.directory / f"features-{os.getpid()}-{threading.get_ident() % 10_000}.jsonl"
+        self.path = self.directory / f"features-{os.getpid()}-{uuid.uuid4().hex[:8]}.jsonl"
         self._queue: queue.Queue[str | None] = queue.Queue()
         self._interval = flush_interval
         self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - owned by the writer thread

@@ -122,16 +122,16 @@ class FeatureEncoder:
         n = raw.shape[0]
         categorical = np.empty((n, len(self.categorical)), dtype=np.int64)
         for j, name in enumerate(self.categorical):
-            categorical[:, j] = hash_bucket(_column(columns, name), j, self.buckets)
+            categorical[:, j] = hash_bucket(column_array(columns, name), j, self.buckets)
         y = None if labels is None else np.asarray(labels, dtype=np.float32)
         return EncodedBatch(raw, categorical, y, scale=(np.asarray(self.mean), np.asarray(self.std)))
 
     def _numeric(self, columns: Columns) -> np.ndarray:
         if not self.numeric:
-            first = _column(columns, self.categorical[0]) if self.categorical else np.zeros(0)
+            first = column_array(columns, self.categorical[0]) if self.categorical else np.zeros(0)
             return np.zeros((len(first), 0), dtype=np.float32)
         # One (features, rows) array then a transposed copy: a single allocation, cheap for 1-row requests.
-        stacked = np.array([_column(columns, c) for c in self.numeric], dtype=np.float64)
+        stacked = np.array([column_array(columns, c) for c in self.numeric], dtype=np.float64)
         return np.ascontiguousarray(stacked.T, dtype=np.float32)
 
     def to_dict(self) -> dict[str, Any]:
@@ -144,7 +144,8 @@ class FeatureEncoder:
                    list(data["mean"]), list(data["std"]))
 
 
-def _column(columns: Columns, name: str) -> np.ndarray:
+def column_array(columns: Columns, name: str) -> np.ndarray:
+    """One column as a numpy array, whether it was given as numpy, a list or Arrow."""
     try:
         values = columns[name]
     except KeyError:

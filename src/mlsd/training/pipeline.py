@@ -23,7 +23,7 @@ from mlsd.training.calibration import (
     make_calibrator,
     recalibrate,
 )
-from mlsd.training.encoding import Columns, EncodedBatch, FeatureEncoder
+from mlsd.training.encoding import Columns, EncodedBatch, FeatureEncoder, column_array
 from mlsd.training.metrics import evaluate
 from mlsd.training.models.base import ClickModel, FitReport, make_model, model_kinds
 
@@ -87,6 +87,7 @@ class TrainingResult:
     fit: FitReport
     metrics: dict[str, dict[str, float]]
     params: dict[str, Any] = field(default_factory=dict)
+    predictions: dict[str, np.ndarray] = field(default_factory=dict)  # calibrated, per period
 
 
 def train_click_model(kind: str, columns: Columns, labels: np.ndarray, split: TimeSplit, encoder: FeatureEncoder, *,
@@ -100,7 +101,7 @@ def train_click_model(kind: str, columns: Columns, labels: np.ndarray, split: Ti
     """
     started = time.perf_counter()
     y = np.asarray(labels, dtype=np.float32)
-    encoder.fit({name: _rows(columns[name], split.train) for name in encoder.numeric})
+    encoder.fit({name: column_array(columns, name)[split.train] for name in encoder.numeric})
     everything = encoder.transform(columns, y)
     kept = split.train[downsample_negatives(y[split.train], negative_rate, seed)]
     valid = everything.take(split.valid)
@@ -121,17 +122,14 @@ def train_click_model(kind: str, columns: Columns, labels: np.ndarray, split: Ti
         refit_report = model.fit(everything.take(sampled), everything.take(np.zeros(0, np.int64)))
         report.rows, report.seconds = refit_report.rows, report.seconds + refit_report.seconds
         pipeline.model = model
-    metrics = {}
+    metrics, predictions = {}, {}
     for period, index in (("train", split.train), ("valid", split.valid), ("test", split.test)):
+        if len(index):
+            predictions[period] = pipeline.predict_encoded(everything.take(index))
         if len(index) and 0 < y[index].sum() < len(index):
-            metrics[period] = evaluate(y[index], pipeline.predict_encoded(everything.take(index)))
+            metrics[period] = evaluate(y[index], predictions[period])
     params = {"kind": kind, "negative_rate": negative_rate, "calibration": calibration, "seed": seed,
               "train_rows": len(split.train), "train_rows_sampled": len(kept), "valid_rows": len(split.valid),
               "test_rows": len(split.test), "refit": refit, **{f"model.{k}": v for k, v in model.params().items()}}
     report.seconds = time.perf_counter() - started
-    return TrainingResult(pipeline, report, metrics, params)
-
-
-def _rows(values: Any, index: np.ndarray) -> np.ndarray:
-    array = values.to_numpy(zero_copy_only=False) if hasattr(values, "to_numpy") else values
-    return np.asarray(np.asarray(array)[index])
+    return TrainingResult(pipeline, report, metrics, params, predictions)

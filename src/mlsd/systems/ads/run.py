@@ -13,9 +13,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from tqdm import tqdm
@@ -130,10 +128,9 @@ class AdsRun:
 
     @staticmethod
     def _reliability(data: TrainingSet, result: TrainingResult, path: Path) -> None:
-        index = data.split.test
-        p = result.pipeline.predict({k: np.asarray(v)[index] for k, v in data.columns.items()})
         path.parent.mkdir(parents=True, exist_ok=True)
-        curve = reliability_curve(data.labels[index], p, bins=10, strategy="quantile")
+        curve = reliability_curve(data.labels[data.split.test], result.predictions["test"], bins=10,
+                                  strategy="quantile")
         atomic_write_json(path, {"predicted": curve.predicted.tolist(), "observed": curve.observed.tolist(),
                                  "rows": curve.counts.tolist()})
 
@@ -147,7 +144,3 @@ def format_table(results: dict[str, dict[str, dict[str, float]]]) -> str:
                          f"{m.get('logloss', float('nan')):8.5f} {m.get('ne', float('nan')):6.3f} "
                          f"{m.get('calibration', float('nan')):6.3f} {m.get('ece', float('nan')):8.5f}")
     return "\n".join(lines)
-
-
-def write_json(results: dict[str, Any], path: str | Path) -> None:
-    atomic_write_json(Path(path), results)

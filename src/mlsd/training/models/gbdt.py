@@ -37,7 +37,6 @@ class LightGBMModel:
         self.seed = seed
         self.rounds = rounds
         self.early_stopping = early_stopping
-        params.pop("seed", None)
         self.lgb_params = {**DEFAULTS, **params, "seed": seed}
         self.booster: lgb.Booster | None = None
 
