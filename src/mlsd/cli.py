@@ -61,7 +61,32 @@ def _serve(args: argparse.Namespace) -> int:
     from mlsd.serving.server import serve
 
     serve(args.system, home=Path(args.home or home_dir() / args.system), host=args.host, port=args.port,
-          max_in_flight=args.max_in_flight, workers=args.workers)
+          max_in_flight=args.max_in_flight, workers=args.workers,
+          options={"ab_share": args.ab_share, "window_s": args.window_s, "label_delay_s": args.label_delay_s})
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from mlsd.systems.ads.demo import AdsDemo
+
+    AdsDemo(out=Path(args.out), data=args.data, speed=args.speed, progress=not args.quiet).run()
+    return 0
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from mlsd.systems.ads.demo import replay_running
+
+    result = replay_running(Path(args.home or home_dir() / args.system), args.host, args.port, speed=args.speed,
+                            label_delay_s=args.label_delay_s, drift_at_hours=args.drift_at_hours)
+    print(json.dumps(result, indent=1))
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from mlsd.systems.ads.report import write_report
+
+    home = Path(args.home or home_dir() / args.system)
+    print(f"report: {write_report(home, Path(args.out) if args.out else home / 'report.html')}")
     return 0
 
 
@@ -111,7 +136,32 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--max-in-flight", type=int, default=64, help="per worker; beyond it: 503 + Retry-After")
     serve.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    serve.add_argument("--ab-share", type=float, default=0.0,
+                       help="A/B test: share of users (hashed ip) scored by the challenger (default 0: off)")
+    serve.add_argument("--window-s", type=float, default=3600.0, help="monitoring window, event-time seconds")
+    serve.add_argument("--label-delay-s", type=float, default=600.0,
+                       help="how long the monitor waits for a request's label before counting it as 0")
     serve.set_defaults(run=_serve)
+    demo = sub.add_parser("demo", help="the ads system end to end: train, serve, replay with A/B, monitor, report")
+    demo.add_argument("--data", help="data directory (default: $MLSD_DATA_DIR; the generated marketplace without one)")
+    demo.add_argument("--out", default="runs/demo", help="output directory (default: runs/demo)")
+    demo.add_argument("--speed", type=float, help="replay speed, event seconds per second (default: as fast as served)")
+    demo.add_argument("--quiet", action="store_true")
+    demo.set_defaults(run=_demo)
+    rep = sub.add_parser("replay", help="replay the held-out traffic through a running `mlsd serve` service")
+    rep.add_argument("system", choices=["ads"])
+    rep.add_argument("--home", help="the system's directory (default: $MLSD_HOME/SYSTEM)")
+    rep.add_argument("--host", default="127.0.0.1")
+    rep.add_argument("--port", type=int, default=8000)
+    rep.add_argument("--speed", type=float, help="event seconds per wall second (default: as fast as served)")
+    rep.add_argument("--label-delay-s", type=float, default=600.0, help="labels are posted this late (event time)")
+    rep.add_argument("--drift-at-hours", type=float, help="inject the drift this many hours into the period")
+    rep.set_defaults(run=_replay)
+    report = sub.add_parser("report", help="write the seven-step HTML design report of a reference system")
+    report.add_argument("system", choices=["ads"])
+    report.add_argument("--home", help="the system's directory (default: $MLSD_HOME/SYSTEM)")
+    report.add_argument("--out", help="output file (default: HOME/report.html)")
+    report.set_defaults(run=_report)
     ope = sub.add_parser("ope", help="off-policy estimates of the BTS policy's click rate on the Open Bandit Dataset")
     ope.add_argument("--data", help="data directory (default: $MLSD_DATA_DIR)")
     ope.add_argument("--json", help="write the per-campaign estimates here")

@@ -92,6 +92,59 @@ class AdMarketplace:
                          "p_true": pa.array(p), "click": pa.array(click)})
 
 
+@dataclass(frozen=True)
+class Requests:
+    """Ad requests: when, who, on which publisher, and the candidate ads (one row of ``candidates`` each)."""
+
+    seconds: np.ndarray  # since START
+    user: np.ndarray
+    publisher: np.ndarray
+    candidates: np.ndarray  # (n, k) ad ids
+
+
+def requests(world: AdMarketplace, n: int, *, start_day: float, days: float = 1.0, candidates: int = 20,
+             seed: int = 2) -> Requests:
+    """``n`` ad requests in time order over ``days`` from ``start_day``, each with random candidate ads."""
+    r = np.random.default_rng(seed)
+    seconds = np.sort(r.uniform(start_day * 86400, (start_day + days) * 86400, n))
+    user = r.choice(world.users, n, p=world.activity / world.activity.sum())
+    publisher = r.integers(0, world.publishers, n)
+    return Requests(seconds, user, publisher, r.integers(0, world.ads, (n, candidates)))
+
+
+def click_log(world: AdMarketplace, n: int, *, days: float = 7.0, seed: int = 1) -> pa.Table:
+    """Impressions of randomly chosen ads in TalkingData's schema, so the ads system runs on them unchanged.
+
+    ip = user, device = the user's device, os = segment x age group (a user attribute), app = ad,
+    channel = publisher; ``is_attributed`` is the drawn click. Columns are text, as in the CSV.
+    """
+    events = world.events(n, days=days, seed=seed)
+    user = events.column("user_id").to_numpy()
+    return talkingdata_shape(world, user, events.column("ad_id").to_numpy(), events.column("publisher_id").to_numpy(),
+                             (events.column("event_timestamp").cast(pa.int64()).to_numpy() - _START_US) / 1e6,
+                             events.column("click").to_numpy())
+
+
+def talkingdata_shape(world: AdMarketplace, user: np.ndarray, ad: np.ndarray, publisher: np.ndarray,
+                      seconds: np.ndarray, click: np.ndarray) -> pa.Table:
+    """Marketplace impressions as raw TalkingData rows (see :func:`click_log`)."""
+    stamps = (START + (np.asarray(seconds) * 1e6).astype("timedelta64[us]")).astype("datetime64[s]").astype(str)
+    return pa.table({
+        "ip": user.astype(str), "app": ad.astype(str), "device": world.device[user].astype(str),
+        "os": (world.user_segment[user] * 5 + world.age_group[user]).astype(str), "channel": publisher.astype(str),
+        "click_time": pa.array([t.replace("T", " ") for t in stamps.tolist()]),
+        "attributed_time": pa.nulls(len(user), pa.string()), "is_attributed": np.asarray(click).astype(str),
+    })
+
+
+def hour_at(seconds: np.ndarray) -> np.ndarray:
+    """Hour of day (UTC) of seconds since START."""
+    return (np.asarray(seconds) // 3600 % 24).astype(np.int64)
+
+
+_START_US = int(START.astype("datetime64[us]").astype(np.int64))
+
+
 def best_logloss(p_true: np.ndarray) -> float:
     """Expected log loss of the true probabilities: no model can do better on average."""
     p = np.clip(p_true, 1e-15, 1 - 1e-15)

@@ -8,6 +8,7 @@ stored, and loading goes through its safe loader: JSON, LightGBM text and weight
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -135,6 +136,12 @@ class ModelRegistry:
     def describe(self, name: str, version: str) -> RegisteredVersion:
         mv = self.client.get_model_version(name, version)
         return RegisteredVersion(name, str(mv.version), str(mv.run_id), dict(mv.tags))
+
+    def artifact_json(self, name: str, version: str, path: str) -> Any:
+        """A JSON artefact logged with a version's run (e.g. its monitoring ``profile.json``)."""
+        run_id = self.client.get_model_version(name, version).run_id
+        with tempfile.TemporaryDirectory() as scratch:
+            return json.loads(Path(self.client.download_artifacts(str(run_id), path, scratch)).read_text())
 
     def load(self, name: str, *, alias: str | None = None, version: str | None = None) -> tuple[ClickPipeline, str]:
         """Download (once, cached by version) and load a pipeline; returns it with its version."""

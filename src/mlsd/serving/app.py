@@ -14,17 +14,21 @@ import json
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from mlsd.core.errors import MlsdError
+from mlsd.monitoring.dashboard import dashboard_html
+from mlsd.monitoring.runner import LabelLog, MonitorCollector, MonitorRunner, read_state
 from mlsd.serving.feature_log import FeatureLog
-from mlsd.serving.validation import RequestError, Schema, json_schema, validate
+from mlsd.serving.validation import Field, RequestError, Schema, json_schema, validate
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -50,6 +54,31 @@ class ScoringService(Protocol):
     def health(self) -> dict[str, Any]: ...
 
     def close(self) -> None: ...
+
+
+LABELS_ROUTE = "/v1/labels"
+MAX_LABELS = 10_000
+LABEL_SCHEMA: Schema = {
+    "labels": Field("array", max_items=MAX_LABELS, items={
+        "request_id": Field("string", description="the scored request's id"),
+        "label": Field("number", minimum=0, maximum=1, description="1 clicked / converted, 0 not")}),
+    "watermark_s": Field("number", required=False,
+                         description="every label of requests up to this event time has now been sent"),
+}
+
+
+@dataclass
+class Monitoring:
+    """What a service needs to accept labels and publish its monitor: the label log and the runner."""
+
+    labels: LabelLog
+    runner: MonitorRunner | None
+    out_dir: Path
+
+    def close(self) -> None:
+        if self.runner is not None:
+            self.runner.close()
+        self.labels.close()
 
 
 class LoadShedding:
@@ -79,9 +108,11 @@ class LoadShedding:
 
 
 def create_app(service: ScoringService, feature_log: FeatureLog, *, max_in_flight: int = 64,
-               max_body_bytes: int = 1 << 20) -> ASGIApp:
-    """The service's ASGI application (wrapped in load shedding)."""
+               max_body_bytes: int = 1 << 20, monitoring: Monitoring | None = None) -> ASGIApp:
+    """The service's ASGI application (wrapped in load shedding); with ``monitoring``, labels and a dashboard."""
     metrics = CollectorRegistry()
+    if monitoring is not None:
+        metrics.register(MonitorCollector(monitoring.out_dir))
     requests = Counter("mlsd_requests", "Scoring requests by HTTP status", ["status"], registry=metrics)
     latency = Histogram("mlsd_request_seconds", "Scoring latency (server side)", registry=metrics,
                         buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5))
@@ -94,15 +125,10 @@ def create_app(service: ScoringService, feature_log: FeatureLog, *, max_in_fligh
         started = time.perf_counter()
         status = 200
         try:
-            raw = await request.body()
-            if len(raw) > max_body_bytes:
-                status = 413
-                return _error(413, f"body larger than {max_body_bytes} bytes")
-            try:
-                body = json.loads(raw)
-            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-                status = 400
-                return _error(400, f"body is not valid JSON: {exc}")
+            body = await _json_body(request, max_body_bytes)
+            if isinstance(body, Response):
+                status = body.status_code
+                return body
             try:
                 validate(body, service.request_schema)
                 request_id = str(body.get("request_id") or uuid.uuid4().hex)
@@ -132,21 +158,57 @@ def create_app(service: ScoringService, feature_log: FeatureLog, *, max_in_fligh
     async def openapi(request: Request) -> Response:
         return JSONResponse(openapi_document(service))
 
+    async def labels(request: Request) -> Response:
+        assert monitoring is not None
+        body = await _json_body(request, max_body_bytes)
+        if isinstance(body, Response):
+            return body
+        try:
+            validate(body, LABEL_SCHEMA)
+        except RequestError as exc:
+            return JSONResponse({"error": "invalid labels", "errors": exc.errors}, status_code=422)
+        monitoring.labels.append(body["labels"], body.get("watermark_s"))
+        return JSONResponse({"accepted": len(body["labels"])})
+
+    async def dashboard(request: Request) -> Response:
+        return HTMLResponse(dashboard_html(service.system))
+
+    async def dashboard_data(request: Request) -> Response:
+        assert monitoring is not None
+        return JSONResponse(read_state(monitoring.out_dir) or {"windows": [], "alerts": [], "ab": None})
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         try:
             yield
         finally:
-            feature_log.close()
+            feature_log.close()  # the last records reach the file before the monitor's final pass
+            if monitoring is not None:
+                monitoring.close()
             service.close()
 
-    app = Starlette(routes=[
+    routes = [
         Route(service.route, score, methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/metrics", prometheus, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
-    ], lifespan=lifespan)
+    ]
+    if monitoring is not None:
+        routes += [Route(LABELS_ROUTE, labels, methods=["POST"]), Route("/dashboard", dashboard, methods=["GET"]),
+                   Route("/dashboard/data", dashboard_data, methods=["GET"])]
+    app = Starlette(routes=routes, lifespan=lifespan)
     return LoadShedding(app, max_in_flight, (service.route,), shed.inc)
+
+
+async def _json_body(request: Request, max_body_bytes: int) -> Any:
+    """The parsed JSON body, or the 413 / 400 response that explains why there is none."""
+    raw = await request.body()
+    if len(raw) > max_body_bytes:
+        return _error(413, f"body larger than {max_body_bytes} bytes")
+    try:
+        return json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        return _error(400, f"body is not valid JSON: {exc}")
 
 
 def _error(status: int, message: str) -> JSONResponse:

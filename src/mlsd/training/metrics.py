@@ -56,6 +56,18 @@ def pr_auc(y_true: np.ndarray, p: np.ndarray) -> float:
     return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
 
 
+def roc_points(y_true: np.ndarray, p: np.ndarray, max_points: int = 200) -> tuple[np.ndarray, np.ndarray]:
+    """False- and true-positive rates at up to ``max_points`` thresholds (for plotting the ROC curve)."""
+    y, q = _arrays(y_true, p)
+    order = np.argsort(-q, kind="stable")
+    y, q = y[order], q[order]
+    last = np.r_[np.flatnonzero(np.diff(q)), y.size - 1]  # the last row of each distinct score
+    tp, fp = np.cumsum(y)[last], (last + 1) - np.cumsum(y)[last]
+    positives, negatives = max(y.sum(), 1.0), max(y.size - y.sum(), 1.0)
+    keep = np.unique(np.linspace(0, last.size - 1, min(max_points, last.size)).astype(np.int64))
+    return np.r_[0.0, fp[keep] / negatives], np.r_[0.0, tp[keep] / positives]
+
+
 def log_loss(y_true: np.ndarray, p: np.ndarray) -> float:
     """Mean binary cross-entropy (natural log), predictions clipped to [1e-15, 1 - 1e-15]."""
     y, q = _arrays(y_true, p)

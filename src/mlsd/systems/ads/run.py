@@ -4,7 +4,8 @@ TalkingData (the served system) goes through the whole platform and its models a
 MLflow with lineage; the best on the validation period becomes ``champion``, the runner-up
 ``challenger``, and the online store is filled so ``mlsd serve ads`` can score right away. Criteo and
 iPinYou check the same models on hashed categorical data. Without a data directory the generated
-marketplace stands in for TalkingData.
+ad marketplace's impression log (in TalkingData's schema) goes through the same path. Every version
+carries a monitoring profile; ``run.json`` records which dataset is served and the results.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from tqdm import tqdm
@@ -22,14 +24,19 @@ from mlsd.core.atomic import atomic_write_json
 from mlsd.core.errors import DataNotFoundError
 from mlsd.datasets import TALKINGDATA_SCHEMA, locate
 from mlsd.datasets.ctr import load_criteo, load_ipinyou
+from mlsd.datasets.marketplace import AdMarketplace, click_log
 from mlsd.events import EventLog, Ingestor
 from mlsd.features import FeatureStore, OfflineStore, SqliteOnlineStore
+from mlsd.monitoring.online import PREDICTION
+from mlsd.monitoring.profile import DatasetProfile, NumericProfile
 from mlsd.registry import CHALLENGER, CHAMPION, Lineage, ModelRegistry, code_revision
 from mlsd.systems.ads.features import ads_views, click_views
-from mlsd.systems.ads.training import MODELS, TrainingSet, flat_set, marketplace_set, talkingdata_set, train_all
+from mlsd.systems.ads.training import MODELS, TrainingSet, flat_set, talkingdata_set, train_all
 from mlsd.training import TrainingResult
-from mlsd.training.metrics import reliability_curve
+from mlsd.training.metrics import reliability_curve, roc_points
 
+RUN_FILE = "run.json"
+PROFILE_FILE = "profile.json"
 REPORTED = ("auc", "logloss", "ne", "calibration", "ece", "pr_auc")
 
 
@@ -49,7 +56,11 @@ class AdsRun:
     marketplace_rows: int = 400_000
     clicks: pa.Table | None = None  # TalkingData-shaped clicks to use instead of the data directory's file
     flat_datasets: bool = True
+    dataset: str | None = None  # the served dataset's name when ``clicks`` is given
+    seed: int = 0
     results: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
+    sizes: dict[str, dict[str, int]] = field(default_factory=dict)
+    views: dict[str, list[str]] = field(default_factory=dict)
 
     def say(self, text: str) -> None:
         tqdm.write(text)
@@ -57,11 +68,14 @@ class AdsRun:
     def run(self) -> dict[str, dict[str, dict[str, float]]]:
         self.home.mkdir(parents=True, exist_ok=True)
         registry = ModelRegistry(self.home)
-        try:
-            self._talkingdata(registry)
-        except DataNotFoundError as exc:
-            self.say(f"talkingdata: skipped ({exc}); training on the generated marketplace instead")
-            self._train_and_register(registry, marketplace_set(self.marketplace_rows))
+        clicks, served = self.clicks, self.dataset or "talkingdata"
+        if clicks is None:
+            try:
+                locate("talkingdata", self.data)
+            except DataNotFoundError as exc:
+                self.say(f"talkingdata: skipped ({exc}); using the generated ad marketplace instead")
+                clicks, served = click_log(AdMarketplace(self.seed), self.marketplace_rows, days=7.0), "marketplace"
+        self._click_system(registry, served, clicks)
         for loader in (load_criteo, load_ipinyou) if self.flat_datasets else ():
             try:
                 data = flat_set(loader(self.data))
@@ -70,28 +84,34 @@ class AdsRun:
                 continue
             self._train_and_register(registry, data)
         self.say(format_table(self.results))
+        atomic_write_json(self.home / RUN_FILE, {"dataset": served, "results": self.results,
+                                                 "sizes": self.sizes, "views": self.views})
         return self.results
 
-    def _talkingdata(self, registry: ModelRegistry) -> None:
+    def _click_system(self, registry: ModelRegistry, name: str, clicks: pa.Table | None) -> None:
+        """The served system: a click log through ingestion, the feature store, training and the registry."""
         started = time.perf_counter()
         with EventLog(self.home / "events" / "clicks", TALKINGDATA_SCHEMA) as log:
-            if self.clicks is not None:
-                report = Ingestor(log).ingest_table(self.clicks, "given")
+            if clicks is not None:
+                report = Ingestor(log).ingest_table(clicks, name)
             else:
                 path = locate("talkingdata", self.data)["train_sample.csv"]
                 report = Ingestor(log).ingest_file(path, progress=self.progress)
-            self.say(f"talkingdata: ingested {report.accepted:,} new clicks ({report.duplicates:,} already in the "
+            self.say(f"{name}: ingested {report.accepted:,} new clicks ({report.duplicates:,} already in the "
                      f"log, {report.rejected} rejected) in {time.perf_counter() - started:.1f} s")
             store = FeatureStore(SqliteOnlineStore(self.home / "online.db"), OfflineStore(), ads_views(log))
             started = time.perf_counter()
-            data = talkingdata_set(store, log)
-            self.say(f"talkingdata: point-in-time training frame, {len(data.labels):,} rows x "
+            data = talkingdata_set(store, log, name=name)
+            self.say(f"{name}: point-in-time training frame, {len(data.labels):,} rows x "
                      f"{len(data.numeric)} numeric + {len(data.categorical)} categorical features in "
                      f"{time.perf_counter() - started:.1f} s")
+            self.sizes[name] = {"events": len(log), "train": len(data.split.train), "valid": len(data.split.valid),
+                                "test": len(data.split.test), "positives": int(data.labels.sum())}
+            self.views = {v.name: list(v.feature_names) for v in store.views.values()}
             self._train_and_register(registry, data)
             end = pc.max(pc.cast(log.read(["click_time"]).column("click_time"), pa.int64())).as_py()
             written = store.materialize([v.name for v in click_views(log)], end_us=end)
-            self.say(f"talkingdata: online store filled as of the last click ({sum(written.values()):,} entity rows)")
+            self.say(f"{name}: online store filled as of the last click ({sum(written.values()):,} entity rows)")
             store.online.close()
 
     def _train_and_register(self, registry: ModelRegistry, data: TrainingSet) -> None:
@@ -99,6 +119,9 @@ class AdsRun:
         name = model_name(data.name)
         versions: list[tuple[float, str]] = []
         scores: dict[str, dict[str, float]] = {}
+        train = data.split.train
+        features = DatasetProfile.build({c: np.asarray(data.columns[c])[train] for c in data.numeric},
+                                        {c: np.asarray(data.columns[c])[train] for c in data.categorical})
 
         def record(kind: str, result: TrainingResult) -> None:
             test = result.metrics.get("test", {})
@@ -109,9 +132,16 @@ class AdsRun:
                 scores[kind]["best_possible_logloss"] = round(data.best_logloss, 6)
             artefact = self.home / "reliability" / f"{data.name}-{kind}.json"
             self._reliability(data, result, artefact)
+            # The reference for monitoring: training-period features, validation-period predictions
+            # (calibrated and out of sample, like the scores the service will produce).
+            profile = self.home / "profiles" / f"{data.name}-{kind}" / PROFILE_FILE
+            profile.parent.mkdir(parents=True, exist_ok=True)
+            reference = DatasetProfile({**features.columns,
+                                        PREDICTION: NumericProfile.build(result.predictions.get("valid", np.zeros(0)))})
+            atomic_write_json(profile, reference.to_dict())
             version = registry.register(name, result.pipeline, params=result.params, metrics=metrics,
                                         lineage=lineage, experiment=f"ads-{data.name}", run_name=kind,
-                                        artifacts=[artefact])
+                                        artifacts=[artefact, profile])
             valid = result.metrics.get("valid", {}).get("logloss", float("inf"))
             versions.append((valid, version.version))
             self.say(f"{data.name}: {kind:7s} test AUC {scores[kind].get('auc', float('nan')):.4f}  "
@@ -128,11 +158,13 @@ class AdsRun:
 
     @staticmethod
     def _reliability(data: TrainingSet, result: TrainingResult, path: Path) -> None:
+        """The test period's reliability curve and ROC curve (for the report)."""
         path.parent.mkdir(parents=True, exist_ok=True)
-        curve = reliability_curve(data.labels[data.split.test], result.predictions["test"], bins=10,
-                                  strategy="quantile")
+        y, p = data.labels[data.split.test], result.predictions["test"]
+        curve = reliability_curve(y, p, bins=10, strategy="quantile")
+        fpr, tpr = roc_points(y, p)
         atomic_write_json(path, {"predicted": curve.predicted.tolist(), "observed": curve.observed.tolist(),
-                                 "rows": curve.counts.tolist()})
+                                 "rows": curve.counts.tolist(), "roc_fpr": fpr.tolist(), "roc_tpr": tpr.tolist()})
 
 
 def format_table(results: dict[str, dict[str, dict[str, float]]]) -> str:

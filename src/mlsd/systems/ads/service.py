@@ -7,6 +7,7 @@ hot-swapped when the alias moves. Each response is logged with the exact feature
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -15,12 +16,15 @@ import numpy as np
 
 from mlsd.datasets import TALKINGDATA_SCHEMA
 from mlsd.events import EventLog
+from mlsd.experiments.ab import CONTROL, TREATMENT, assign_arm
 from mlsd.features import FeatureStore, OfflineStore, SqliteOnlineStore
-from mlsd.registry import CHAMPION, ModelRegistry
+from mlsd.monitoring.online import MonitorConfig
+from mlsd.monitoring.profile import DatasetProfile
+from mlsd.registry import CHALLENGER, CHAMPION, ModelRegistry
 from mlsd.serving.models import ModelHolder
 from mlsd.serving.validation import Field, Schema
 from mlsd.systems.ads.features import CATEGORICAL, REQUEST_TIME, ads_views, model_inputs
-from mlsd.systems.ads.run import model_name
+from mlsd.systems.ads.run import PROFILE_FILE, RUN_FILE, model_name
 from mlsd.training.pipeline import ClickPipeline
 
 MAX_CANDIDATES = 500
@@ -39,6 +43,8 @@ REQUEST_SCHEMA = {
         "app": _id(), "channel": _id()}),
 }
 CONTEXT_KEYS = ("ip", "device", "os")
+# Left out of drift checks: the hour follows the clock, and an unbounded count grows with it.
+NOT_MONITORED = ("click_context__local_hour", "ip_clicks__count_all")
 CANDIDATE_KEYS = ("app", "channel")
 
 
@@ -49,15 +55,30 @@ class AdsService:
     route = "/v1/ads/score"
     request_schema: Schema = REQUEST_SCHEMA
 
-    def __init__(self, home: Path, *, dataset: str = "talkingdata", alias: str = CHAMPION,
-                 poll_interval: float = 10.0) -> None:
+    def __init__(self, home: Path, *, dataset: str | None = None, alias: str = CHAMPION,
+                 poll_interval: float = 10.0, ab_share: float = 0.0, experiment: str = "ads-ab",
+                 window_s: float = 3600.0, label_delay_s: float = 600.0) -> None:
         self.home = Path(home)
+        if dataset is None:
+            run = self.home / RUN_FILE
+            dataset = json.loads(run.read_text())["dataset"] if run.exists() else "talkingdata"
+        self.dataset, self.experiment, self.ab_share = dataset, experiment, ab_share
+        self.monitor_config = MonitorConfig(window_s=window_s, label_delay_s=label_delay_s,
+                                            exclude=NOT_MONITORED, categorical=CATEGORICAL)
         self.log = EventLog(self.home / "events" / "clicks", TALKINGDATA_SCHEMA, writer=False)
         self.views = ads_views(self.log)
         self.view_names = [v.name for v in self.views]
         self.store = FeatureStore(SqliteOnlineStore(self.home / "online.db"), OfflineStore(), self.views)
         self.registry = ModelRegistry(self.home)
         self.models = ModelHolder(self.registry, model_name(dataset), alias, poll_interval, warm_up=self._warm_up)
+        # A/B test: a hashed share of ips is scored by the challenger, which is followed like the champion.
+        self.challenger = ModelHolder(self.registry, model_name(dataset), CHALLENGER, poll_interval,
+                                      warm_up=self._warm_up) if ab_share > 0 else None
+
+    def reference_profile(self) -> DatasetProfile:
+        """The monitoring reference registered with the champion version."""
+        return DatasetProfile.from_dict(self.registry.artifact_json(model_name(self.dataset), self.models.version,
+                                                                    PROFILE_FILE))
 
     @property
     def model_version(self) -> str:
@@ -83,25 +104,31 @@ class AdsService:
 
     def score(self, body: dict[str, Any], request_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
         entities, columns, stamp = self.features(body)
-        pipeline, version = self.models.current
+        arm = CONTROL
+        if self.challenger is not None:
+            arm = assign_arm(body["context"]["ip"], self.experiment, self.ab_share)
+        pipeline, version = (self.challenger if arm == TREATMENT and self.challenger else self.models).current
         p = pipeline.predict(columns)
         order = np.argsort(-p, kind="stable")
         candidates = body["candidates"]
         ranked = [{"app": candidates[i]["app"], "channel": candidates[i]["channel"], "probability": float(p[i])}
                   for i in order.tolist()]
         record = {
-            "request_id": request_id, "at_us": round(stamp * 1e6), "model_version": version,
+            "request_id": request_id, "at_us": round(stamp * 1e6), "model_version": version, "arm": arm,
             "entities": entities, "request": {REQUEST_TIME: stamp},
             "features": _json_columns(columns, pipeline.encoder.numeric),
             "predictions": p.tolist(),
         }
-        return {"request_id": request_id, "model_version": version, "ranked": ranked}, record
+        return {"request_id": request_id, "model_version": version, "arm": arm, "ranked": ranked}, record
 
     def health(self) -> dict[str, Any]:
-        return {"model_swaps": self.models.swaps, "views": self.view_names}
+        return {"model_swaps": self.models.swaps, "views": self.view_names, "dataset": self.dataset,
+                "ab_share": self.ab_share}
 
     def close(self) -> None:
         self.models.close()
+        if self.challenger is not None:
+            self.challenger.close()
         self.store.online.close()
         self.log.close()
 

@@ -25,8 +25,6 @@ from mlsd.systems.ads.features import CATEGORICAL, LABEL, REQUEST_TIME, model_in
 from mlsd.training import FeatureEncoder, TimeSplit, TrainingResult, train_click_model
 
 MODELS = ("logreg", "lgbm", "dcn_v2", "ffm")
-TEST_DAY = np.datetime64("2017-11-09T00:00:00", "us")
-VALID_DAY = np.datetime64("2017-11-08T00:00:00", "us")
 
 
 @dataclass
@@ -66,8 +64,12 @@ def click_labels(log: EventLog) -> pa.Table:
         .append_column(REQUEST_TIME, seconds)
 
 
-def talkingdata_set(store: FeatureStore, log: EventLog, negative_rate: float = 1.0) -> TrainingSet:
-    """Point-in-time training frame of the click log: train < 11-08, validate 11-08, test 11-09."""
+def talkingdata_set(store: FeatureStore, log: EventLog, negative_rate: float = 1.0,
+                    name: str = "talkingdata") -> TrainingSet:
+    """Point-in-time training frame of a click log: test on its last calendar day, validate on the day before.
+
+    On the TalkingData sample that is train < 11-08, validate 11-08, test 11-09.
+    """
     views = list(store.views)
     frame = store.training_frame(click_labels(log), views).read_all().sort_by("event_timestamp")
     view_objects = [store.view(v) for v in views]
@@ -76,12 +78,14 @@ def talkingdata_set(store: FeatureStore, log: EventLog, negative_rate: float = 1
                 for c in numeric if c in frame.column_names}
     columns = model_inputs(features, {c: frame.column(c).to_numpy() for c in CATEGORICAL})
     stamps = frame.column("event_timestamp").cast(pa.int64()).to_numpy().astype("datetime64[us]")
-    split = TimeSplit.by_time(stamps, VALID_DAY, TEST_DAY)
-    return TrainingSet("talkingdata", columns, frame.column(LABEL).to_numpy().astype(np.float32), split, numeric,
+    test_day = stamps.max().astype("datetime64[D]")
+    split = TimeSplit.by_time(stamps, (test_day - 1).astype("datetime64[us]"), test_day.astype("datetime64[us]"))
+    # TalkingData has 85 training positives: trees need large leaves not to memorize them
+    few_positives = float(frame.column(LABEL).to_numpy()[split.train].sum()) < 1000
+    return TrainingSet(name, columns, frame.column(LABEL).to_numpy().astype(np.float32), split, numeric,
                        CATEGORICAL, negative_rate,
                        feature_views={v.name: v.version for v in view_objects},
-                       # 85 training positives: trees need large leaves not to memorize them
-                       model_params={"lgbm": {"num_leaves": 7, "min_child_samples": 100}})
+                       model_params={"lgbm": {"num_leaves": 7, "min_child_samples": 100}} if few_positives else None)
 
 
 def flat_set(data: CtrData) -> TrainingSet:

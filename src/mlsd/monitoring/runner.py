@@ -1,0 +1,175 @@
+"""Runs an :class:`OnlineMonitor` beside a service: tails the feature and label logs, publishes the state.
+
+The monitor's inputs are files (the feature log and the label log), so its state can always be
+rebuilt by reading them from the start; it writes ``state.json`` and ``alerts.jsonl`` atomically
+after each pass. With several worker processes only the one holding ``monitor.lock`` runs it; every
+worker serves the published state on ``/metrics`` and ``/dashboard``.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from mlsd.core.atomic import atomic_write, atomic_write_json
+from mlsd.monitoring.online import OnlineMonitor
+
+log = logging.getLogger(__name__)
+
+
+class LabelLog:
+    """Durable append-only label log: one JSON line per label, fsynced before the POST is acknowledged."""
+
+    def __init__(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self.path = directory / f"labels-{os.getpid()}-{os.urandom(4).hex()}.jsonl"
+        self._lock = threading.Lock()
+        self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
+
+    def append(self, labels: list[dict[str, Any]], watermark_s: float | None) -> None:
+        lines = [json.dumps({"request_id": x["request_id"], "label": x["label"]}, separators=(",", ":"))
+                 for x in labels]
+        if watermark_s is not None:
+            lines.append(json.dumps({"watermark_s": watermark_s}))
+        with self._lock:
+            self._file.write("".join(line + "\n" for line in lines))
+            self._file.flush()
+            os.fsync(self._file.fileno())
+
+    def close(self) -> None:
+        self._file.close()
+
+
+class _Tail:
+    """New complete lines of every file matching a pattern, remembering where each file was read up to."""
+
+    def __init__(self, directory: Path, pattern: str) -> None:
+        self.directory, self.pattern = directory, pattern
+        self.offsets: dict[Path, int] = {}
+
+    def read(self) -> Iterator[dict[str, Any]]:
+        for path in sorted(self.directory.glob(self.pattern)):
+            with open(path, "rb") as handle:
+                handle.seek(self.offsets.get(path, 0))
+                data = handle.read()
+            end = data.rfind(b"\n") + 1  # a line still being written is read on the next pass
+            self.offsets[path] = self.offsets.get(path, 0) + end
+            for line in data[:end].splitlines():
+                if line:
+                    yield json.loads(line)
+
+
+class MonitorRunner:
+    """A daemon thread: every ``interval`` seconds, feed new log lines to the monitor and publish."""
+
+    def __init__(self, monitor: OnlineMonitor, feature_log_dir: Path, label_dir: Path, out_dir: Path,
+                 interval: float = 1.0) -> None:
+        self.monitor, self.out_dir, self.interval = monitor, out_dir, interval
+        out_dir.mkdir(parents=True, exist_ok=True)
+        self._records = _Tail(feature_log_dir, "features-*.jsonl")
+        self._labels = _Tail(label_dir, "labels-*.jsonl")
+        self._stop = threading.Event()
+        self._lock_file = open(out_dir / "monitor.lock", "a")  # noqa: SIM115 - held for the process's life
+        try:
+            fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            self.active = True
+        except BlockingIOError:
+            self.active = False  # another worker process runs the monitor
+            self._lock_file.close()
+        self._thread = threading.Thread(target=self._loop, name="monitor", daemon=True)
+        if self.active:
+            self._thread.start()
+
+    def step(self) -> None:
+        """One pass: read what is new, update the monitor, write ``state.json`` and ``alerts.jsonl``."""
+        self.monitor.add_records(list(self._records.read()))
+        labels, watermark = [], None
+        for line in self._labels.read():
+            if "watermark_s" in line:
+                watermark = max(watermark or float("-inf"), float(line["watermark_s"]))
+            else:
+                labels.append(line)
+        before = len(self.monitor.alerts)
+        self.monitor.add_labels(labels, watermark)
+        state = self.monitor.state()
+        state["updated_at"] = time.time()
+        atomic_write_json(self.out_dir / "state.json", state)
+        if len(self.monitor.alerts) != before or not (self.out_dir / "alerts.jsonl").exists():
+            text = "".join(json.dumps(a) + "\n" for a in self.monitor.alerts)
+
+            def write(tmp: Path) -> None:
+                tmp.write_text(text, encoding="utf-8")
+
+            atomic_write(self.out_dir / "alerts.jsonl", write)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.step()
+            except Exception:  # the service keeps serving; the next pass retries
+                log.exception("monitor pass failed")
+
+    def close(self) -> None:
+        self._stop.set()
+        if self.active:
+            self._thread.join(timeout=10)
+            try:
+                self.step()  # publish what arrived since the last pass
+            finally:
+                self._lock_file.close()
+
+
+def read_state(out_dir: Path) -> dict[str, Any] | None:
+    """The latest published monitor state, or None before the first pass."""
+    try:
+        data: dict[str, Any] = json.loads((out_dir / "state.json").read_text())
+        return data
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
+class MonitorCollector(Collector):
+    """Prometheus view of the published state: latest drift per column, alerts, online metrics per arm."""
+
+    def __init__(self, out_dir: Path) -> None:
+        self.out_dir = out_dir
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        state = read_state(self.out_dir)
+        if state is None:
+            return
+        alerts = CounterMetricFamily("mlsd_drift_alerts", "Drift alerts raised, by column", labels=["column"])
+        counts: dict[str, int] = {}
+        for alert in state["alerts"]:
+            counts[alert["column"]] = counts.get(alert["column"], 0) + 1
+        for column, n in sorted(counts.items()):
+            alerts.add_metric([column], n)
+        yield alerts
+        windows = state["windows"]
+        if windows:
+            latest = windows[-1]
+            for stat in ("psi", "js"):
+                gauge = GaugeMetricFamily(f"mlsd_drift_{stat}", f"{stat} of the last closed window", labels=["column"])
+                for column, d in latest["drift"].items():
+                    gauge.add_metric([column], float(d[stat]))
+                yield gauge
+        labelled = [w for w in windows if w.get("labels")]
+        if labelled:
+            for metric in ("rate", "calibration", "ne", "auc"):
+                gauge = GaugeMetricFamily(f"mlsd_online_{metric}", f"online {metric} of the last labelled window",
+                                          labels=["arm"])
+                for arm, values in labelled[-1]["labels"].items():
+                    if values.get(metric) is not None:
+                        gauge.add_metric([arm], float(values[metric]))
+                yield gauge
+        yield GaugeMetricFamily("mlsd_monitor_records", "feature-log records monitored", value=state["records"])

@@ -1,0 +1,168 @@
+"""Replays events through a running service over HTTP, in time order, and delivers their labels late.
+
+A :class:`ReplaySource` yields requests in event-time order and, for each response, says what the
+user did (the label) and which event the stream processor should see. The driver paces requests by
+a speed factor (event seconds per wall second; ``None`` = as fast as the service answers), keeps
+the stream processor advancing with the request clock (so online features stay fresh, with no
+look-ahead), and posts labels once ``label_delay_s`` of event time has passed, with a watermark so
+the monitor knows when a window's labels are complete.
+"""
+
+from __future__ import annotations
+
+import heapq
+import http.client
+import json
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from mlsd.core.errors import MlsdError
+
+
+@dataclass
+class ReplayItem:
+    """One request to send: its event time, body, and what to do with the response."""
+
+    at_s: float
+    body: dict[str, Any]
+    # response body -> (label of the shown candidate, stream event rows to process)
+    outcome: Callable[[dict[str, Any]], tuple[float, list[dict[str, Any]]]]
+
+
+class ReplaySource(Protocol):
+    def __iter__(self) -> Iterator[ReplayItem]: ...
+
+    def process_stream(self, rows: list[dict[str, Any]], watermark_s: float) -> None:
+        """Feed served events to the stream processor (keeps the online store current)."""
+        ...
+
+
+class ServiceClient:
+    """A keep-alive HTTP/1.1 JSON client for one service (one connection, reconnecting when dropped)."""
+
+    def __init__(self, host: str, port: int, timeout: float = 30.0) -> None:
+        self.host, self.port, self.timeout = host, port, timeout
+        self._conn = http.client.HTTPConnection(host, port, timeout=timeout)
+
+    def request(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        payload = json.dumps(body).encode() if body is not None else None
+        headers = {"content-type": "application/json"} if payload is not None else {}
+        for attempt in (0, 1):
+            try:
+                self._conn.request(method, path, payload, headers)
+                response = self._conn.getresponse()
+                data = response.read()
+                if "json" not in (response.getheader("content-type") or ""):
+                    return response.status, data.decode("utf-8", "replace")
+                return response.status, json.loads(data) if data else None
+            except (ConnectionError, http.client.HTTPException):
+                self._conn.close()
+                self._conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+                if attempt:
+                    raise
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+@dataclass
+class ReplayResult:
+    """What the driver saw: counts, client-side latency percentiles and shown-ad outcomes per arm."""
+
+    requests: int = 0
+    errors: int = 0
+    labels_sent: int = 0
+    wall_s: float = 0.0
+    first_at_s: float | None = None
+    last_at_s: float | None = None
+    latency_ms: dict[str, float] = field(default_factory=dict)
+    arms: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"requests": self.requests, "errors": self.errors, "labels_sent": self.labels_sent,
+                "wall_s": round(self.wall_s, 2), "first_at_s": self.first_at_s, "last_at_s": self.last_at_s,
+                "latency_ms": self.latency_ms, "arms": self.arms}
+
+
+def replay(source: ReplaySource, client: ServiceClient, *, route: str, labels_route: str = "/v1/labels",
+           speed: float | None = None, label_delay_s: float = 600.0, stream_every: int = 50,
+           label_batch: int = 2000, on_progress: Callable[[int], None] | None = None) -> ReplayResult:
+    """Send every item of ``source`` to ``route``; returns the client-side view of the replay."""
+    result = ReplayResult()
+    latencies: list[float] = []
+    pending: list[tuple[float, int, str, float]] = []  # (due event time, tiebreak, request id, label)
+    stream_rows: list[dict[str, Any]] = []
+    started = time.perf_counter()
+    first = None
+    outcomes: dict[str, list[float]] = {}
+
+    def send_labels(now_s: float, final: bool = False) -> None:
+        batch: list[dict[str, Any]] = []
+        while pending and (final or pending[0][0] <= now_s):
+            _, _, request_id, label = heapq.heappop(pending)
+            batch.append({"request_id": request_id, "label": label})
+        for i in range(0, max(len(batch), 1), label_batch):
+            status, answer = client.request("POST", labels_route, {
+                "labels": batch[i:i + label_batch], "watermark_s": now_s})
+            if status != 200:
+                raise MlsdError(f"label delivery failed with {status}: {answer}")
+        result.labels_sent += len(batch)
+
+    for n, item in enumerate(source):
+        if first is None:
+            first = item.at_s
+            result.first_at_s = item.at_s
+        if speed is not None:
+            wait = (item.at_s - first) / speed - (time.perf_counter() - started)
+            if wait > 0:
+                time.sleep(wait)
+        if pending and pending[0][0] <= item.at_s:
+            send_labels(item.at_s)
+        body = {**item.body, "request_id": f"r{n}", "timestamp": item.at_s}
+        sent = time.perf_counter()
+        status, answer = client.request("POST", route, body)
+        latencies.append(time.perf_counter() - sent)
+        result.requests += 1
+        result.last_at_s = item.at_s
+        if status != 200:
+            result.errors += 1
+            continue
+        label, rows = item.outcome(answer)
+        heapq.heappush(pending, (item.at_s + label_delay_s, n, body["request_id"], label))
+        arm = str(answer.get("arm", "champion"))
+        outcomes.setdefault(arm, []).append(label)
+        stream_rows.extend(rows)
+        if len(stream_rows) >= stream_every:
+            source.process_stream(stream_rows, item.at_s)
+            stream_rows = []
+        if on_progress is not None:
+            on_progress(n + 1)
+    if stream_rows and result.last_at_s is not None:
+        source.process_stream(stream_rows, result.last_at_s)
+    if result.last_at_s is not None:
+        send_labels(result.last_at_s + label_delay_s + 1, final=True)
+    result.wall_s = time.perf_counter() - started
+    if latencies:
+        ms = np.asarray(latencies) * 1e3
+        result.latency_ms = {f"p{q}": round(float(np.percentile(ms, q)), 3) for q in (50, 90, 99)}
+        result.latency_ms["max"] = round(float(ms.max()), 3)
+    result.arms = {arm: {"shown": len(v), "clicks": float(np.sum(v)), "rate": float(np.mean(v))}
+                   for arm, v in sorted(outcomes.items())}
+    return result
+
+
+def wait_for_monitor(client: ServiceClient, label_watermark_s: float, timeout_s: float = 60.0) -> dict[str, Any]:
+    """Poll ``/dashboard/data`` until the monitor has taken in labels up to ``label_watermark_s``."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        status, state = client.request("GET", "/dashboard/data")
+        if status == 200 and (state.get("label_watermark") or float("-inf")) >= label_watermark_s:
+            return dict(state)
+        if time.monotonic() > deadline:
+            raise MlsdError(f"the monitor did not reach label time {label_watermark_s} within {timeout_s} s")
+        time.sleep(0.5)

@@ -1,0 +1,173 @@
+"""``make demo``: the ads system end to end, then a replay with an A/B test, monitoring and the report.
+
+ingest -> features -> train -> register (``mlsd run ads``) -> serve (``mlsd serve ads`` as a child
+process, champion vs challenger on hashed users) -> replay the held-out traffic through HTTP with
+delayed labels and an injected drift -> the service's monitor computes drift, alerts and online
+metrics -> the design report. Real TalkingData when a data directory is given, the generated ad
+marketplace otherwise. Writes ``summary.json`` with the offline metrics, the A/B result, the drift
+detection delay, the false alarms, the serving p99 and the report's path.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from mlsd.core.atomic import atomic_write_json
+from mlsd.datasets.marketplace import AdMarketplace
+from mlsd.monitoring.online import drift_outcome
+from mlsd.serving.process import ServerProcess
+from mlsd.serving.replay import ReplayResult, ServiceClient, replay, wait_for_monitor
+from mlsd.systems.ads.replay import ClickLogReplay, MarketplaceReplay, MarketplaceTraffic
+from mlsd.systems.ads.report import REPLAY_FILE, write_report
+from mlsd.systems.ads.run import RUN_FILE, AdsRun
+from mlsd.systems.ads.service import AdsService
+from mlsd.systems.ads.training import MODELS
+
+
+@dataclass
+class AdsDemo:
+    """One end-to-end demo run under ``out``; ``run`` returns the summary it writes."""
+
+    out: Path = Path("runs/demo")
+    data: str | None = None
+    models: Sequence[str] = MODELS
+    ab_share: float = 0.5
+    window_s: float = 3600.0
+    label_delay_s: float = 600.0
+    speed: float | None = None  # event seconds per wall second; None: as fast as the service answers
+    drift_at_hours: float | None = None  # after the replayed period's start (default: half of it)
+    drift_share: float = 0.3
+    marketplace_rows: int = 250_000
+    traffic: MarketplaceTraffic = field(default_factory=MarketplaceTraffic)
+    replay_limit: int | None = None
+    progress: bool = True
+
+    def say(self, text: str) -> None:
+        tqdm.write(text)
+
+    def run(self) -> dict[str, Any]:
+        started = time.perf_counter()
+        home = self.out / "home"
+        self.say("[1/5] ingest -> features -> train -> register")
+        results = AdsRun(home, data=self.data, models=self.models, progress=self.progress,
+                         marketplace_rows=self.marketplace_rows, flat_datasets=False).run()
+        dataset = next(iter(results))
+        for stale in ("feature_log", "labels", "monitoring"):  # this run's monitor sees this run's traffic only
+            shutil.rmtree(home / stale, ignore_errors=True)
+        self.say(f"[2/5] serve: mlsd serve ads (champion vs challenger on {self.ab_share:.0%} of users)")
+        args = ["--ab-share", str(self.ab_share), "--window-s", str(self.window_s),
+                "--label-delay-s", str(self.label_delay_s)]
+        with ServerProcess("ads", home, args) as server:
+            self.say(f"[3/5] replay the held-out {dataset} traffic through HTTP (labels {self.label_delay_s:.0f} s "
+                     "late, a drift injected half way)")
+            result, drift_at = replay_service(home, server.client, speed=self.speed, label_delay_s=self.label_delay_s,
+                                              drift_at_hours=self.drift_at_hours, drift_share=self.drift_share,
+                                              traffic=self.traffic, limit=self.replay_limit, progress=self.progress)
+            assert result.last_at_s is not None
+            self.say(f"      {result.requests:,} requests in {result.wall_s:.1f} s, {result.errors} errors, "
+                     f"p99 {result.latency_ms.get('p99', float('nan')):.2f} ms")
+            self.say("[4/5] monitor: waiting for the service's monitor to take in every label")
+            state = wait_for_monitor(server.client, result.last_at_s + self.label_delay_s)
+            status, metrics_text = server.client.request("GET", "/metrics")
+        summary = self._summary(home, results[dataset], result, state, drift_at)
+        summary["alerts_on_metrics"] = status == 200 and "mlsd_drift_alerts" in str(metrics_text)
+        self.say("[5/5] report")
+        report = write_report(home, self.out / "report.html")
+        summary["report"] = str(report)
+        summary["seconds"] = round(time.perf_counter() - started, 1)
+        atomic_write_json(self.out / "summary.json", summary)
+        self.say(format_summary(summary))
+        self.say(f"report: {report}\nsummary: {self.out / 'summary.json'}")
+        return summary
+
+    def _summary(self, home: Path, models: Mapping[str, Any], result: ReplayResult, state: Mapping[str, Any],
+                 drift_at: float | None) -> dict[str, Any]:
+        delay, false_alarms, rate = drift_outcome(state, drift_at)
+        ab = dict(state.get("ab") or {})
+        for arm, shown in result.arms.items():
+            ab.setdefault(arm, {})["replay_shown"] = shown
+        return {"dataset": json.loads((home / RUN_FILE).read_text())["dataset"], "models": dict(models), "ab": ab,
+                "drift_detection_delay_s": delay, "false_alarms": false_alarms, "false_alarm_rate": rate,
+                "drift_at_s": drift_at, "serve_p99_ms": result.latency_ms.get("p99"),
+                "serve_latency_ms": result.latency_ms, "replay": result.to_dict(),
+                "windows": len(state.get("windows", [])), "alerts": len(state.get("alerts", []))}
+
+
+def _tick(bar: tqdm[Any]) -> None:
+    bar.update(1)
+
+
+def replay_service(home: Path, client: ServiceClient, *, speed: float | None = None, label_delay_s: float = 600.0,
+                   drift_at_hours: float | None = None, drift_share: float = 0.3,
+                   traffic: MarketplaceTraffic | None = None, limit: int | None = None,
+                   progress: bool = True) -> tuple[ReplayResult, float | None]:
+    """Replay the home's held-out traffic through a running ads service; writes ``replay.json``."""
+    dataset = json.loads((home / RUN_FILE).read_text())["dataset"]
+    source: ClickLogReplay | MarketplaceReplay
+    if dataset == "marketplace":
+        plan = traffic or MarketplaceTraffic()
+        if drift_at_hours is not None:
+            plan = MarketplaceTraffic(**{**plan.__dict__, "drift_at_hours": drift_at_hours})
+        source = MarketplaceReplay(home, AdMarketplace(0), plan)
+        total: int | None = plan.requests
+    else:
+        source = ClickLogReplay(home, drift_share=drift_share, limit=limit)
+        # TalkingData's held-out day has 16 hours of clicks: the drift starts half way
+        source.drift_at_s = source.start_s + (8.0 if drift_at_hours is None else drift_at_hours) * 3600
+        total = limit
+    bar = tqdm(total=total, unit="req", disable=not progress, mininterval=1.0)
+    try:
+        result = replay(source, client, route=AdsService.route, speed=speed, label_delay_s=label_delay_s,
+                        on_progress=lambda n: _tick(bar))
+    finally:
+        bar.close()
+        source.close()
+    atomic_write_json(home / REPLAY_FILE, {**result.to_dict(), "drift_at_s": source.drift_at_s, "dataset": dataset})
+    return result, source.drift_at_s
+
+
+def replay_running(home: Path, host: str, port: int, *, speed: float | None, label_delay_s: float,
+                   drift_at_hours: float | None) -> dict[str, Any]:
+    """``mlsd replay ads``: replay against a service someone started; returns the replay and monitor figures."""
+    client = ServiceClient(host, port)
+    try:
+        result, drift_at = replay_service(home, client, speed=speed, label_delay_s=label_delay_s,
+                                          drift_at_hours=drift_at_hours)
+        outcome: dict[str, Any] = {"replay": result.to_dict()}
+        status, _ = client.request("GET", "/dashboard/data")
+        if status == 200 and result.last_at_s is not None:
+            state = wait_for_monitor(client, result.last_at_s + label_delay_s)
+            delay, false_alarms, rate = drift_outcome(state, drift_at)
+            outcome.update({"ab": state.get("ab"), "drift_detection_delay_s": delay, "false_alarms": false_alarms,
+                            "false_alarm_rate": rate, "alerts": len(state["alerts"])})
+        return outcome
+    finally:
+        client.close()
+
+
+def format_summary(summary: Mapping[str, Any]) -> str:
+    """The end-of-demo table: offline metrics per model, A/B arms, monitoring and serving figures."""
+    lines = [f"{'model':8s} {'AUC':>7s} {'NE':>6s} {'calib':>6s}"]
+    for kind, m in summary["models"].items():
+        lines.append(f"{kind:8s} {m.get('auc', float('nan')):7.4f} {m.get('ne', float('nan')):6.3f} "
+                     f"{m.get('calibration', float('nan')):6.3f}")
+    ab = summary.get("ab") or {}
+    for arm in ("champion", "challenger"):
+        if arm in ab and "rows" in ab[arm]:
+            a = ab[arm]
+            lines.append(f"A/B {arm:10s} rows {a['rows']:6d}  rate {a['rate']:.4f}  calibration "
+                         f"{a['calibration'] if a['calibration'] is not None else float('nan'):.3f}")
+    if "p_value" in ab:
+        lines.append(f"A/B rate difference {ab['rate_difference']:+.4f}  p = {ab['p_value']:.4f}")
+    lines.append(f"drift detection delay {summary['drift_detection_delay_s']} s, false alarms "
+                 f"{summary['false_alarms']} (rate {summary['false_alarm_rate']}), serve p99 "
+                 f"{summary['serve_p99_ms']} ms")
+    return "\n".join(lines)
