@@ -73,17 +73,8 @@ class AdMarketplace:
         user = r.choice(self.users, n, p=self.activity / self.activity.sum())
         ad = r.integers(0, self.ads, n)
         publisher = r.integers(0, self.publishers, n)
-        # Diurnal traffic: more impressions in the evening.
-        seconds = np.sort(r.uniform(0, days * 86400, n * 2))
-        hour_of = (seconds // 3600 % 24).astype(np.int64)
-        weight = 1 + 0.6 * np.sin(2 * np.pi * (hour_of - 14) / 24)
-        keep = r.random(n * 2) < weight / weight.max()
-        seconds = seconds[keep]
-        if seconds.size >= n:
-            seconds = np.sort(r.choice(seconds, n, replace=False))
-        else:
-            seconds = np.sort(np.concatenate([seconds, r.uniform(0, days * 86400, n - seconds.size)]))
-        hour = (seconds // 3600 % 24).astype(np.int64)
+        seconds = diurnal_seconds(r, n, 0.0, days * 86400)
+        hour = hour_at(seconds)
         p = self.probability(user, ad, publisher, hour)
         click = (r.random(n) < p).astype(np.int8)
         stamps = START + (seconds * 1e6).astype("timedelta64[us]")
@@ -102,11 +93,33 @@ class Requests:
     candidates: np.ndarray  # (n, k) ad ids
 
 
+def diurnal_weight(hour: np.ndarray) -> np.ndarray:
+    """Relative traffic by hour of day: more impressions in the evening."""
+    return np.asarray(1 + 0.6 * np.sin(2 * np.pi * (np.asarray(hour) - 14) / 24))
+
+
+def diurnal_seconds(r: np.random.Generator, n: int, start_s: float, span_s: float) -> np.ndarray:
+    """``n`` sorted times in ``[start_s, start_s + span_s)`` following the diurnal traffic pattern."""
+    seconds = np.sort(r.uniform(start_s, start_s + span_s, n * 2))
+    weight = diurnal_weight(hour_at(seconds))
+    seconds = seconds[r.random(n * 2) < weight / weight.max()]
+    if seconds.size >= n:
+        return np.sort(r.choice(seconds, n, replace=False))
+    return np.sort(np.concatenate([seconds, r.uniform(start_s, start_s + span_s, n - seconds.size)]))
+
+
+def requests_in(rows_per_day: float, start_day: float, days: float) -> int:
+    """How many requests the diurnal pattern puts in ``days`` from ``start_day`` at ``rows_per_day``."""
+    minutes = start_day * 1440 + np.arange(round(days * 1440))
+    hours = np.arange(1440) // 60
+    return round(float(rows_per_day * diurnal_weight(minutes // 60 % 24).sum() / diurnal_weight(hours).sum()))
+
+
 def requests(world: AdMarketplace, n: int, *, start_day: float, days: float = 1.0, candidates: int = 20,
              seed: int = 2) -> Requests:
     """``n`` ad requests in time order over ``days`` from ``start_day``, each with random candidate ads."""
     r = np.random.default_rng(seed)
-    seconds = np.sort(r.uniform(start_day * 86400, (start_day + days) * 86400, n))
+    seconds = diurnal_seconds(r, n, start_day * 86400, days * 86400)
     user = r.choice(world.users, n, p=world.activity / world.activity.sum())
     publisher = r.integers(0, world.publishers, n)
     return Requests(seconds, user, publisher, r.integers(0, world.ads, (n, candidates)))

@@ -35,8 +35,9 @@ class DriftThresholds:
     (about (categories - 1) / rows), while a large window makes trivial differences significant.
     """
 
-    psi: float | None = 0.2
-    js: float | None = 0.1
+    # 0.25 is the usual "significant shift" line for PSI; 0.15 is about the same shift in JS distance
+    psi: float | None = 0.25
+    js: float | None = 0.15
     p_value: float | None = 0.001
     min_rows: int = 100  # fewer current rows than this: statistics are reported, no verdict
 
@@ -99,9 +100,13 @@ def chi2_goodness(reference_shares: np.ndarray, current_counts: np.ndarray) -> f
     return float(stats.chi2.sf(statistic, max(len(current_counts) - 1, 1)))
 
 
-def column_drift(name: str, profile: ColumnProfile, values: Any,
-                 thresholds: DriftThresholds = DriftThresholds()) -> ColumnDrift:
-    """Drift of one column's current values against its reference profile."""
+def column_drift(name: str, profile: ColumnProfile, values: Any, thresholds: DriftThresholds = DriftThresholds(),
+                 sample_size: int | None = None) -> ColumnDrift:
+    """Drift of one column's current values against its reference profile.
+
+    ``sample_size``: the number of independent observations behind ``values`` when rows are not
+    independent (several candidates of one request); the tests use it instead of the row count.
+    """
     if isinstance(profile, NumericProfile):
         x = np.asarray(values, dtype=np.float64)
         present = x[~np.isnan(x)]
@@ -109,7 +114,8 @@ def column_drift(name: str, profile: ColumnProfile, values: Any,
         rows, missing = int(present.size), float(1 - present.size / x.size) if x.size else 0.0
         ref_coarse = np.bincount(profile.groups, weights=profile.shares)
         cur_coarse = np.bincount(profile.groups, weights=fine) / max(rows, 1)
-        ks, ks_p = ks_binned(profile.shares, fine, profile.count) if rows else (0.0, 1.0)
+        scale = min(sample_size / rows, 1.0) if sample_size and rows else 1.0
+        ks, ks_p = ks_binned(profile.shares, fine * scale, profile.count) if rows else (0.0, 1.0)
         chi2_p = None
         p, js = psi(ref_coarse, cur_coarse), js_distance(ref_coarse, cur_coarse) if rows else 0.0
     else:
@@ -118,7 +124,8 @@ def column_drift(name: str, profile: ColumnProfile, values: Any,
         missing = missing_rows / (rows + missing_rows) if rows + missing_rows else 0.0
         shares = counts / max(rows, 1)
         p, js = psi(profile.shares, shares), js_distance(profile.shares, shares) if rows else 0.0
-        ks, ks_p, chi2_p = None, None, chi2_goodness(profile.shares, counts) if rows else 1.0
+        scale = min(sample_size / rows, 1.0) if sample_size and rows else 1.0
+        ks, ks_p, chi2_p = None, None, chi2_goodness(profile.shares, counts * scale) if rows else 1.0
     reasons: list[str] = []
     significance = ks_p if ks_p is not None else chi2_p
     if rows >= thresholds.min_rows and (thresholds.p_value is None or (significance or 0.0) < thresholds.p_value):
@@ -131,12 +138,12 @@ def column_drift(name: str, profile: ColumnProfile, values: Any,
 
 
 def detect_drift(profile: DatasetProfile, columns: Mapping[str, Any], thresholds: DriftThresholds = DriftThresholds(),
-                 *, threads: int = 1) -> dict[str, ColumnDrift]:
+                 *, threads: int = 1, sample_size: int | None = None) -> dict[str, ColumnDrift]:
     """Drift of every profiled column present in ``columns`` (NumPy's binning releases the GIL)."""
     names = [name for name in profile.columns if name in columns]
 
     def one(name: str) -> ColumnDrift:
-        return column_drift(name, profile.columns[name], columns[name], thresholds)
+        return column_drift(name, profile.columns[name], columns[name], thresholds, sample_size)
 
     if threads > 1 and len(names) > 1:
         with ThreadPoolExecutor(threads) as pool:

@@ -93,17 +93,15 @@ class OnlineMonitor:
             predictions = np.asarray(record["predictions"], dtype=np.float64)
             if predictions.size == 0:
                 continue
-            # One row per request, the top-ranked (shown) candidate: candidates of one request share their
-            # context, so counting each would overstate the sample size of every significance test.
-            top = int(predictions.argmax())
             features, entities = record["features"], record.get("entities", {})
             for name in self.monitored:
                 source = features if name in features else entities if name in entities else None
                 if source is not None:
-                    window.columns.setdefault(name, []).append(source[name][top])
+                    window.columns.setdefault(name, []).extend(source[name])
             arm = str(record.get("arm") or CONTROL)
             if arm == CONTROL:  # the reference is the champion's; the challenger's scores differ by design
-                window.predictions.append(float(predictions[top]))
+                window.predictions.extend(predictions.tolist())
+            top = int(predictions.argmax())  # the top-ranked candidate is the one shown
             request_id = str(record["request_id"])
             window.requests[request_id] = (float(predictions[top]), arm)
             self._request_window[request_id] = window.start
@@ -135,7 +133,8 @@ class OnlineMonitor:
                 for name, values in window.columns.items()}
             if window.predictions:
                 columns[PREDICTION] = np.asarray(window.predictions)
-            drift = detect_drift(self.profile, columns, self.config.thresholds)
+            # Candidates of one request share its context: significance counts requests, not candidates.
+            drift = detect_drift(self.profile, columns, self.config.thresholds, sample_size=len(window.requests))
             end = start + self.config.window_s
             window.report = {"start": start, "end": end, "requests": len(window.requests),
                              "drift": {name: d.to_dict() for name, d in drift.items()}, "labels": None}

@@ -62,8 +62,7 @@ class HtmlReport:
     def render(self) -> str:
         data = json.dumps(self.charts).replace("</", "<\\/")
         title = html.escape(self.title)
-        return f"""<!doctype html><html><head><meta charset="utf-8"><title>{title}</title><style>{STYLE}
-.diagram svg{{max-width:100%}}</style></head><body><h1>{title}</h1>{''.join(self.blocks)}
+        return f"""<!doctype html><html><head><meta charset="utf-8"><title>{title}</title><style>{STYLE}</style></head><body><h1>{title}</h1>{''.join(self.blocks)}
 <script>{chart_script()}</script>
 <script>
 const MLSD_CHARTS = {data};
@@ -88,8 +87,9 @@ for (const slot of document.querySelectorAll(".chart-slot")) {{
 def pipeline_diagram(stages: Sequence[tuple[str, str]]) -> str:
     """A left-to-right SVG of ``(title, detail)`` boxes joined by arrows (details wrap at ~34 characters)."""
     width, height, gap = 170, 120, 26
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" class="architecture" width="{len(stages) * (width + gap)}" '
-             f'height="{height + 20}" font-family="system-ui,sans-serif">',
+    total = len(stages) * (width + gap)
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" class="architecture" width="{total}" height="{height + 20}" '
+             f'viewBox="0 0 {total} {height + 20}" font-family="system-ui,sans-serif">',
              '<defs><marker id="arrow" markerWidth="8" markerHeight="8" refX="7" refY="4" orient="auto">'
              '<path d="M0,0 L8,4 L0,8 z" fill="#555"/></marker></defs>']
     for i, (title, detail) in enumerate(stages):

@@ -14,7 +14,7 @@ import json
 import shutil
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,13 +40,13 @@ class AdsDemo:
     data: str | None = None
     models: Sequence[str] = MODELS
     ab_share: float = 0.5
-    window_s: float = 3600.0
+    window_s: float = 1800.0
     label_delay_s: float = 600.0
     speed: float | None = None  # event seconds per wall second; None: as fast as the service answers
     drift_at_hours: float | None = None  # after the replayed period's start (default: half of it)
     drift_share: float = 0.3
-    marketplace_rows: int = 250_000
-    traffic: MarketplaceTraffic = field(default_factory=MarketplaceTraffic)
+    marketplace_rows: int = 250_000  # over 7 days; the replay keeps the same traffic rate
+    traffic: MarketplaceTraffic | None = None
     replay_limit: int | None = None
     progress: bool = True
 
@@ -70,7 +70,8 @@ class AdsDemo:
                      "late, a drift injected half way)")
             result, drift_at = replay_service(home, server.client, speed=self.speed, label_delay_s=self.label_delay_s,
                                               drift_at_hours=self.drift_at_hours, drift_share=self.drift_share,
-                                              traffic=self.traffic, limit=self.replay_limit, progress=self.progress)
+                                              traffic=self.traffic or MarketplaceTraffic(self.marketplace_rows / 7),
+                                              limit=self.replay_limit, progress=self.progress)
             assert result.last_at_s is not None
             self.say(f"      {result.requests:,} requests in {result.wall_s:.1f} s, {result.errors} errors, "
                      f"p99 {result.latency_ms.get('p99', float('nan')):.2f} ms")
@@ -117,7 +118,7 @@ def replay_service(home: Path, client: ServiceClient, *, speed: float | None = N
         if drift_at_hours is not None:
             plan = MarketplaceTraffic(**{**plan.__dict__, "drift_at_hours": drift_at_hours})
         source = MarketplaceReplay(home, AdMarketplace(0), plan)
-        total: int | None = plan.requests
+        total: int | None = source.requests
     else:
         source = ClickLogReplay(home, drift_share=drift_share, limit=limit)
         # TalkingData's held-out day has 16 hours of clicks: the drift starts half way

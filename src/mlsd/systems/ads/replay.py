@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from mlsd.datasets import TALKINGDATA_SCHEMA
-from mlsd.datasets.marketplace import START, AdMarketplace, hour_at, requests
+from mlsd.datasets.marketplace import START, AdMarketplace, hour_at, requests, requests_in
 from mlsd.events import EventLog
 from mlsd.events.replay import replay as replay_log
 from mlsd.features import FeatureStore, OfflineStore, SqliteOnlineStore
@@ -100,9 +100,8 @@ def _logged(label: float, row: dict[str, Any]) -> Callable[[dict[str, Any]], tup
 class MarketplaceTraffic:
     """How much live traffic to generate and when the traffic mix shifts."""
 
-    requests: int = 12_000
+    rows_per_day: float = 250_000 / 7  # the click log's traffic rate, so count features keep their scale
     day: float = 7.0  # days after the marketplace's start (the click log covers days 0-6)
-    # 12,000 requests in 8 hours: the click log's traffic rate, so count features keep their scale
     days: float = 1 / 3
     candidates: int = 20
     drift_at_hours: float | None = 4.0
@@ -121,13 +120,14 @@ class MarketplaceReplay(_StreamedReplay):
         self.world, self.traffic = world, traffic
         self.drift_at_s = None if traffic.drift_at_hours is None else self.start_s + traffic.drift_at_hours * 3600
         self.rng = np.random.default_rng(traffic.seed)
+        self.requests = requests_in(traffic.rows_per_day, traffic.day, traffic.days)
 
     def __iter__(self) -> Iterator[ReplayItem]:
         w, t = self.world, self.traffic
-        plan = requests(w, t.requests, start_day=t.day, days=t.days, candidates=t.candidates, seed=t.seed)
+        plan = requests(w, self.requests, start_day=t.day, days=t.days, candidates=t.candidates, seed=t.seed)
         shifted_users = np.flatnonzero(w.device == t.drift_device)
         weights = w.activity[shifted_users] / w.activity[shifted_users].sum()
-        for i in range(t.requests):
+        for i in range(self.requests):
             seconds = float(plan.seconds[i])
             at = _START_S + seconds
             user = int(plan.user[i])
