@@ -92,7 +92,12 @@ def ks_binned(reference_shares: np.ndarray, current_counts: np.ndarray, n_refere
 
 
 def chi2_goodness(reference_shares: np.ndarray, current_counts: np.ndarray) -> float:
-    """p-value of the current counts under the reference shares (chi-squared goodness of fit)."""
+    """p-value of the current counts under the reference shares (chi-squared goodness of fit).
+
+    Bins empty on both sides (an unused "other") add nothing and no degree of freedom.
+    """
+    used = (reference_shares > 0) | (current_counts > 0)
+    reference_shares, current_counts = reference_shares[used], current_counts[used]
     n = current_counts.sum()
     expected = np.maximum(reference_shares, EPSILON)
     expected = expected / expected.sum() * n

@@ -86,7 +86,7 @@ class OnlineMonitor:
             at = record["at_us"] / 1e6
             if at > self.request_watermark:
                 self.request_watermark = at
-                self._close_drift()  # at the event time it became possible, not at the next poll
+                self._close_drift(at)  # at the event time it became possible, not at the next poll
             window = self._window(at)
             if window.report is not None:  # arrived after its window closed: too late to count
                 continue
@@ -122,11 +122,14 @@ class OnlineMonitor:
             self.labels += 1
         if watermark_s is not None:
             self.label_watermark = max(self.label_watermark, watermark_s)
+            # Labels are sent after their requests: requests up to here have all been seen.
+            self._close_drift(self.label_watermark - self.config.label_delay_s)
         self._close_labels()
 
-    def _close_drift(self) -> None:
+    def _close_drift(self, now: float) -> None:
+        """Compute drift for every open window that ended by event time ``now``."""
         for start, window in sorted(self.windows.items()):
-            if window.report is not None or self.request_watermark < start + self.config.window_s:
+            if window.report is not None or now < start + self.config.window_s:
                 continue
             columns: dict[str, Any] = {
                 name: np.asarray(values, dtype=np.float64 if self.profile.columns[name].kind == "numeric" else object)
@@ -140,7 +143,7 @@ class OnlineMonitor:
                              "drift": {name: d.to_dict() for name, d in drift.items()}, "labels": None}
             for name, d in drift.items():
                 if d.drift:
-                    self.alerts.append({"window_start": start, "window_end": end, "raised_at": self.request_watermark,
+                    self.alerts.append({"window_start": start, "window_end": end, "raised_at": now,
                                         "column": name, "reasons": list(d.reasons), "psi": d.psi, "js": d.js})
             window.columns.clear()
             window.predictions.clear()

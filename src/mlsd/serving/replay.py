@@ -90,7 +90,7 @@ class ReplayResult:
 
 
 def replay(source: ReplaySource, client: ServiceClient, *, route: str, labels_route: str = "/v1/labels",
-           speed: float | None = None, label_delay_s: float = 600.0, stream_every: int = 50,
+           speed: float | None = None, label_delay_s: float = 600.0, stream_lag_s: float = 1.0,
            label_batch: int = 2000, on_progress: Callable[[int], None] | None = None) -> ReplayResult:
     """Send every item of ``source`` to ``route``; returns the client-side view of the replay."""
     result = ReplayResult()
@@ -99,6 +99,7 @@ def replay(source: ReplaySource, client: ServiceClient, *, route: str, labels_ro
     stream_rows: list[dict[str, Any]] = []
     started = time.perf_counter()
     first = None
+    oldest = 0.0
     outcomes: dict[str, list[float]] = {}
 
     def send_labels(now_s: float, final: bool = False) -> None:
@@ -123,6 +124,11 @@ def replay(source: ReplaySource, client: ServiceClient, *, route: str, labels_ro
                 time.sleep(wait)
         if pending and pending[0][0] <= item.at_s:
             send_labels(item.at_s)
+        # Served events reach the stream processor within ``stream_lag_s`` of event time (the online
+        # store's freshness) before the next request is scored; batching longer would serve stale features.
+        if stream_rows and item.at_s - oldest >= stream_lag_s:
+            source.process_stream(stream_rows, item.at_s)
+            stream_rows = []
         body = {**item.body, "request_id": f"r{n}", "timestamp": item.at_s}
         sent = time.perf_counter()
         status, answer = client.request("POST", route, body)
@@ -136,16 +142,17 @@ def replay(source: ReplaySource, client: ServiceClient, *, route: str, labels_ro
         heapq.heappush(pending, (item.at_s + label_delay_s, n, body["request_id"], label))
         arm = str(answer.get("arm", "champion"))
         outcomes.setdefault(arm, []).append(label)
+        if not stream_rows:
+            oldest = item.at_s
         stream_rows.extend(rows)
-        if len(stream_rows) >= stream_every:
-            source.process_stream(stream_rows, item.at_s)
-            stream_rows = []
         if on_progress is not None:
             on_progress(n + 1)
     if stream_rows and result.last_at_s is not None:
         source.process_stream(stream_rows, result.last_at_s)
     if result.last_at_s is not None:
-        send_labels(result.last_at_s + label_delay_s + 1, final=True)
+        # The replay is over: every label there will ever be is sent, so the watermark can move a day
+        # past the last request and every monitoring window closes.
+        send_labels(result.last_at_s + label_delay_s + 86_400, final=True)
     result.wall_s = time.perf_counter() - started
     if latencies:
         ms = np.asarray(latencies) * 1e3

@@ -88,7 +88,7 @@ class ClickLogReplay(_StreamedReplay):
                     return
 
     def process_stream(self, rows: list[dict[str, Any]], watermark_s: float) -> None:
-        self.processor.process(pa.Table.from_pylist(rows, schema=self.log.schema.stored_schema()))
+        self.processor.process(pa.Table.from_pylist(rows, schema=self.log.schema.stored_schema))
 
 
 def _logged(label: float, row: dict[str, Any]) -> Callable[[dict[str, Any]], tuple[float, list[dict[str, Any]]]]:

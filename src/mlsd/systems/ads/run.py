@@ -119,9 +119,12 @@ class AdsRun:
         name = model_name(data.name)
         versions: list[tuple[float, str]] = []
         scores: dict[str, dict[str, float]] = {}
-        train = data.split.train
-        features = DatasetProfile.build({c: np.asarray(data.columns[c])[train] for c in data.numeric},
-                                        {c: np.asarray(data.columns[c])[train] for c in data.categorical})
+        # The monitoring reference is the validation period: the most recent data the model has not
+        # been fitted to, and (unlike the first training days) with the history behind it that live
+        # traffic has; "time since last" and running counts drift from a log's first days by design.
+        recent = data.split.valid if len(data.split.valid) else data.split.train
+        features = DatasetProfile.build({c: np.asarray(data.columns[c])[recent] for c in data.numeric},
+                                        {c: np.asarray(data.columns[c])[recent] for c in data.categorical})
 
         def record(kind: str, result: TrainingResult) -> None:
             test = result.metrics.get("test", {})
@@ -132,8 +135,7 @@ class AdsRun:
                 scores[kind]["best_possible_logloss"] = round(data.best_logloss, 6)
             artefact = self.home / "reliability" / f"{data.name}-{kind}.json"
             self._reliability(data, result, artefact)
-            # The reference for monitoring: training-period features, validation-period predictions
-            # (calibrated and out of sample, like the scores the service will produce).
+            # Predictions of the same period: calibrated and out of sample, like the service's scores.
             profile = self.home / "profiles" / f"{data.name}-{kind}" / PROFILE_FILE
             profile.parent.mkdir(parents=True, exist_ok=True)
             reference = DatasetProfile({**features.columns,

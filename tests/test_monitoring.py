@@ -1,0 +1,181 @@
+"""Profiles, drift statistics, A/B statistics and the online monitor, against scipy and hand-made cases."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from scipy import stats
+from scipy.spatial.distance import jensenshannon
+
+from mlsd.experiments.ab import assign_arm, bootstrap_difference, bucket, two_proportion_ztest
+from mlsd.monitoring import DatasetProfile, DriftThresholds, MonitorConfig, OnlineMonitor, detect_drift
+from mlsd.monitoring.drift import js_distance, psi
+from mlsd.monitoring.online import drift_outcome
+from mlsd.training.metrics import normalized_entropy, roc_auc
+
+
+def test_psi_and_js_match_their_definitions() -> None:
+    r, c = np.array([0.5, 0.3, 0.2]), np.array([0.2, 0.3, 0.5])
+    assert psi(r, c) == pytest.approx(float(np.sum((c - r) * np.log(c / r))))
+    assert psi(r, r) == 0.0
+    assert js_distance(r, c) == pytest.approx(float(jensenshannon(r, c)))
+    assert js_distance(np.array([1.0, 0.0]), np.array([0.0, 1.0])) == pytest.approx(np.sqrt(np.log(2)))
+
+
+def test_profile_round_trips_through_json_and_gives_the_same_statistics() -> None:
+    rng = np.random.default_rng(0)
+    profile = DatasetProfile.build({"x": rng.normal(0, 1, 20_000)}, {"c": rng.integers(0, 30, 20_000)})
+    current = {"x": rng.normal(0.3, 1, 3_000), "c": rng.integers(0, 40, 3_000)}
+    again = DatasetProfile.from_dict(json.loads(json.dumps(profile.to_dict())))
+    assert detect_drift(profile, current) == detect_drift(again, current)
+
+
+def test_binned_ks_is_close_to_scipy_and_never_above_it() -> None:
+    rng = np.random.default_rng(1)
+    reference, current = rng.exponential(1.0, 50_000), rng.exponential(1.2, 5_000)
+    drift = detect_drift(DatasetProfile.build({"x": reference}), {"x": current})["x"]
+    exact = stats.ks_2samp(reference, current)
+    assert drift.ks is not None
+    assert drift.ks_p is not None
+    assert drift.ks <= exact.statistic + 1e-9
+    assert drift.ks == pytest.approx(exact.statistic, abs=0.01)
+    assert drift.ks_p < 1e-10
+    assert exact.pvalue < 1e-10
+
+
+def test_chi_squared_matches_scipy_goodness_of_fit() -> None:
+    reference = np.repeat(["a", "b", "c"], [500, 300, 200])
+    current = np.repeat(["a", "b", "c"], [40, 35, 25])
+    drift = detect_drift(DatasetProfile.build({}, {"c": reference}), {"c": current})["c"]
+    expected = stats.chisquare([40, 35, 25], [50, 30, 20])
+    assert drift.chi2_p == pytest.approx(expected.pvalue, rel=1e-6)
+
+
+def test_drift_verdicts_separate_shifted_columns_from_unchanged_ones() -> None:
+    rng = np.random.default_rng(2)
+    n = 20_000
+    reference = {"same": rng.normal(0, 1, n), "shifted": rng.normal(0, 1, n), "missing": rng.normal(0, 1, n)}
+    categories = {"same_c": rng.choice(list("abcdef"), n), "new_value": rng.choice(list("abcdef"), n)}
+    profile = DatasetProfile.build(reference, categories)
+    current_missing = rng.normal(0, 1, 4000)
+    current_missing[:2000] = np.nan
+    current = {"same": rng.normal(0, 1, 4000), "shifted": rng.normal(1.0, 1, 4000), "missing": current_missing,
+               "same_c": rng.choice(list("abcdef"), 4000),
+               "new_value": np.where(rng.random(4000) < 0.4, "zz", rng.choice(list("abcdef"), 4000))}
+    verdicts = {name: d.drift for name, d in detect_drift(profile, current).items()}
+    assert verdicts == {"same": False, "shifted": True, "missing": False, "same_c": False, "new_value": True}
+    assert detect_drift(profile, current)["missing"].missing == pytest.approx(0.5)
+
+
+def test_small_windows_over_many_categories_do_not_alarm_by_chance() -> None:
+    # 300 rows over 200 equally likely categories: PSI is large by chance alone; the test must veto it.
+    rng = np.random.default_rng(3)
+    profile = DatasetProfile.build({}, {"c": rng.integers(0, 200, 200_000)})
+    alarms = 0
+    for _ in range(50):
+        d = detect_drift(profile, {"c": rng.integers(0, 200, 300)})["c"]
+        assert d.psi > 0.25  # the effect size alone would alarm every time
+        alarms += d.drift
+    assert alarms <= 2
+    assert detect_drift(profile, {"c": rng.integers(0, 200, 300)}, DriftThresholds(p_value=None))["c"].drift
+
+
+def test_sample_size_weakens_the_test_for_repeated_rows() -> None:
+    rng = np.random.default_rng(4)
+    profile = DatasetProfile.build({"x": rng.normal(0, 1, 50_000)})
+    current = np.repeat(rng.normal(0.1, 1, 200), 50)  # 200 requests of 50 candidates sharing one value
+    rows = detect_drift(profile, {"x": current})["x"]
+    requests = detect_drift(profile, {"x": current}, sample_size=200)["x"]
+    assert rows.ks == requests.ks
+    assert requests.ks_p is not None
+    assert rows.ks_p is not None
+    assert requests.ks_p > rows.ks_p
+
+
+def test_two_proportion_ztest_matches_the_textbook_formula() -> None:
+    test = two_proportion_ztest(120, 2000, 150, 2000)
+    pooled = 270 / 4000
+    z = (0.075 - 0.06) / np.sqrt(pooled * (1 - pooled) * (2 / 2000))
+    assert test.z == pytest.approx(z)
+    assert test.p_value == pytest.approx(2 * stats.norm.sf(abs(z)))
+    assert test.ci95[0] < test.difference < test.ci95[1]
+
+
+def test_ztest_rejects_at_the_nominal_rate_under_the_null() -> None:
+    rng = np.random.default_rng(5)
+    rejections = sum(two_proportion_ztest(rng.binomial(4000, 0.05), 4000, rng.binomial(4000, 0.05), 4000).p_value
+                     < 0.05 for _ in range(400))
+    assert 8 <= rejections <= 36  # 20 expected
+
+
+def test_hashed_assignment_is_deterministic_balanced_and_independent_across_experiments() -> None:
+    arms = [assign_arm(user, "exp-a") for user in range(20_000)]
+    assert arms == [assign_arm(user, "exp-a") for user in range(20_000)]
+    assert 0.48 < arms.count("challenger") / len(arms) < 0.52
+    other = [assign_arm(user, "exp-b") for user in range(20_000)]
+    agreement = np.mean([a == b for a, b in zip(arms, other, strict=True)])
+    assert 0.48 < agreement < 0.52
+    assert all(0 <= bucket(u, "x") < 1 for u in range(100))
+    assert [assign_arm(u, "exp-a", 0.1) for u in range(5000)].count("challenger") == pytest.approx(500, abs=80)
+
+
+def test_bootstrap_interval_covers_a_known_difference() -> None:
+    rng = np.random.default_rng(6)
+    y0 = rng.random(4000) < 0.1
+    p0 = np.clip(0.1 + 0.05 * (y0 - 0.1) + rng.normal(0, 0.02, 4000), 0.01, 0.99)
+    y1 = rng.random(4000) < 0.1
+    p1 = np.clip(0.1 + 0.15 * (y1 - 0.1) + rng.normal(0, 0.02, 4000), 0.01, 0.99)
+    diff, (lo, hi) = bootstrap_difference(roc_auc, (y0.astype(float), p0), (y1.astype(float), p1), resamples=200)
+    assert diff == pytest.approx(roc_auc(y1, p1) - roc_auc(y0, p0))
+    assert lo < diff < hi
+    assert lo > 0
+
+
+def _record(i: int, at: float, value: float, arm: str, p: float) -> dict[str, object]:
+    # Two candidates: the second is ranked lower and drawn like the first, so neither drifts by design.
+    return {"request_id": f"q{i}", "at_us": round(at * 1e6), "arm": arm, "features": {"x": [value, value]},
+            "entities": {"c": ["a", "b"]}, "predictions": [p, p * 0.999]}
+
+
+def test_online_monitor_windows_labels_alerts_and_ab() -> None:
+    rng = np.random.default_rng(7)
+    profile = DatasetProfile.build({"x": rng.normal(0, 1, 20_000), "prediction": rng.uniform(0, 0.2, 20_000)},
+                                   {"c": rng.choice(["a", "b"], 20_000)})
+    monitor = OnlineMonitor(profile, MonitorConfig(window_s=100, label_delay_s=50))
+    records, labels, truth = [], [], {}
+    for i in range(3000):
+        at = i * 0.1  # 10 requests per second: 3 windows of 100 s
+        shift = 3.0 if at >= 200 else 0.0  # the last window drifts
+        arm = "challenger" if i % 2 else "champion"
+        p = float(rng.uniform(0, 0.2))
+        y = float(rng.random() < p)
+        records.append(_record(i, at, float(rng.normal(shift, 1)), arm, p))
+        truth[f"q{i}"] = (y, p, arm, int(at // 100))
+        if y:
+            labels.append({"request_id": f"q{i}", "label": 1.0})
+    monitor.add_labels(labels[:5])  # labels may arrive before their requests are read
+    monitor.add_records(records)
+    monitor.add_labels(labels[5:], watermark_s=300 + 50)
+    assert [w["start"] for w in monitor.closed] == [0, 100]  # the last window is still open
+    monitor.add_records([_record(9999, 301.0, 0.0, "champion", 0.1)])
+    assert [w["start"] for w in monitor.closed] == [0, 100, 200]
+    monitor.add_labels([], watermark_s=300 + 50)
+    alerted = {a["window_start"] for a in monitor.alerts if a["column"] == "x"}
+    assert alerted == {200}
+    first = monitor.closed[0]
+    champion = [(y, p) for y, p, arm, w in truth.values() if w == 0 and arm == "champion"]
+    ys, ps = np.array([y for y, _ in champion]), np.array([p for _, p in champion])
+    assert first["labels"]["champion"]["rows"] == len(champion)
+    assert first["labels"]["champion"]["rate"] == pytest.approx(ys.mean())
+    assert first["labels"]["champion"]["ne"] == pytest.approx(normalized_entropy(ys, ps))
+    ab = monitor.ab_summary()
+    assert ab is not None
+    assert 0 <= ab["p_value"] <= 1
+    assert ab["champion"]["rows"] + ab["challenger"]["rows"] == 3000
+    delay, false_alarms, rate = drift_outcome(monitor.state(), 200.0)
+    assert false_alarms == 0
+    assert rate == 0
+    assert delay is not None
+    assert 0 < delay <= 101
