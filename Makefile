@@ -5,7 +5,7 @@ BENCH_VENV := .venv-bench
 STAMP := $(VENV)/.installed
 BENCH_STAMP := $(BENCH_VENV)/.installed
 
-.PHONY: demo test lint bench bench-venv clean
+.PHONY: demo test lint bench bench-venv bench-drift browser clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -13,10 +13,19 @@ $(STAMP): pyproject.toml
 	$(VENV)/bin/pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
+# The ads system end to end (train, serve, replay with an A/B test, monitor, report) -> runs/demo/.
 demo: $(STAMP)
-	$(VENV)/bin/mlsd walkthrough
+	$(VENV)/bin/mlsd demo
 
-test: $(STAMP)
+# The dashboard and report tests render pages in headless Chromium (Debian's package).
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	  { echo "installing Debian's chromium for the browser tests"; \
+	    SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	    $$SUDO apt-get install -y -q chromium >/dev/null || \
+	    { $$SUDO apt-get update -q >/dev/null && $$SUDO apt-get install -y -q chromium >/dev/null; }; }
+
+test: $(STAMP) browser
 	$(VENV)/bin/ruff check src tests benchmarks
 	$(VENV)/bin/mypy
 	$(VENV)/bin/python -m pytest
@@ -33,6 +42,17 @@ $(BENCH_STAMP): pyproject.toml
 	touch $(BENCH_STAMP)
 
 bench-venv: $(BENCH_STAMP)
+
+DRIFT_VENV := .venv-drift
+DRIFT_STAMP := $(DRIFT_VENV)/.installed
+$(DRIFT_STAMP): pyproject.toml
+	$(PYTHON) -m venv $(DRIFT_VENV)
+	$(DRIFT_VENV)/bin/pip install --quiet --upgrade pip
+	$(DRIFT_VENV)/bin/pip install --quiet -e '.[bench-drift]'
+	touch $(DRIFT_STAMP)
+
+bench-drift: $(DRIFT_STAMP)
+	$(DRIFT_VENV)/bin/python benchmarks/drift.py
 
 bench: $(BENCH_STAMP)
 	$(BENCH_VENV)/bin/python benchmarks/online_read.py

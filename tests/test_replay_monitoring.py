@@ -77,7 +77,8 @@ def _charts(dom: str) -> dict[str, int]:
     for tag in re.findall(r"<svg [^>]*class=\"chart\"[^>]*>", dom):
         title = re.search(r'data-title="([^"]*)"', tag)
         points = re.search(r'data-points="(\d+)"', tag)
-        assert title is not None and points is not None
+        assert title is not None
+        assert points is not None
         found[title.group(1)] = int(points.group(1))
     return found
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 from pathlib import Path
 
@@ -62,13 +63,16 @@ def _serve(args: argparse.Namespace) -> int:
 
     serve(args.system, home=Path(args.home or home_dir() / args.system), host=args.host, port=args.port,
           max_in_flight=args.max_in_flight, workers=args.workers,
-          options={"ab_share": args.ab_share, "window_s": args.window_s, "label_delay_s": args.label_delay_s})
+          options={"ab_share": args.ab_share, "window_s": args.window_s, "label_delay_s": args.label_delay_s,
+                   "psi": args.drift_psi, "js": args.drift_js, "p_value": args.drift_p})
     return 0
 
 
 def _demo(args: argparse.Namespace) -> int:
     from mlsd.systems.ads.demo import AdsDemo
 
+    # A terminated demo still stops the server it started (the `with` blocks unwind on SystemExit).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     AdsDemo(out=Path(args.out), data=args.data, speed=args.speed, progress=not args.quiet).run()
     return 0
 
@@ -141,6 +145,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--window-s", type=float, default=3600.0, help="monitoring window, event-time seconds")
     serve.add_argument("--label-delay-s", type=float, default=600.0,
                        help="how long the monitor waits for a request's label before counting it as 0")
+    serve.add_argument("--drift-psi", type=float, default=0.25, help="alert at this PSI (test permitting)")
+    serve.add_argument("--drift-js", type=float, default=0.15, help="alert at this JS distance")
+    serve.add_argument("--drift-p", type=float, default=0.001, help="significance level of the KS / chi-squared test")
     serve.set_defaults(run=_serve)
     demo = sub.add_parser("demo", help="the ads system end to end: train, serve, replay with A/B, monitor, report")
     demo.add_argument("--data", help="data directory (default: $MLSD_DATA_DIR; the generated marketplace without one)")

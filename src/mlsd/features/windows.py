@@ -69,10 +69,19 @@ class _Window:
     def apply(self, keys: np.ndarray, columns: dict[str, np.ndarray], lists: dict[str, list[object]],
               sign: int, n_keys: int) -> None:
         self.count = _grow(self.count, n_keys)
-        self.count += sign * np.bincount(keys, minlength=len(self.count))
+        # Small batches (a live stream, one event at a time) touch a few keys: scattered adds cost
+        # O(events); a dense bincount costs O(keys) and wins only for large batches.
+        sparse = len(keys) * 16 < len(self.count)
+        if sparse:
+            np.add.at(self.count, keys, sign)
+        else:
+            self.count += sign * np.bincount(keys, minlength=len(self.count))
         for name in self.sums:
             self.sums[name] = _grow(self.sums[name], n_keys, 0.0)
-            self.sums[name] += sign * np.bincount(keys, weights=columns[name], minlength=len(self.sums[name]))
+            if sparse:
+                np.add.at(self.sums[name], keys, sign * np.asarray(columns[name], dtype=np.float64))
+            else:
+                self.sums[name] += sign * np.bincount(keys, weights=columns[name], minlength=len(self.sums[name]))
         for name, distinct in self.distinct.items():
             distinct.apply(keys, lists[name], sign, n_keys)
 

@@ -73,6 +73,7 @@ class OnlineMonitor:
         self._arms: dict[str, tuple[list[float], list[float]]] = {}
         self.records = 0
         self.labels = 0
+        self._ab: dict[str, Any] | None = None
 
     def _window(self, at: float) -> _Window:
         start = at - at % self.config.window_s
@@ -173,11 +174,21 @@ class OnlineMonitor:
             done.append(start)
         for start in done:
             del self.windows[start]
+        if done:
+            self._ab = None  # the arms' totals changed
 
     def ab_summary(self, resamples: int = 200) -> dict[str, Any] | None:
-        """Per-arm online metrics over every label-complete window and the significance of the differences."""
+        """Per-arm online metrics over every label-complete window and the significance of the differences.
+
+        Cached until another window's labels complete: the bootstrap is the monitor's costliest step.
+        """
         if not (CONTROL in self._arms and TREATMENT in self._arms):
             return None
+        if self._ab is None:
+            self._ab = self._ab_summary(resamples)
+        return self._ab
+
+    def _ab_summary(self, resamples: int) -> dict[str, Any]:
         arrays = {arm: (np.asarray(y), np.asarray(p)) for arm, (y, p) in self._arms.items()}
         y0, y1 = arrays[CONTROL][0], arrays[TREATMENT][0]
         test = two_proportion_ztest(int(y0.sum()), len(y0), int(y1.sum()), len(y1))

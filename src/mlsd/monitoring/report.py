@@ -62,7 +62,9 @@ class HtmlReport:
     def render(self) -> str:
         data = json.dumps(self.charts).replace("</", "<\\/")
         title = html.escape(self.title)
-        return f"""<!doctype html><html><head><meta charset="utf-8"><title>{title}</title><style>{STYLE}</style></head><body><h1>{title}</h1>{''.join(self.blocks)}
+        blocks = "".join(self.blocks)
+        return f"""<!doctype html><html><head><meta charset="utf-8"><title>{title}</title><style>{STYLE}</style>
+</head><body><h1>{title}</h1>{blocks}
 <script>{chart_script()}</script>
 <script>
 const MLSD_CHARTS = {data};

@@ -14,6 +14,7 @@ import heapq
 import http.client
 import json
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -100,6 +101,7 @@ def replay(source: ReplaySource, client: ServiceClient, *, route: str, labels_ro
     started = time.perf_counter()
     first = None
     oldest = 0.0
+    run = uuid.uuid4().hex[:8]  # request ids stay unique across replays into the same logs
     outcomes: dict[str, list[float]] = {}
 
     def send_labels(now_s: float, final: bool = False) -> None:
@@ -129,7 +131,7 @@ def replay(source: ReplaySource, client: ServiceClient, *, route: str, labels_ro
         if stream_rows and item.at_s - oldest >= stream_lag_s:
             source.process_stream(stream_rows, item.at_s)
             stream_rows = []
-        body = {**item.body, "request_id": f"r{n}", "timestamp": item.at_s}
+        body = {**item.body, "request_id": f"{run}-{n}", "timestamp": item.at_s}
         sent = time.perf_counter()
         status, answer = client.request("POST", route, body)
         latencies.append(time.perf_counter() - sent)

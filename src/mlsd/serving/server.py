@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from mlsd.core.errors import MlsdError
+from mlsd.monitoring.drift import DriftThresholds
 from mlsd.monitoring.online import OnlineMonitor
 from mlsd.monitoring.runner import LabelLog, MonitorRunner
 from mlsd.serving.app import ASGIApp, Monitoring, ScoringService, create_app
@@ -27,7 +28,9 @@ def build_service(system: str, home: Path, options: Mapping[str, Any] | None = N
     if system == "ads":
         from mlsd.systems.ads.service import AdsService
 
-        return AdsService(home, **(options or {}))
+        settings = dict(options or {})
+        limits = {k: settings.pop(k) for k in ("psi", "js", "p_value") if k in settings}
+        return AdsService(home, thresholds=DriftThresholds(**limits), **settings)
     raise MlsdError(f"unknown system {system!r}; servable: ads")
 
 

@@ -18,6 +18,7 @@ from mlsd.datasets import TALKINGDATA_SCHEMA
 from mlsd.events import EventLog
 from mlsd.experiments.ab import CONTROL, TREATMENT, assign_arm
 from mlsd.features import FeatureStore, OfflineStore, SqliteOnlineStore
+from mlsd.monitoring.drift import DriftThresholds
 from mlsd.monitoring.online import MonitorConfig
 from mlsd.monitoring.profile import DatasetProfile
 from mlsd.registry import CHALLENGER, CHAMPION, ModelRegistry
@@ -57,13 +58,15 @@ class AdsService:
 
     def __init__(self, home: Path, *, dataset: str | None = None, alias: str = CHAMPION,
                  poll_interval: float = 10.0, ab_share: float = 0.0, experiment: str = "ads-ab",
-                 window_s: float = 3600.0, label_delay_s: float = 600.0) -> None:
+                 window_s: float = 3600.0, label_delay_s: float = 600.0,
+                 thresholds: DriftThresholds | None = None) -> None:
         self.home = Path(home)
         if dataset is None:
             run = self.home / RUN_FILE
             dataset = json.loads(run.read_text())["dataset"] if run.exists() else "talkingdata"
         self.dataset, self.experiment, self.ab_share = dataset, experiment, ab_share
         self.monitor_config = MonitorConfig(window_s=window_s, label_delay_s=label_delay_s,
+                                            thresholds=thresholds or DriftThresholds(),
                                             exclude=NOT_MONITORED, categorical=CATEGORICAL)
         self.log = EventLog(self.home / "events" / "clicks", TALKINGDATA_SCHEMA, writer=False)
         self.views = ads_views(self.log)
