@@ -105,6 +105,7 @@ class WindowedAggregator:
         self.last_ts = np.zeros(0, np.int64)
         self.last_values: dict[str, np.ndarray] = {}
         self._chunks: dict[int, _Chunk] = {}
+        self._refs: dict[int, int] = {}
         self._sequence = 0
         for agg in view.aggregations:
             if agg.function == "last":
@@ -152,11 +153,13 @@ class WindowedAggregator:
         chunk_columns = numeric | {c: np.asarray(columns[c])[order] for c in self._categorical}
         chunk_id = self._sequence
         self._sequence += 1
-        self._chunks[chunk_id] = _Chunk(ts, keys, chunk_columns)
         for window in self.windows.values():
             window.apply(keys, numeric, lists, +1, n)
             if window.length_us is not None:
                 heapq.heappush(window.queue, (int(ts[0]), chunk_id, 0))
+                self._refs[chunk_id] = self._refs.get(chunk_id, 0) + 1
+        if chunk_id in self._refs:  # kept until every window it is queued in has expired it
+            self._chunks[chunk_id] = _Chunk(ts, keys, chunk_columns)
         self._update_last(ts, keys, numeric, n)
         touched = np.unique(keys)
         return np.union1d(touched, self.advance(int(ts[-1])))
@@ -194,15 +197,16 @@ class WindowedAggregator:
                 touched.append(keys)
                 if stop < len(chunk.ts):
                     heapq.heappush(queue, (int(chunk.ts[stop]), chunk_id, stop))
-        self._drop_finished_chunks()
+                else:
+                    self._release(chunk_id)
         return np.unique(np.concatenate(touched)) if touched else np.zeros(0, np.int64)
 
-    def _drop_finished_chunks(self) -> None:
-        if len(self._chunks) < 64:
-            return
-        live = {cid for w in self.windows.values() for _, cid, _ in w.queue}
-        for cid in [c for c in self._chunks if c not in live]:
-            del self._chunks[cid]
+    def _release(self, chunk_id: int) -> None:
+        """One window is done with a chunk; the last one frees it (O(1): a live stream adds one per event)."""
+        self._refs[chunk_id] -= 1
+        if self._refs[chunk_id] == 0:
+            del self._refs[chunk_id]
+            del self._chunks[chunk_id]
 
     def vectors(self, keys: np.ndarray) -> np.ndarray:
         """Feature matrix ``(len(keys), n_features)`` as of the watermark, in the view's aggregation order.

@@ -4,8 +4,8 @@ A :class:`ReplaySource` yields requests in event-time order and, for each respon
 user did (the label) and which event the stream processor should see. The driver paces requests by
 a speed factor (event seconds per wall second; ``None`` = as fast as the service answers), keeps
 the stream processor advancing with the request clock (so online features stay fresh, with no
-look-ahead), and posts labels once ``label_delay_s`` of event time has passed, with a watermark so
-the monitor knows when a window's labels are complete.
+look-ahead), and posts labels once ``label_delay_s`` of event time has passed (in batches, at most
+``label_flush_s`` later), with a watermark so the monitor knows when a window's labels are complete.
 """
 
 from __future__ import annotations
@@ -91,7 +91,8 @@ class ReplayResult:
 
 
 def replay(source: ReplaySource, client: ServiceClient, *, route: str, labels_route: str = "/v1/labels",
-           speed: float | None = None, label_delay_s: float = 600.0, stream_lag_s: float = 1.0,
+           speed: float | None = None, label_delay_s: float = 600.0, label_flush_s: float = 60.0,
+           stream_lag_s: float = 1.0,
            label_batch: int = 2000, on_progress: Callable[[int], None] | None = None) -> ReplayResult:
     """Send every item of ``source`` to ``route``; returns the client-side view of the replay."""
     result = ReplayResult()
@@ -124,8 +125,8 @@ def replay(source: ReplaySource, client: ServiceClient, *, route: str, labels_ro
             wait = (item.at_s - first) / speed - (time.perf_counter() - started)
             if wait > 0:
                 time.sleep(wait)
-        if pending and pending[0][0] <= item.at_s:
-            send_labels(item.at_s)
+        if pending and pending[0][0] + label_flush_s <= item.at_s:
+            send_labels(item.at_s)  # labels go out in batches, as a click pipeline would deliver them
         # Served events reach the stream processor within ``stream_lag_s`` of event time (the online
         # store's freshness) before the next request is scored; batching longer would serve stale features.
         if stream_rows and item.at_s - oldest >= stream_lag_s:
