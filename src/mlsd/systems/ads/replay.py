@@ -1,8 +1,8 @@
 """Replay sources of the ads system: the held-out day of the click log, or live marketplace traffic.
 
-Both start a stream processor on the home's online store, warmed with every logged event before
-the replay starts, so the service reads features exactly as fresh as a live system would (the store
-filled by ``mlsd run`` as of the last click would let the replayed day see its own future).
+Both start a stream processor on the home's online store, emptied and rebuilt from every logged event
+before the replay starts, so the service reads features exactly as fresh as a live system would (the
+store filled by ``mlsd run`` as of the last click would let the replayed day see its own future).
 
 * :class:`ClickLogReplay` (real TalkingData): each held-out click is one request with its logged
   ad as the only candidate; its label is the logged download. Drift: from ``drift_at_s`` on, a share
@@ -45,6 +45,10 @@ class _StreamedReplay:
         views = click_views(self.log)
         self.store = FeatureStore(SqliteOnlineStore(Path(home) / "online.db"), OfflineStore(), views)
         self.processor: StreamProcessor = self.store.stream_processor([v.name for v in views])
+        # Start from nothing: `mlsd run` materialized the store as of the log's last click, which for a
+        # held-out period inside the log is the future. The warm-up rebuilds it as of ``start_us``.
+        for view in views:
+            self.store.online.delete_view(view.name)
         for batch in replay_log(self.log, batch_rows=50_000, end_us=start_us):
             self.processor.process(pa.Table.from_batches([batch]))
         if start_us is not None:
