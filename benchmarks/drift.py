@@ -40,7 +40,7 @@ def make_data(rows: int, columns: int, seed: int = 0) -> tuple[pd.DataFrame, pd.
         kind = i % 3
         draw = {0: lambda s, n: rng.normal(0.0 + s, 1.0, n), 1: lambda s, n: rng.exponential(1.0 + s, n),
                 2: lambda s, n: rng.lognormal(0.0 + s, 0.7, n)}[kind]
-        shift = 0.6 if i % 2 == 0 else 0.0
+        shift = (0.6 if kind == 0 else 1.0) if i % 2 == 0 else 0.0
         reference[name], current[name] = draw(0.0, rows), draw(shift, rows)
         if shift:
             shifted.add(name)
@@ -60,9 +60,9 @@ def run_mlsd(reference: pd.DataFrame, current: pd.DataFrame, numeric: list[str],
              categorical: list[str], threads: int) -> tuple[dict[str, bool], dict[str, float], float, float]:
     started = time.perf_counter()
     profile = DatasetProfile.build({c: reference[c].to_numpy() for c in numeric},
-                                   {c: reference[c].to_numpy() for c in categorical})
+                                   {c: reference[c].array for c in categorical})
     profiled = time.perf_counter()
-    columns = {c: current[c].to_numpy() for c in numeric + categorical}
+    columns = {c: current[c].to_numpy() for c in numeric} | {c: current[c].array for c in categorical}
     by_psi = DriftThresholds(psi=PSI_THRESHOLD, js=None, p_value=None)
     by_js = DriftThresholds(psi=None, js=JS_THRESHOLD, p_value=None)
     numeric_profile = DatasetProfile({c: profile.columns[c] for c in numeric})
