@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from _common import emit
 
+from _common import emit
 from mlsd.monitoring import DatasetProfile, DriftThresholds, detect_drift
 
 PSI_THRESHOLD, JS_THRESHOLD = 0.2, 0.1

@@ -157,7 +157,7 @@ def test_online_monitor_windows_labels_alerts_and_ab() -> None:
             labels.append({"request_id": f"q{i}", "label": 1.0})
     monitor.add_labels(labels[:5])  # labels may arrive before their requests are read
     monitor.add_records(records)
-    monitor.add_labels(labels[5:], watermark_s=300 + 50)
+    monitor.add_labels(labels[5:])
     assert [w["start"] for w in monitor.closed] == [0, 100]  # the last window is still open
     monitor.add_records([_record(9999, 301.0, 0.0, "champion", 0.1)])
     assert [w["start"] for w in monitor.closed] == [0, 100, 200]
