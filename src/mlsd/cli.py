@@ -146,7 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--label-delay-s", type=float, default=600.0,
                        help="how long the monitor waits for a request's label before counting it as 0")
     serve.add_argument("--drift-psi", type=float, default=0.25, help="alert at this PSI (test permitting)")
-    serve.add_argument("--drift-js", type=float, default=0.15, help="alert at this JS distance")
+    serve.add_argument("--drift-js", type=float, default=0.18, help="alert at this JS distance")
     serve.add_argument("--drift-p", type=float, default=0.001, help="significance level of the KS / chi-squared test")
     serve.set_defaults(run=_serve)
     demo = sub.add_parser("demo", help="the ads system end to end: train, serve, replay with A/B, monitor, report")

@@ -35,9 +35,10 @@ class DriftThresholds:
     (about (categories - 1) / rows), while a large window makes trivial differences significant.
     """
 
-    # 0.25 is the usual "significant shift" line for PSI; 0.15 is about the same shift in JS distance
+    # 0.25 is the usual "significant shift" line for PSI; for small shifts JS distance² ≈ PSI / 8,
+    # so 0.18 is about the same shift
     psi: float | None = 0.25
-    js: float | None = 0.15
+    js: float | None = 0.18
     p_value: float | None = 0.001
     min_rows: int = 100  # fewer current rows than this: statistics are reported, no verdict
 
