@@ -123,13 +123,15 @@ def column_drift(name: str, profile: ColumnProfile, values: Any, thresholds: Dri
         scale = min(sample_size / rows, 1.0) if sample_size and rows else 1.0
         ks, ks_p = ks_binned(profile.shares, fine * scale, profile.count) if rows else (0.0, 1.0)
         chi2_p = None
-        p, js = psi(ref_coarse, cur_coarse), js_distance(ref_coarse, cur_coarse) if rows else 0.0
+        p = psi(ref_coarse, cur_coarse)
+        js = js_distance(ref_coarse, cur_coarse) if rows else 0.0
     else:
         counts, missing_rows = profile.counts(values)
         rows = int(counts.sum())
         missing = missing_rows / (rows + missing_rows) if rows + missing_rows else 0.0
         shares = counts / max(rows, 1)
-        p, js = psi(profile.shares, shares), js_distance(profile.shares, shares) if rows else 0.0
+        p = psi(profile.shares, shares)
+        js = js_distance(profile.shares, shares) if rows else 0.0
         scale = min(sample_size / rows, 1.0) if sample_size and rows else 1.0
         ks, ks_p, chi2_p = None, None, chi2_goodness(profile.shares, counts * scale) if rows else 1.0
     reasons: list[str] = []

@@ -4,8 +4,9 @@ Windows are in event time (the request's timestamp), so a replay at any speed gi
 windows. A window's drift is final once a request past its end has been seen; its label metrics
 are final once the label stream has reached ``window end + label_delay_s``: a request still without
 a label then counts as not clicked (an attribution window, as ad systems count clicks). Each record
-scores one or more candidates; drift looks at every scored candidate, while label metrics use the
-candidate the label names (by default the top-ranked one: the ad that was shown).
+scores one or more candidates: drift compares every scored candidate with the reference (which also
+covers all candidates), with the number of requests as the sample size of its tests; label metrics
+use the top-ranked candidate, the ad that was shown.
 """
 
 from __future__ import annotations
@@ -32,7 +33,6 @@ class MonitorConfig:
     label_delay_s: float = 600.0
     thresholds: DriftThresholds = field(default_factory=DriftThresholds)
     exclude: tuple[str, ...] = ()
-    categorical: tuple[str, ...] = ()  # request entity keys profiled as categories
 
 
 @dataclass
@@ -86,8 +86,12 @@ class OnlineMonitor:
         for record in records:
             at = record["at_us"] / 1e6
             if at > self.request_watermark:
+                # Windows are aligned, so one can only end when the clock enters a later window:
+                # check then (at the event time it became possible), not on every record.
+                entered = at // self.config.window_s > self.request_watermark // self.config.window_s
                 self.request_watermark = at
-                self._close_drift(at)  # at the event time it became possible, not at the next poll
+                if entered:
+                    self._close_drift(at)
             window = self._window(at)
             if window.report is not None:  # arrived after its window closed: too late to count
                 continue
@@ -162,10 +166,9 @@ class OnlineMonitor:
                 y.append(window.labels.get(request_id, 0.0))
                 p.append(shown)
                 self._request_window.pop(request_id, None)
-            everything = [v for pair in by_arm.values() for v in pair[0]], \
-                [v for pair in by_arm.values() for v in pair[1]]
             window.report["labels"] = {
-                "all": online_metrics(np.asarray(everything[0]), np.asarray(everything[1])),
+                "all": online_metrics(np.asarray([v for y, _ in by_arm.values() for v in y]),
+                                      np.asarray([v for _, p in by_arm.values() for v in p])),
                 **{arm: online_metrics(np.asarray(y), np.asarray(p)) for arm, (y, p) in sorted(by_arm.items())}}
             for arm, (y, p) in by_arm.items():
                 total = self._arms.setdefault(arm, ([], []))

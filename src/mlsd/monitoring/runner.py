@@ -92,6 +92,7 @@ class MonitorRunner:
 
     def step(self) -> None:
         """One pass: read what is new, update the monitor, write ``state.json`` and ``alerts.jsonl``."""
+        before = len(self.monitor.alerts)  # closing windows on new records raises alerts too
         self.monitor.add_records(list(self._records.read()))
         labels, watermark = [], None
         for line in self._labels.read():
@@ -99,7 +100,6 @@ class MonitorRunner:
                 watermark = max(watermark or float("-inf"), float(line["watermark_s"]))
             else:
                 labels.append(line)
-        before = len(self.monitor.alerts)
         self.monitor.add_labels(labels, watermark)
         state = self.monitor.state()
         state["updated_at"] = time.time()

@@ -10,7 +10,6 @@ detection delay, the false alarms, the serving p99 and the report's path.
 
 from __future__ import annotations
 
-import json
 import shutil
 import time
 from collections.abc import Mapping, Sequence
@@ -27,7 +26,7 @@ from mlsd.serving.process import ServerProcess
 from mlsd.serving.replay import ReplayResult, ServiceClient, replay, wait_for_monitor
 from mlsd.systems.ads.replay import ClickLogReplay, MarketplaceReplay, MarketplaceTraffic
 from mlsd.systems.ads.report import REPLAY_FILE, write_report
-from mlsd.systems.ads.run import RUN_FILE, AdsRun
+from mlsd.systems.ads.run import AdsRun, served_dataset
 from mlsd.systems.ads.service import AdsService
 from mlsd.systems.ads.training import MODELS
 
@@ -95,7 +94,7 @@ class AdsDemo:
         ab = dict(state.get("ab") or {})
         for arm, shown in result.arms.items():
             ab.setdefault(arm, {})["replay_shown"] = shown
-        return {"dataset": json.loads((home / RUN_FILE).read_text())["dataset"], "models": dict(models), "ab": ab,
+        return {"dataset": served_dataset(home), "models": dict(models), "ab": ab,
                 "drift_detection_delay_s": delay, "false_alarms": false_alarms, "false_alarm_rate": rate,
                 "drift_at_s": drift_at, "serve_p99_ms": result.latency_ms.get("p99"),
                 "serve_latency_ms": result.latency_ms, "replay": result.to_dict(),
@@ -111,7 +110,7 @@ def replay_service(home: Path, client: ServiceClient, *, speed: float | None = N
                    traffic: MarketplaceTraffic | None = None, limit: int | None = None,
                    progress: bool = True) -> tuple[ReplayResult, float | None]:
     """Replay the home's held-out traffic through a running ads service; writes ``replay.json``."""
-    dataset = json.loads((home / RUN_FILE).read_text())["dataset"]
+    dataset = served_dataset(home)
     source: ClickLogReplay | MarketplaceReplay
     if dataset == "marketplace":
         plan = traffic or MarketplaceTraffic()

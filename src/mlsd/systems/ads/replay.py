@@ -130,13 +130,16 @@ class MarketplaceReplay(_StreamedReplay):
         w, t = self.world, self.traffic
         plan = requests(w, self.requests, start_day=t.day, days=t.days, candidates=t.candidates, seed=t.seed)
         shifted_users = np.flatnonzero(w.device == t.drift_device)
-        weights = w.activity[shifted_users] / w.activity[shifted_users].sum()
+        # Cumulative activity once, so drawing a shifted user per request is a binary search.
+        cumulative = np.cumsum(w.activity[shifted_users])
+        cumulative /= cumulative[-1]
         for i in range(self.requests):
             seconds = float(plan.seconds[i])
             at = _START_S + seconds
             user = int(plan.user[i])
             if self.drift_at_s is not None and at >= self.drift_at_s and self.rng.random() < t.drift_share:
-                user = int(self.rng.choice(shifted_users, p=weights))
+                pick = int(np.searchsorted(cumulative, self.rng.random(), side="right"))
+                user = int(shifted_users[min(pick, len(shifted_users) - 1)])
             publisher = int(plan.publisher[i])
             context = {"ip": user, "device": int(w.device[user]),
                        "os": int(w.user_segment[user] * 5 + w.age_group[user])}

@@ -10,6 +10,7 @@ carries a monitoring profile; ``run.json`` records which dataset is served and t
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -38,6 +39,12 @@ from mlsd.training.metrics import reliability_curve, roc_points
 RUN_FILE = "run.json"
 PROFILE_FILE = "profile.json"
 REPORTED = ("auc", "logloss", "ne", "calibration", "ece", "pr_auc")
+
+
+def served_dataset(home: Path) -> str:
+    """The dataset whose models ``mlsd run`` left to serve in ``home`` (TalkingData before any run)."""
+    run = home / RUN_FILE
+    return str(json.loads(run.read_text())["dataset"]) if run.exists() else "talkingdata"
 
 
 def model_name(dataset: str) -> str:

@@ -7,7 +7,6 @@ hot-swapped when the alias moves. Each response is logged with the exact feature
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,7 @@ from mlsd.registry import CHALLENGER, CHAMPION, ModelRegistry
 from mlsd.serving.models import ModelHolder
 from mlsd.serving.validation import Field, Schema
 from mlsd.systems.ads.features import CATEGORICAL, REQUEST_TIME, ads_views, model_inputs
-from mlsd.systems.ads.run import PROFILE_FILE, RUN_FILE, model_name
+from mlsd.systems.ads.run import PROFILE_FILE, model_name, served_dataset
 from mlsd.training.pipeline import ClickPipeline
 
 MAX_CANDIDATES = 500
@@ -61,13 +60,10 @@ class AdsService:
                  window_s: float = 3600.0, label_delay_s: float = 600.0,
                  thresholds: DriftThresholds | None = None) -> None:
         self.home = Path(home)
-        if dataset is None:
-            run = self.home / RUN_FILE
-            dataset = json.loads(run.read_text())["dataset"] if run.exists() else "talkingdata"
+        dataset = dataset or served_dataset(self.home)
         self.dataset, self.experiment, self.ab_share = dataset, experiment, ab_share
         self.monitor_config = MonitorConfig(window_s=window_s, label_delay_s=label_delay_s,
-                                            thresholds=thresholds or DriftThresholds(),
-                                            exclude=NOT_MONITORED, categorical=CATEGORICAL)
+                                            thresholds=thresholds or DriftThresholds(), exclude=NOT_MONITORED)
         self.log = EventLog(self.home / "events" / "clicks", TALKINGDATA_SCHEMA, writer=False)
         self.views = ads_views(self.log)
         self.view_names = [v.name for v in self.views]
