@@ -77,7 +77,7 @@ class AdsDemo:
             self.say("[4/5] monitor: waiting for the service's monitor to take in every label")
             state = wait_for_monitor(server.client, result.last_at_s + self.label_delay_s)
             status, metrics_text = server.client.request("GET", "/metrics")
-        summary = self._summary(home, results[dataset], result, state, drift_at)
+        summary = self._summary(dataset, results[dataset], result, state, drift_at)
         summary["alerts_on_metrics"] = status == 200 and "mlsd_drift_alerts" in str(metrics_text)
         self.say("[5/5] report")
         report = write_report(home, self.out / "report.html")
@@ -88,13 +88,13 @@ class AdsDemo:
         self.say(f"report: {report}\nsummary: {self.out / 'summary.json'}")
         return summary
 
-    def _summary(self, home: Path, models: Mapping[str, Any], result: ReplayResult, state: Mapping[str, Any],
+    def _summary(self, dataset: str, models: Mapping[str, Any], result: ReplayResult, state: Mapping[str, Any],
                  drift_at: float | None) -> dict[str, Any]:
         delay, false_alarms, rate = drift_outcome(state, drift_at)
         ab = dict(state.get("ab") or {})
         for arm, shown in result.arms.items():
             ab.setdefault(arm, {})["replay_shown"] = shown
-        return {"dataset": served_dataset(home), "models": dict(models), "ab": ab,
+        return {"dataset": dataset, "models": dict(models), "ab": ab,
                 "drift_detection_delay_s": delay, "false_alarms": false_alarms, "false_alarm_rate": rate,
                 "drift_at_s": drift_at, "serve_p99_ms": result.latency_ms.get("p99"),
                 "serve_latency_ms": result.latency_ms, "replay": result.to_dict(),
