@@ -18,7 +18,8 @@ def latest_row(rows: Sequence[dict[str, Any]], key: Any, t: int, ttl: int | None
     return best
 
 
-def aggregate(events: Sequence[dict[str, Any]], key: Any, t: int, function: str, window: int | None) -> float:
+def aggregate(events: Sequence[dict[str, Any]], key: Any, t: int, function: str, window: int | None,
+              n: int = 1) -> float:
     """Aggregate over events of ``key`` with time in [t - window, t); NaN where the offline store gives NULL."""
     inside = [e for e in events if e["key"] == key and e["ts"] < t and (window is None or e["ts"] >= t - window)]
     if function == "count":
@@ -31,7 +32,10 @@ def aggregate(events: Sequence[dict[str, Any]], key: Any, t: int, function: str,
         return math.nan
     if function == "mean":
         return sum(e["value"] for e in inside) / len(inside)
-    last = max(inside, key=lambda e: (e["ts"], e["event_id"]))
+    latest_first = sorted(inside, key=lambda e: (e["ts"], e["event_id"]), reverse=True)
+    if function == "nth_last":
+        return float(latest_first[n - 1]["value"]) if len(latest_first) >= n else math.nan
+    last = latest_first[0]
     if function == "last":
         return float(last["value"])
     if function == "time_since_last":

@@ -43,6 +43,8 @@ AGGREGATIONS = (
     Aggregation("last", "value", window="5s", name="last_value_5s"),
     Aggregation("time_since_last"),
     Aggregation("time_since_last", window="10s", name="since_10s"),
+    Aggregation("nth_last", "value", n=1),
+    Aggregation("nth_last", "value", n=3),
 )
 
 seconds = st.integers(min_value=0, max_value=40)
@@ -123,7 +125,7 @@ def test_offline_aggregates_match_brute_force(rows: list[tuple[int, int, int, in
         log.close()
     for i, (key, t) in enumerate(labels):
         for agg in AGGREGATIONS:
-            expected = aggregate(events, key, BASE_US + t * S, agg.function, agg.window_us)
+            expected = aggregate(events, key, BASE_US + t * S, agg.function, agg.window_us, agg.n)
             actual = frame[i][f"agg__{agg.feature_name}"]
             assert _same(expected, actual), (agg.feature_name, key, t, expected, actual)
 
@@ -146,7 +148,7 @@ def test_streaming_aggregates_equal_offline(rows: list[tuple[int, int, int, int,
             vectors = aggregator.vectors(keys)
             for index, key in enumerate(aggregator.keys):
                 for j, agg in enumerate(AGGREGATIONS):
-                    expected = aggregate(events, key, t, agg.function, agg.window_us)
+                    expected = aggregate(events, key, t, agg.function, agg.window_us, agg.n)
                     got = vectors[index, j]
                     if agg.function == "time_since_last" and not math.isnan(got):
                         got = (t - got) / 1e6  # the online store keeps the event time; readers subtract
@@ -171,7 +173,7 @@ def test_out_of_order_arrival_gives_the_same_state(rows: list[tuple[int, int, in
     tmp = tempfile.TemporaryDirectory()
     log = EventLog(tmp.name, SCHEMA)
     view = AggregationView("agg", (USER,), EventLogSource(log), tuple(
-        a for a in AGGREGATIONS if a.function not in ("last",)))
+        a for a in AGGREGATIONS if a.function not in ("last", "nth_last")))
     states = []
     for order in (sorted(range(len(events)), key=lambda i: events[i]["ts"]),
                   np.random.default_rng(seed).permutation(len(events)).tolist()):

@@ -54,6 +54,17 @@ DATASETS: dict[str, Dataset] = {
                  DatasetFile("bts_women.csv", "e5d1b49a39b608585a2f3014a3f54970430cd37a495c1b73fceb85cdf428a5b8")),
                 "https://research.zozo.com/data.html (Open Bandit Dataset, small version in st-tech/zr-obp)",
                 "cite Saito et al. 2020"),
+        Dataset("movielens-100k", "movielens/ml-100k",
+                (DatasetFile("u.data", "06416e597f82b7342361e41163890c81036900f418ad91315590814211dca490"),
+                 DatasetFile("u.user", "f120e114da2e8cf314fd28f99417c94ae9ddf1cb6db8ce0e4b5995d40e90e62c"),
+                 DatasetFile("u.item", "553841ebc7de3a0fd0d6b62a204ea30c1e651aacfb2814c7a6584ac52f2c5701")),
+                "https://files.grouplens.org/datasets/movielens/ml-100k.zip",
+                "GroupLens: research use, no redistribution"),
+        Dataset("movielens-1m-first-half", "movielens/ml-1m-first-half",
+                (DatasetFile("ratings.dat", "1273c4edfe3c0ff9e3a0a0d55819faeb947da0ad7df3927333b51ebefbeedc3d"),
+                 DatasetFile("movies.dat", "0140fc2356357c1a851d0f52e893a1e4d3696df632c4141cea8d5bc3d621f0b9")),
+                "https://files.grouplens.org/datasets/movielens/ml-1m.zip (ratings of users 1-2999)",
+                "GroupLens: research use, no redistribution"),
     )
 }
 

@@ -129,8 +129,8 @@ class FeatureView:
         return tuple(f.name for f in self.features)
 
 
-AggFunction = Literal["count", "sum", "mean", "distinct_count", "last", "time_since_last"]
-_NEEDS_COLUMN = {"sum", "mean", "distinct_count", "last"}
+AggFunction = Literal["count", "sum", "mean", "distinct_count", "last", "nth_last", "time_since_last"]
+_NEEDS_COLUMN = {"sum", "mean", "distinct_count", "last", "nth_last"}
 
 
 @dataclass(frozen=True)
@@ -139,23 +139,29 @@ class Aggregation:
 
     ``window=None`` means all history. ``time_since_last`` is seconds from the lookup time back to the
     entity's latest event (the online store keeps that event's time and subtracts at read time).
+    ``nth_last`` is the value of the ``n``-th most recent event (``n=1`` is ``last``): a user's last-N
+    items are N of them. It is defined over all history only.
     """
 
     function: AggFunction
     column: str | None = None
     window: timedelta | str | None = None
     name: str | None = None
+    n: int = 1
 
     def __post_init__(self) -> None:
         if self.function in _NEEDS_COLUMN and self.column is None:
             raise DefinitionError(f"aggregation {self.function!r} needs a column")
+        if self.function == "nth_last" and (self.window is not None or self.n < 1):
+            raise DefinitionError(f"nth_last needs n >= 1 (got {self.n}) and no window (got {self.window!r})")
         if self.window is not None:
             window = parse_duration(self.window)
             if window <= timedelta(0):
                 raise DefinitionError(f"aggregation window must be positive, got {self.window!r}")
             object.__setattr__(self, "window", window)
         if self.name is None:
-            parts = [self.function] + ([self.column] if self.column else [])
+            parts = [self.function] + ([str(self.n)] if self.function == "nth_last" else []) + (
+                [self.column] if self.column else [])
             parts.append(duration_label(self.window) if isinstance(self.window, timedelta) else "all")
             object.__setattr__(self, "name", "_".join(parts))
         _check_name("aggregation", str(self.name))

@@ -76,6 +76,10 @@ def _aggregate_sql(agg: Aggregation, window: str) -> str:
             return f"count(DISTINCT {col}) {over}"
         case "last":
             return f"arg_max({col}, CASE WHEN __e = 1 THEN struct_pack(t := __t, id := event_id) END) {over}"
+        case "nth_last":
+            # arg_max(.., n) lists the n latest values, latest first; shorter histories give NULL.
+            return (f"list_extract(arg_max({col}, CASE WHEN __e = 1 THEN struct_pack(t := __t, id := event_id) END, "
+                    f"{agg.n}) {over}, {agg.n})")
         case "time_since_last":
             return f"(__t - max(CASE WHEN __e = 1 THEN __t END) {over}) / 1e6"
     raise DefinitionError(f"unknown aggregation {agg.function!r}")

@@ -104,12 +104,19 @@ class WindowedAggregator:
         self.windows: dict[int | None, _Window] = {}
         self.last_ts = np.zeros(0, np.int64)
         self.last_values: dict[str, np.ndarray] = {}
+        # nth_last: per key the latest `depth` events' times and values, latest first.
+        self.depth = max((a.n for a in view.aggregations if a.function == "nth_last"), default=0)
+        self.recent_ts = np.full((0, self.depth), NO_TIME, np.int64)
+        self.recent_values: dict[str, np.ndarray] = {}
         self._chunks: dict[int, _Chunk] = {}
         self._refs: dict[int, int] = {}
         self._sequence = 0
         for agg in view.aggregations:
             if agg.function == "last":
                 self.last_values.setdefault(str(agg.column), np.zeros(0))
+            if agg.function == "nth_last":
+                self.recent_values.setdefault(str(agg.column), np.zeros((0, self.depth)))
+                continue
             if agg.function == "time_since_last" or (agg.function == "last" and agg.window_us is None):
                 # Read from the latest event alone (readers apply a time-since window at read time).
                 continue
@@ -119,7 +126,8 @@ class WindowedAggregator:
                 window.sums.setdefault(str(agg.column), np.zeros(0))
             elif agg.function == "distinct_count":
                 window.distinct.setdefault(str(agg.column), _Distinct())
-        self._numeric = sorted({c for w in self.windows.values() for c in w.sums} | set(self.last_values))
+        self._numeric = sorted({c for w in self.windows.values() for c in w.sums} | set(self.last_values)
+                               | set(self.recent_values))
         self._categorical = sorted({c for w in self.windows.values() for c in w.distinct})
 
     @property
@@ -161,6 +169,8 @@ class WindowedAggregator:
         if chunk_id in self._refs:  # kept until every window it is queued in has expired it
             self._chunks[chunk_id] = _Chunk(ts, keys, chunk_columns)
         self._update_last(ts, keys, numeric, n)
+        if self.depth:
+            self._update_recent(ts, keys, numeric, n)
         touched = np.unique(keys)
         return np.union1d(touched, self.advance(int(ts[-1])))
 
@@ -176,6 +186,25 @@ class WindowedAggregator:
         for name in self.last_values:
             self.last_values[name] = _grow(self.last_values[name], n, np.nan)
             self.last_values[name][unique] = numeric[name][positions]
+
+    def _update_recent(self, ts: np.ndarray, keys: np.ndarray, numeric: dict[str, np.ndarray], n: int) -> None:
+        """Insert each event into its key's latest-first list (a later arrival wins a tie, as for ``last``)."""
+        if len(self.recent_ts) < n:
+            grown = max(n, 2 * len(self.recent_ts), 1024)
+            self.recent_ts = np.vstack([self.recent_ts, np.full((grown - len(self.recent_ts), self.depth), NO_TIME)])
+            for name, values in self.recent_values.items():
+                self.recent_values[name] = np.vstack([values, np.full((grown - len(values), self.depth), np.nan)])
+        recent_ts, columns = self.recent_ts, list(self.recent_values.items())
+        for position, (key, stamp) in enumerate(zip(keys.tolist(), ts.tolist(), strict=True)):
+            row = recent_ts[key]
+            slot = int(np.count_nonzero(row > stamp))  # the row is latest first: skip the newer entries
+            if slot >= self.depth:
+                continue
+            row[slot + 1:] = row[slot:-1].copy()
+            row[slot] = stamp
+            for name, values in columns:
+                values[key, slot + 1:] = values[key, slot:-1].copy()
+                values[key, slot] = numeric[name][position]
 
     def advance(self, watermark_us: int) -> np.ndarray:
         """Move event time forward; subtract events that left their windows. Returns keys that changed."""
@@ -216,7 +245,9 @@ class WindowedAggregator:
         out = np.empty((len(keys), len(self.view.aggregations)), dtype=np.float64)
         for j, agg in enumerate(self.view.aggregations):
             window = self.windows.get(agg.window_us)
-            if window is None or agg.function in ("last", "time_since_last"):
+            if agg.function == "nth_last":
+                out[:, j] = self.recent_values[str(agg.column)][keys, agg.n - 1]
+            elif window is None or agg.function in ("last", "time_since_last"):
                 out[:, j] = self._latest(keys, agg.function, agg.column, agg.window_us)
             elif agg.function == "count":
                 out[:, j] = window.count[keys]

@@ -1,0 +1,301 @@
+"""The recommender: candidate generation (two-tower ANN, co-visitation, popularity) -> ranking -> re-ranking.
+
+One :class:`Recommender` serves both the offline evaluation (many users at once) and the HTTP service
+(one user): the same candidate code, the same ranking columns, the same re-ranking. Feature-store
+values arrive through a :data:`FeatureLookup`, point-in-time offline or from the online store.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from mlsd.serving.ann import HnswIndex, VectorIndex, load_index
+from mlsd.training.candidates import CoVisitation, top_k_excluding
+from mlsd.training.models.two_tower import TwoTower, UserInputs
+from mlsd.training.models.lambdamart import LambdaMART
+
+SOURCES = ("two_tower", "co_visitation", "popularity")
+# Columns the ranker reads, besides the feature-store columns (see ranking_columns).
+CANDIDATE_COLUMNS = ("covis_score", "covis_rank", "tt_score", "tt_rank", "pop_rank", "from_two_tower",
+                     "from_co_visitation", "from_popularity", "genre_affinity", "last_item_similarity")
+STORE_COLUMNS = ("user_history__ratings", "user_history__mean_rating", "user_history__seconds_since_last",
+                 "user_profile__age", "user_profile__gender", "user_profile__occupation",
+                 "item_popularity__count_7d", "item_popularity__count_30d", "item_popularity__count_all",
+                 "item_popularity__mean_rating", "item_profile__year")
+LAST_ITEMS = tuple(f"user_history__last_item_{n}" for n in range(1, 6))
+RANKING_FEATURES = (*CANDIDATE_COLUMNS, *STORE_COLUMNS)
+
+# (user_ids, candidate item_ids (users, k)) -> feature-store columns: user columns (users,), item columns (users, k)
+FeatureLookup = Callable[[np.ndarray, np.ndarray], tuple[dict[str, np.ndarray], dict[str, np.ndarray]]]
+
+
+@dataclass(frozen=True)
+class RecsSettings:
+    """How many candidates each source gives, the list size, and the re-ranking knobs."""
+
+    two_tower_k: int = 250
+    co_visitation_k: int = 250
+    popularity_k: int = 100
+    candidates: int = 500
+    mmr_lambda: float = 0.9  # 1 = relevance only; lower trades relevance for genre diversity
+    freshness: float = 0.05  # multiplicative boost for an item released within freshness_years
+    freshness_years: float = 1.0
+    ranking_depth: int = 200  # the ranker scores candidates in the top this many of co-visitation or two-tower
+
+
+@dataclass
+class Users:
+    """A batch of users: dense ids (-1 = unknown), original ids, attribute codes, seen items (dense ids)."""
+
+    ids: np.ndarray
+    user_ids: np.ndarray
+    categorical: np.ndarray
+    seen: list[np.ndarray]
+    history_length: int = 50
+
+    def tower_inputs(self) -> UserInputs:
+        history = np.full((len(self.ids), self.history_length), -1, np.int64)
+        for u, items in enumerate(self.seen):
+            recent = items[-self.history_length:]
+            if len(recent):
+                history[u, -len(recent):] = recent
+        return UserInputs(self.ids, self.categorical, history)
+
+
+@dataclass
+class Candidates:
+    """Per user ``k`` candidate items (dense ids, -1 = none), their sources and source scores."""
+
+    items: np.ndarray
+    sources: np.ndarray  # (users, k, 3) bool: which source proposed each candidate
+    per_source: dict[str, np.ndarray]  # each source's own ranked list (for candidate recall)
+    user_vectors: np.ndarray
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class Ranked:
+    """Final lists: items (users, k), scores and the stage that proposed each item."""
+
+    items: np.ndarray
+    scores: np.ndarray
+    stages: list[list[str]]
+    before_rerank: np.ndarray
+    timings: dict[str, float]
+    candidates: Candidates
+
+
+class Recommender:
+    """Everything a trained recommender needs; saved and registered as one directory."""
+
+    def __init__(self, tower: TwoTower, item_vectors: np.ndarray, covis: CoVisitation, popularity: np.ndarray,
+                 genres: np.ndarray, years: np.ndarray, item_ids: np.ndarray, settings: RecsSettings,
+                 index: VectorIndex | None = None, ranker: LambdaMART | None = None) -> None:
+        self.tower, self.item_vectors, self.covis = tower, item_vectors, covis
+        self.popularity, self.genres, self.years, self.item_ids = popularity, genres, years, item_ids
+        self.settings, self.ranker = settings, ranker
+        if index is None:
+            index = HnswIndex(item_vectors.shape[1])
+            index.add(item_vectors)
+        self.index = index
+        self.item_index = np.full(int(item_ids.max()) + 2, -1, np.int64)
+        self.item_index[item_ids] = np.arange(len(item_ids))
+        self.popular_order = np.argsort(-popularity, kind="stable")
+        self.genre_unit = genres / np.maximum(np.linalg.norm(genres, axis=1, keepdims=True), 1e-12)
+
+    @property
+    def n_items(self) -> int:
+        return len(self.item_ids)
+
+    def dense_items(self, item_ids: np.ndarray) -> np.ndarray:
+        """Dense item indices of original ids (-1 for unknown or missing ids)."""
+        ids = np.nan_to_num(np.asarray(item_ids, dtype=np.float64), nan=-1).astype(np.int64)
+        inside = (ids >= 0) & (ids < len(self.item_index))
+        return np.where(inside, self.item_index[np.clip(ids, 0, len(self.item_index) - 1)], -1)
+
+    # -- candidate generation --------------------------------------------------------------------
+    def candidates(self, users: Users) -> Candidates:
+        s, n = self.settings, len(users.ids)
+        seen = np.zeros((n, self.n_items), dtype=bool)
+        for u, items in enumerate(users.seen):
+            seen[u, items] = True
+        started = time.perf_counter()
+        vectors = self.tower.user_vectors(users.tower_inputs())
+        depth = min(self.n_items, s.two_tower_k + int(seen.sum(1).max(initial=0)))
+        _, found = self.index.search(vectors, depth)
+        tt = np.full((n, s.two_tower_k), -1, np.int64)
+        for u in range(n):
+            row = found[u][(found[u] >= 0)]
+            row = row[~seen[u, row]][: s.two_tower_k]
+            tt[u, : len(row)] = row
+        t_tt = time.perf_counter()
+        histories = np.zeros((n, self.n_items), np.float32)
+        histories[seen] = 1.0
+        covis, _ = top_k_excluding(self.covis.scores(histories), seen, s.co_visitation_k)
+        t_covis = time.perf_counter()
+        popular, _ = top_k_excluding(np.broadcast_to(self.popularity, (n, self.n_items)), seen, s.popularity_k)
+        merged = np.full((n, s.candidates), -1, np.int64)
+        sources = np.zeros((n, s.candidates, len(SOURCES)), bool)
+        for u in range(n):
+            lists = (tt[u], covis[u], popular[u])
+            order = np.concatenate([x[x >= 0] for x in lists])
+            unique, first = np.unique(order, return_index=True)
+            chosen = unique[np.argsort(first, kind="stable")][: s.candidates]
+            merged[u, : len(chosen)] = chosen
+            for j, source in enumerate(lists):
+                sources[u, : len(chosen), j] = np.isin(chosen, source)
+        timings = {"two_tower_ms": (t_tt - started) * 1e3, "co_visitation_ms": (t_covis - t_tt) * 1e3,
+                   "merge_ms": (time.perf_counter() - t_covis) * 1e3}
+        return Candidates(merged, sources, {"two_tower": tt, "co_visitation": covis, "popularity": popular},
+                          vectors, timings)
+
+    # -- ranking ---------------------------------------------------------------------------------
+    def ranking_columns(self, users: Users, cands: Candidates, lookup: FeatureLookup) -> dict[str, np.ndarray]:
+        """One row per (user, candidate slot), flattened user-major; empty slots are NaN rows."""
+        items = cands.items
+        n, k = items.shape
+        valid = items >= 0
+        safe = np.where(valid, items, 0)
+        histories = np.zeros((n, self.n_items), np.float32)
+        profile = np.zeros((n, self.genres.shape[1]), np.float32)
+        for u, seen in enumerate(users.seen):
+            histories[u, seen] = 1.0
+            if len(seen):
+                profile[u] = self.genres[seen].mean(0)
+        covis = np.take_along_axis(self.covis.scores(histories), safe, 1)
+        tt = np.einsum("ud,ukd->uk", cands.user_vectors, self.item_vectors[safe])
+        user_cols, item_cols = lookup(users.user_ids, np.where(valid, self.item_ids[safe], -1))
+        last = np.stack([self.dense_items(user_cols[name]) for name in LAST_ITEMS], axis=1)  # (n, 5)
+        last_vectors = np.where((last >= 0)[..., None], self.item_vectors[np.maximum(last, 0)], 0.0)
+        similarity = np.einsum("ukd,ujd->ukj", self.item_vectors[safe], last_vectors)
+        similarity = np.where((last >= 0)[:, None, :], similarity, -np.inf).max(axis=2)
+        pop_rank = np.empty(self.n_items, np.float64)
+        pop_rank[self.popular_order] = np.arange(self.n_items)
+        columns = {
+            "covis_score": covis, "covis_rank": _rank_desc(np.where(valid, covis, -np.inf)),
+            "tt_score": tt, "tt_rank": _rank_desc(np.where(valid, tt, -np.inf)),
+            "pop_rank": pop_rank[safe],
+            "from_two_tower": cands.sources[..., 0], "from_co_visitation": cands.sources[..., 1],
+            "from_popularity": cands.sources[..., 2],
+            "genre_affinity": np.einsum("ug,ukg->uk", profile, self.genre_unit[safe]),
+            "last_item_similarity": np.where(np.isfinite(similarity), similarity, np.nan),
+        }
+        out = {}
+        for name, values in columns.items():
+            out[name] = np.where(valid, np.asarray(values, np.float64), np.nan).reshape(-1)
+        for name, values in user_cols.items():
+            if name in STORE_COLUMNS:
+                out[name] = np.repeat(np.asarray(values, np.float64), k)
+        for name, values in item_cols.items():
+            out[name] = np.asarray(values, np.float64).reshape(-1)
+        return out
+
+    def rank(self, users: Users, lookup: FeatureLookup, k: int = 10, rerank: bool = True) -> Ranked:
+        started = time.perf_counter()
+        cands = self.candidates(users)
+        t_cand = time.perf_counter()
+        columns = self.ranking_columns(users, cands, lookup)
+        t_feat = time.perf_counter()
+        n, width = cands.items.shape
+        if self.ranker is not None:
+            scores = self.ranker.predict(columns).reshape(n, width)
+        else:  # before a ranker exists (its own training run), co-visitation orders the candidates
+            scores = columns["covis_score"].reshape(n, width)
+        scores = np.where(self.rankable(columns, width) & (cands.items >= 0), scores, -np.inf)
+        t_rank = time.perf_counter()
+        order = np.argsort(-scores, axis=1, kind="stable")
+        before = np.take_along_axis(cands.items, order, 1)[:, :k]
+        top_items, top_scores, stages = [], [], []
+        for u in range(n):
+            chosen = self.rerank(cands.items[u], scores[u], k) if rerank else order[u][:k]
+            chosen = chosen[cands.items[u][chosen] >= 0]
+            top_items.append(_pad(cands.items[u][chosen], k))
+            top_scores.append(_pad(scores[u][chosen], k, np.nan))
+            stages.append([_stage(cands.sources[u, c]) for c in chosen.tolist()])
+        timings = {**cands.timings, "candidates_ms": (t_cand - started) * 1e3, "features_ms": (t_feat - t_cand) * 1e3,
+                   "ranking_ms": (t_rank - t_feat) * 1e3, "rerank_ms": (time.perf_counter() - t_rank) * 1e3}
+        return Ranked(np.array(top_items), np.array(top_scores), stages, before, timings, cands)
+
+    def rankable(self, columns: dict[str, np.ndarray], width: int) -> np.ndarray:
+        """(users, width) mask of the candidates the ranker orders: near the top of either learned source."""
+        prior = np.fmin(columns["covis_rank"], columns["tt_rank"]).reshape(-1, width)
+        return np.asarray(prior < self.settings.ranking_depth)
+
+    # -- re-ranking ------------------------------------------------------------------------------
+    def rerank(self, items: np.ndarray, scores: np.ndarray, k: int, now_year: float | None = None) -> np.ndarray:
+        """Positions of the final ``k``: a freshness boost, then maximal marginal relevance over genres.
+
+        Seen items never reach this point (candidates exclude them). MMR picks, one at a time, the item
+        maximizing ``λ·relevance - (1-λ)·max genre cosine to the items already picked``; relevance is the
+        boosted score scaled to [0, 1] within the list.
+        """
+        s = self.settings
+        live = np.flatnonzero((items >= 0) & np.isfinite(scores))
+        if not len(live):
+            return live
+        pool = live[np.argsort(-scores[live], kind="stable")][: max(5 * k, 50)]
+        relevance = scores[pool].astype(np.float64)
+        year = self.years[items[pool]]
+        latest = np.nanmax(self.years) if now_year is None else now_year
+        relevance = relevance * (1.0 + s.freshness * (np.nan_to_num(latest - year, nan=99.0) < s.freshness_years))
+        span = relevance.max() - relevance.min()
+        relevance = (relevance - relevance.min()) / span if span > 0 else np.ones_like(relevance)
+        genres = self.genre_unit[items[pool]]
+        picked: list[int] = []
+        closest = np.zeros(len(pool))
+        available = np.ones(len(pool), bool)
+        for _ in range(min(k, len(pool))):
+            gain = np.where(available, s.mmr_lambda * relevance - (1 - s.mmr_lambda) * closest, -np.inf)
+            best = int(np.argmax(gain))
+            picked.append(best)
+            available[best] = False
+            closest = np.maximum(closest, genres @ genres[best])
+        return pool[np.array(picked, dtype=np.int64)]
+
+    # -- persistence ----------------------------------------------------------------------------
+    def save(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self.tower.save(directory / "two_tower")
+        np.save(directory / "item_vectors.npy", self.item_vectors)
+        self.index.save(directory / "items.hnsw")
+        self.covis.save(directory / "co_visitation.npy")
+        np.savez(directory / "items.npz", popularity=self.popularity, genres=self.genres, years=self.years,
+                 item_ids=self.item_ids)
+        if self.ranker is not None:
+            self.ranker.save(directory / "ranker")
+        (directory / "recommender.json").write_text(json.dumps({"settings": asdict(self.settings),
+                                                                "ranker": self.ranker is not None}))
+
+    @classmethod
+    def load(cls, directory: Path) -> Recommender:
+        meta = json.loads((directory / "recommender.json").read_text())
+        items = np.load(directory / "items.npz")
+        ranker = LambdaMART.load(directory / "ranker") if meta["ranker"] else None
+        return cls(TwoTower.load(directory / "two_tower"), np.load(directory / "item_vectors.npy"),
+                   CoVisitation.load(directory / "co_visitation.npy"), items["popularity"], items["genres"],
+                   items["years"], items["item_ids"], RecsSettings(**meta["settings"]),
+                   load_index(directory / "items.hnsw"), ranker)
+
+
+def _rank_desc(values: np.ndarray) -> np.ndarray:
+    """0-based rank of each value within its row, best first."""
+    order = np.argsort(-values, axis=1, kind="stable")
+    ranks = np.empty_like(order)
+    np.put_along_axis(ranks, order, np.arange(values.shape[1])[None, :].repeat(len(values), 0), 1)
+    return ranks
+
+
+def _pad(values: np.ndarray, k: int, fill: float = -1) -> np.ndarray:
+    out = np.full(k, fill, dtype=np.float64 if np.isnan(fill) else np.int64)
+    out[: len(values)] = values
+    return out
+
+
+def _stage(flags: np.ndarray) -> str:
+    return "+".join(name for name, on in zip(SOURCES, flags.tolist(), strict=True) if on)

@@ -1,0 +1,287 @@
+"""`mlsd run recs`: MovieLens through the platform, evaluated under both protocols, the model registered.
+
+Protocol A (comparable with Microsoft Recommenders): per-user stratified random 75/25 split (seed 42).
+Protocol B (how the system runs): train on ratings before a cut-off, test on the ratings after it.
+In both, the ranker is trained the way it runs: candidate models are fitted on an earlier part of the
+training data (a random 80% of each user's items in A, ratings before a second cut-off in B), the
+ranker learns which candidates the held-back part contains, then the candidate models are refitted
+on all training data and the whole pipeline recommends for the test period. Feature-store values are
+taken point-in-time at the moment of recommendation (the end of the data the models saw).
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from mlsd.datasets.movielens import MovieLens, load_movielens
+from mlsd.events import EventLog, Ingestor
+from mlsd.events.schema import TIMESTAMP
+from mlsd.features import FeatureStore, OfflineStore, SqliteOnlineStore
+from mlsd.systems.recs.features import ITEM_VIEWS, RATINGS_SCHEMA, USER_VIEWS, ratings_table, recs_views, write_profiles
+from mlsd.systems.recs.pipeline import RANKING_FEATURES, FeatureLookup, Recommender, RecsSettings, Users
+from mlsd.training.candidates import CoVisitation, interaction_matrix
+from mlsd.training.models.lambdamart import LambdaMART
+from mlsd.training.models.two_tower import ItemInputs, TowerConfig, UserInputs, train_two_tower
+from mlsd.training.ranking_metrics import candidate_recall, catalogue_coverage, intra_list_diversity, topk_metrics
+
+PUBLISHED_ML100K = {  # Microsoft Recommenders' benchmark table, ML-100K, top-10
+    "BiVAE": {"ndcg@10": 0.4751, "precision@10": 0.4118},
+    "BPR": {"ndcg@10": 0.4420}, "LightGCN": {"ndcg@10": 0.4198}, "SAR": {"ndcg@10": 0.3825},
+}
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Phase:
+    """What a fitted stage sees: the ratings it may learn from and the time it is evaluated at."""
+
+    ratings: pd.DataFrame
+    as_of_s: int
+
+
+def stratified_split(ratings: pd.DataFrame, ratio: float = 0.75, seed: int = 42) -> np.ndarray:
+    """Per user, a random ``ratio`` of the ratings (rounded) go to training: the boolean training mask."""
+    rng = np.random.default_rng(seed)
+    mask = np.zeros(len(ratings), bool)
+    for rows in ratings.groupby("user", sort=True).indices.values():
+        shuffled = rng.permutation(rows)
+        mask[shuffled[: int(round(ratio * len(rows)))]] = True
+    return mask
+
+
+def user_items(ratings: pd.DataFrame, n_users: int) -> list[np.ndarray]:
+    """Each user's items in time order (dense ids)."""
+    ordered = ratings.sort_values("timestamp", kind="stable")
+    groups = ordered.groupby("user").indices
+    items = ordered["item"].to_numpy()
+    return [items[groups[u]] if u in groups else np.zeros(0, np.int64) for u in range(n_users)]
+
+
+def _categorical(data: MovieLens) -> tuple[np.ndarray, tuple[int, ...]]:
+    users = data.users
+    age = np.where(users["age"] >= 0, np.minimum(users["age"] // 10, 7), -1)
+    codes = np.stack([age, users["gender"], users["occupation"]], axis=1).astype(np.int64)
+    return codes, tuple(int(max(c.max(), 0)) + 1 for c in codes.T)
+
+
+def item_inputs(data: MovieLens, ids: np.ndarray | None = None) -> ItemInputs:
+    """Item-tower inputs: id, decade code, genres and a centred year (a new item passes ids of -1)."""
+    year = np.nan_to_num(data.items["year"].to_numpy(), nan=1990.0)
+    decade = np.clip((year - 1920) // 10, 0, 9).astype(np.int64)[:, None]
+    dense = np.hstack([data.genres, ((year - 1990) / 20)[:, None]]).astype(np.float32)
+    return ItemInputs(np.arange(data.n_items) if ids is None else ids, decade, dense)
+
+
+def fit_recommender(data: MovieLens, phase: Phase, settings: RecsSettings, seed: int = 0,
+                    epochs: int = 25) -> tuple[Recommender, dict[str, Any]]:
+    """Two-tower model, ANN index, co-visitation weights and popularity from one phase's ratings."""
+    ratings = phase.ratings
+    codes, vocab = _categorical(data)
+    items = item_inputs(data)
+    config = TowerConfig(n_users=data.n_users, n_items=data.n_items, user_vocab=vocab, item_vocab=(10,),
+                         item_dense=items.dense.shape[1], epochs=epochs, seed=seed)
+    histories = user_items(ratings, data.n_users)
+    tower, report = train_two_tower(config, UserInputs(np.arange(data.n_users), codes, np.zeros((0, 0))), items,
+                                    ratings["user"].to_numpy(), ratings["item"].to_numpy(), histories)
+    matrix = interaction_matrix(ratings["user"].to_numpy(), ratings["item"].to_numpy(), data.n_users, data.n_items)
+    started = time.perf_counter()
+    covis = CoVisitation.fit(matrix)
+    report["co_visitation_seconds"] = time.perf_counter() - started
+    popularity = np.bincount(ratings["item"].to_numpy(), minlength=data.n_items).astype(np.float64)
+    recommender = Recommender(tower, tower.item_vectors(items), covis, popularity, data.genres,
+                              data.items["year"].to_numpy(np.float64), data.items["item_id"].to_numpy(np.int64),
+                              settings)
+    return recommender, report
+
+
+def users_of(data: MovieLens, histories: list[np.ndarray], rows: np.ndarray) -> Users:
+    codes, _ = _categorical(data)
+    known = np.array([len(histories[u]) > 0 for u in rows])
+    # A user with no history is a cold-start user: attributes only (id unknown), demographic/popular candidates.
+    return Users(np.where(known, rows, -1), data.users["user_id"].to_numpy()[rows], codes[rows],
+                 [histories[u] for u in rows])
+
+
+class PhaseStore:
+    """A feature store over one phase's ratings, read point-in-time at the phase's evaluation time."""
+
+    def __init__(self, data: MovieLens, phase: Phase, home: Path) -> None:
+        shutil.rmtree(home, ignore_errors=True)
+        home.mkdir(parents=True)
+        self.log = EventLog(home / "events", RATINGS_SCHEMA)
+        Ingestor(self.log).ingest_table(ratings_table(phase.ratings), "movielens")
+        profiles = home / "profiles"
+        write_profiles(data, profiles)
+        self.store = FeatureStore(SqliteOnlineStore(home / "online.db"), OfflineStore(), recs_views(self.log, profiles))
+        self.as_of_us = phase.as_of_s * 1_000_000
+
+    def _frame(self, key: str, ids: np.ndarray, views: tuple[str, ...]) -> dict[str, np.ndarray]:
+        stamp = pa.array(np.full(len(ids), self.as_of_us, np.int64)).cast(TIMESTAMP)
+        labels = pa.table({"row": np.arange(len(ids)), key: ids, "event_timestamp": stamp})
+        frame = self.store.training_frame(labels, list(views)).read_all().sort_by("row")
+        return {name: frame[name].to_numpy(zero_copy_only=False).astype(np.float64)
+                for name in frame.column_names if "__" in name}
+
+    def lookup(self) -> FeatureLookup:
+        def read(user_ids: np.ndarray, item_ids: np.ndarray) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+            users = self._frame("user_id", np.asarray(user_ids, np.int64), USER_VIEWS)
+            catalogue = np.unique(item_ids[item_ids >= 0])
+            items = self._frame("item_id", catalogue, ITEM_VIEWS)
+            position = np.searchsorted(catalogue, np.maximum(item_ids, 0))
+            valid = item_ids >= 0
+            return users, {name: np.where(valid, values[np.minimum(position, len(catalogue) - 1)], np.nan)
+                           for name, values in items.items()}
+        return read
+
+    def close(self) -> None:
+        self.store.online.close()
+        self.log.close()
+
+
+def _sets(data: MovieLens, ratings: pd.DataFrame, rows: np.ndarray) -> list[np.ndarray]:
+    groups = ratings.groupby("user").indices
+    items = ratings["item"].to_numpy()
+    return [np.unique(items[groups[u]]) if u in groups else np.zeros(0, np.int64) for u in rows]
+
+
+def train_ranker(recommender: Recommender, users: Users, lookup: FeatureLookup, positives: list[np.ndarray],
+                 seed: int = 0) -> tuple[LambdaMART, dict[str, Any]]:
+    """LambdaMART over each user's rankable candidates: relevant if the held-back ratings contain it.
+
+    The other candidates are the negatives (hard ones: every source proposed them); 10% of users are
+    held out for early stopping on nDCG@10.
+    """
+    cands = recommender.candidates(users)
+    columns = recommender.ranking_columns(users, cands, lookup)
+    width = cands.items.shape[1]
+    labels = np.concatenate([np.isin(row, pos) & (row >= 0) for row, pos in zip(cands.items, positives,
+                                                                                   strict=True)]).astype(np.float32)
+    # The candidate order is a prior ranking; the ranker learns on the top of each user's list.
+    keep = recommender.rankable(columns, width) & (cands.items >= 0)
+    has_positive = labels.reshape(-1, width).max(1) > 0
+    held_out = np.random.default_rng(seed).random(len(users.ids)) < 0.1
+    parts = {}
+    for name, chosen in (("train", ~held_out & has_positive), ("valid", held_out & has_positive)):
+        mask = keep & chosen[:, None]
+        flat = np.flatnonzero(mask.reshape(-1))
+        parts[name] = ({c: v[flat] for c, v in columns.items()}, labels[flat], mask.sum(1)[chosen])
+    ranker = LambdaMART(RANKING_FEATURES, seed=seed)
+    report = ranker.fit(*parts["train"], valid=parts["valid"])
+    report["candidate_recall"] = float(labels.sum() / max(sum(len(p) for p in positives), 1))
+    # Promotion check on the held-out users: the ranker must beat the co-visitation order it starts from.
+    valid_users = np.flatnonzero(held_out & has_positive)
+    scores = ranker.predict(columns).reshape(-1, width)
+    for name, values in (("ranker", scores), ("co_visitation", columns["covis_score"].reshape(-1, width))):
+        masked = np.where(keep, values, -np.inf)[valid_users]
+        top = np.take_along_axis(cands.items[valid_users], np.argsort(-masked, axis=1)[:, :10], 1)
+        report[f"valid_ndcg@10_{name}"] = topk_metrics(top, [positives[u] for u in valid_users])["ndcg@10"]
+    report["promoted"] = report["valid_ndcg@10_ranker"] > report["valid_ndcg@10_co_visitation"]
+    return ranker, report
+
+
+def evaluate(recommender: Recommender, users: Users, lookup: FeatureLookup, relevant: list[np.ndarray],
+             n_items: int, k: int = 10) -> dict[str, Any]:
+    """Top-k metrics after re-ranking (and before it), candidate recall per source, coverage, diversity."""
+    ranked = recommender.rank(users, lookup, k=k, rerank=True)
+    cands = ranked.candidates
+    metrics: dict[str, Any] = topk_metrics(ranked.items, relevant, k)
+    metrics["before_rerank"] = topk_metrics(ranked.before_rerank, relevant, k)
+    width = recommender.settings.candidates
+    metrics[f"candidate_recall@{width}"] = candidate_recall(cands.items, relevant)
+    metrics["candidate_recall_by_source"] = {name: candidate_recall(items, relevant)
+                                             for name, items in cands.per_source.items()}
+    metrics["coverage"] = catalogue_coverage(ranked.items, n_items)
+    metrics["diversity"] = intra_list_diversity(ranked.items, recommender.genres)
+    metrics["diversity_before_rerank"] = intra_list_diversity(ranked.before_rerank, recommender.genres)
+    metrics["users"] = int(sum(len(r) > 0 for r in relevant))
+    return metrics
+
+
+def run_protocol(data: MovieLens, fit: Phase, label: pd.DataFrame, full: Phase, test: pd.DataFrame, home: Path,
+                 settings: RecsSettings, say: Progress, seed: int = 0) -> tuple[Recommender, dict[str, Any]]:
+    """Fit candidates on ``fit``, the ranker on ``label``; refit on ``full``; evaluate on ``test``."""
+    rows = np.arange(data.n_users)
+    say("candidate models on the ranker's training phase")
+    early, early_report = fit_recommender(data, fit, settings, seed)
+    store = PhaseStore(data, fit, home / "fit")
+    say("ranker")
+    ranker, ranker_report = train_ranker(early, users_of(data, user_items(fit.ratings, data.n_users), rows),
+                                         store.lookup(), _sets(data, label, rows), seed)
+    store.close()
+    say(f"  ranker valid nDCG@10 {ranker_report['valid_ndcg@10_ranker']:.4f} vs co-visitation order "
+        f"{ranker_report['valid_ndcg@10_co_visitation']:.4f}: {'promoted' if ranker_report['promoted'] else 'kept out'}")
+    say("candidate models on all training data")
+    final, final_report = fit_recommender(data, full, settings, seed)
+    final.ranker = ranker if ranker_report["promoted"] else None
+    store = PhaseStore(data, full, home / "full")
+    say("evaluation")
+    histories = user_items(full.ratings, data.n_users)
+    relevant = _sets(data, test, rows)
+    tested = np.flatnonzero([len(r) > 0 for r in relevant])
+    metrics = evaluate(final, users_of(data, histories, tested), store.lookup(), [relevant[u] for u in tested],
+                       data.n_items)
+    cold = np.array([len(histories[u]) == 0 for u in tested])
+    if cold.any():
+        metrics["cold_start_users"] = int(cold.sum())
+        metrics["cold_start"] = evaluate(final, users_of(data, histories, tested[cold]), store.lookup(),
+                                         [relevant[u] for u in tested[cold]], data.n_items)
+    store.close()
+    metrics["training"] = {"two_tower": {k: v for k, v in final_report.items() if k != "loss_history"},
+                           "two_tower_loss": final_report["loss_history"], "ranker": ranker_report,
+                           "early_two_tower_seconds": early_report["seconds"]}
+    return final, metrics
+
+
+def protocol_a(data: MovieLens, home: Path, settings: RecsSettings, say: Progress,
+               seed: int = 0) -> tuple[Recommender, dict[str, Any]]:
+    ratings = data.ratings
+    train_mask = stratified_split(ratings)
+    train, test = ratings[train_mask], ratings[~train_mask]
+    inner = stratified_split(train.reset_index(drop=True), ratio=0.8, seed=seed + 1)
+    train = train.reset_index(drop=True)
+    end = int(ratings["timestamp"].max()) + 1
+    return run_protocol(data, Phase(train[inner], end), train[~inner], Phase(train, end), test, home, settings, say,
+                        seed)
+
+
+def protocol_b(data: MovieLens, home: Path, settings: RecsSettings, say: Progress, seed: int = 0,
+               test_share: float = 0.2, label_share: float = 0.1) -> tuple[Recommender, dict[str, Any]]:
+    ratings = data.ratings
+    stamps = ratings["timestamp"].to_numpy()
+    cut = int(np.quantile(stamps, 1 - test_share))
+    label_start = int(np.quantile(stamps, 1 - test_share - label_share))
+    before_label, label = ratings[stamps < label_start], ratings[(stamps >= label_start) & (stamps < cut)]
+    model, metrics = run_protocol(data, Phase(before_label, label_start), label, Phase(ratings[stamps < cut], cut),
+                                  ratings[stamps >= cut], home, settings, say, seed)
+    metrics["cut_off"] = pd.Timestamp(cut, unit="s").isoformat()
+    metrics["ranker_labels_from"] = pd.Timestamp(label_start, unit="s").isoformat()
+    return model, metrics
+
+
+def run_recs(home: Path, data_root: str | None, dataset: str = "ml-100k", settings: RecsSettings | None = None,
+             say: Progress = print) -> dict[str, Any]:
+    """Both protocols on one MovieLens release; returns ``{"protocol_a": ..., "protocol_b": ...}``."""
+    data = load_movielens(dataset, data_root)
+    settings = settings or RecsSettings()
+    results: dict[str, Any] = {"dataset": dataset, "settings": settings.__dict__}
+    for name, protocol in (("protocol_a", protocol_a), ("protocol_b", protocol_b)):
+        say(f"{name}:")
+        started = time.perf_counter()
+        model, metrics = protocol(data, home / name, settings, lambda m: say(f"  {m}"))
+        metrics["seconds"] = time.perf_counter() - started
+        results[name] = metrics
+        results[f"_{name}_model"] = model
+    return results
+
+
+def without_relevance(settings: RecsSettings) -> RecsSettings:
+    return replace(settings, mmr_lambda=1.0, freshness=0.0)

@@ -1,0 +1,71 @@
+"""Top-k recommendation metrics, defined as Microsoft Recommenders defines them (binary relevance).
+
+For a user with relevant set R and list L (the first k recommendations):
+- precision@k = |L ∩ R| / k; recall@k = |L ∩ R| / |R|;
+- nDCG@k = Σ_{i in L, hit} 1/log2(rank+1) over the ideal Σ_{r ≤ min(|R|, k)} 1/log2(r+1);
+- MAP (their ``map_at_k``) = Σ_{hits at rank r} (hits up to r / r) / |R|.
+Each is averaged over users with at least one relevant item. Coverage and diversity describe the lists.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+
+def hit_matrix(recommended: np.ndarray, relevant: Sequence[np.ndarray]) -> np.ndarray:
+    """Boolean (users, k): whether each recommended item (``-1`` = empty slot) is relevant to its user."""
+    hits = np.zeros(recommended.shape, dtype=bool)
+    for u, items in enumerate(relevant):
+        if len(items):
+            hits[u] = np.isin(recommended[u], items) & (recommended[u] >= 0)
+    return hits
+
+
+def topk_metrics(recommended: np.ndarray, relevant: Sequence[np.ndarray], k: int = 10) -> dict[str, float]:
+    """nDCG@k, precision@k, recall@k and MAP over users that have relevant items."""
+    if recommended.shape[0] != len(relevant):
+        raise ValueError(f"{recommended.shape[0]} recommendation lists for {len(relevant)} users")
+    top = recommended[:, :k]
+    n_relevant = np.array([len(r) for r in relevant])
+    keep = n_relevant > 0
+    hits = hit_matrix(top, relevant)[keep]
+    n_relevant = n_relevant[keep]
+    discount = 1.0 / np.log2(np.arange(2, k + 2))
+    ideal = np.cumsum(discount)[np.minimum(n_relevant, k) - 1]
+    ranks = np.arange(1, k + 1)
+    precision_at_hits = np.cumsum(hits, axis=1) / ranks * hits
+    return {
+        f"ndcg@{k}": float(np.mean((hits * discount[: hits.shape[1]]).sum(1) / ideal)),
+        f"precision@{k}": float(np.mean(hits.sum(1) / k)),
+        f"recall@{k}": float(np.mean(hits.sum(1) / n_relevant)),
+        "map": float(np.mean(precision_at_hits.sum(1) / n_relevant)),
+    }
+
+
+def candidate_recall(candidates: np.ndarray, relevant: Sequence[np.ndarray]) -> float:
+    """Share of all relevant (user, item) pairs found among each user's candidates (micro average)."""
+    found = hit_matrix(candidates, relevant).sum()
+    total = sum(len(r) for r in relevant)
+    return float(found / total) if total else float("nan")
+
+
+def catalogue_coverage(recommended: np.ndarray, n_items: int) -> float:
+    """Share of the catalogue that appears in at least one list."""
+    return float(len(np.unique(recommended[recommended >= 0])) / n_items)
+
+
+def intra_list_diversity(recommended: np.ndarray, genres: np.ndarray) -> float:
+    """Mean pairwise genre dissimilarity (1 - cosine of genre vectors) within each list, averaged over lists."""
+    values = []
+    norms = genres / np.maximum(np.linalg.norm(genres, axis=1, keepdims=True), 1e-12)
+    for row in recommended:
+        items = row[row >= 0]
+        if len(items) < 2:
+            continue
+        vectors = norms[items]
+        similarity = vectors @ vectors.T
+        n = len(items)
+        values.append(1.0 - (similarity.sum() - np.trace(similarity)) / (n * (n - 1)))
+    return float(np.mean(values)) if values else float("nan")
