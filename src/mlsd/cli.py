@@ -48,6 +48,12 @@ def _datasets(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from mlsd.core.atomic import atomic_write_json
+
+    if args.system == "recs":
+        from mlsd.systems.recs.cli import run_recs_command
+
+        return run_recs_command(Path(args.home or home_dir() / args.system), args.data, args.json, args.dataset,
+                                quiet=args.quiet)
     from mlsd.systems.ads.run import AdsRun
 
     results = AdsRun(home=Path(args.home or home_dir() / args.system), data=args.data, progress=not args.quiet,
@@ -90,6 +96,10 @@ def _report(args: argparse.Namespace) -> int:
     from mlsd.systems.ads.report import write_report
 
     home = Path(args.home or home_dir() / args.system)
+    if args.system == "recs":
+        from mlsd.systems.recs.report import write_recs_report
+
+        write_report = write_recs_report
     print(f"report: {write_report(home, Path(args.out) if args.out else home / 'report.html')}")
     return 0
 
@@ -126,15 +136,17 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("--quiet", action="store_true")
     ingest.set_defaults(run=_ingest)
     run = sub.add_parser("run", help="ingest -> features -> train -> register -> evaluate a reference system")
-    run.add_argument("system", choices=["ads"])
+    run.add_argument("system", choices=["ads", "recs"])
     run.add_argument("--data", help="data directory (default: $MLSD_DATA_DIR; generated data without one)")
     run.add_argument("--home", help="output directory (default: $MLSD_HOME/SYSTEM)")
     run.add_argument("--json", help="write {dataset: {model: metrics}} to this path")
-    run.add_argument("--models", help="comma-separated model kinds (default: all)")
+    run.add_argument("--models", help="ads: comma-separated model kinds (default: all)")
+    run.add_argument("--dataset", default="ml-100k", choices=["ml-100k", "ml-1m-first-half"],
+                     help="recs: the MovieLens release (default ml-100k)")
     run.add_argument("--quiet", action="store_true")
     run.set_defaults(run=_run)
     serve = sub.add_parser("serve", help="serve a reference system's champion model over HTTP")
-    serve.add_argument("system", choices=["ads"])
+    serve.add_argument("system", choices=["ads", "recs"])
     serve.add_argument("--home", help="the system's directory (default: $MLSD_HOME/SYSTEM)")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
@@ -165,7 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--drift-at-hours", type=float, help="inject the drift this many hours into the period")
     rep.set_defaults(run=_replay)
     report = sub.add_parser("report", help="write the seven-step HTML design report of a reference system")
-    report.add_argument("system", choices=["ads"])
+    report.add_argument("system", choices=["ads", "recs"])
     report.add_argument("--home", help="the system's directory (default: $MLSD_HOME/SYSTEM)")
     report.add_argument("--out", help="output file (default: HOME/report.html)")
     report.set_defaults(run=_report)

@@ -2,8 +2,9 @@
 
 By default MLflow keeps everything under the project's home directory (a SQLite tracking/registry
 database and a local artefact folder), so no server is needed; ``MLFLOW_TRACKING_URI`` (or the
-``tracking_uri`` argument) points it at a server instead. Only :class:`ClickPipeline` directories are
-stored, and loading goes through its safe loader: JSON, LightGBM text and weights-only state dicts.
+``tracking_uri`` argument) points it at a server instead. A model is stored as the directory its
+``save`` writes (a :class:`ClickPipeline`, a recommender) and loaded back by its own safe loader: JSON,
+LightGBM text, FAISS index files and weights-only state dicts, never pickle.
 """
 
 from __future__ import annotations
@@ -14,14 +15,23 @@ import os
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from mlsd.core.errors import MlsdError
 from mlsd.core.paths import home_dir
 from mlsd.training.pipeline import ClickPipeline
+
+T = TypeVar("T")
+
+
+class Savable(Protocol):
+    """A model that writes itself to a directory of safe files (a pipeline, a recommender)."""
+
+    def save(self, directory: Path) -> None: ...
+
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
@@ -87,7 +97,7 @@ class ModelRegistry:
         location = None if self.tracking_uri.startswith(("http", "databricks")) else f"{self.artifact_root}/{name}"
         return str(self.client.create_experiment(name, artifact_location=location))
 
-    def register(self, name: str, pipeline: ClickPipeline, *, params: Mapping[str, Any],
+    def register(self, name: str, pipeline: Savable, *, params: Mapping[str, Any],
                  metrics: Mapping[str, float], lineage: Lineage, experiment: str = "mlsd",
                  run_name: str | None = None, artifacts: Sequence[Path] = ()) -> RegisteredVersion:
         """Log a run (params, metrics, the pipeline directory) and create a model version from it."""
@@ -145,10 +155,15 @@ class ModelRegistry:
 
     def load(self, name: str, *, alias: str | None = None, version: str | None = None) -> tuple[ClickPipeline, str]:
         """Download (once, cached by version) and load a pipeline; returns it with its version."""
+        return self.load_with(ClickPipeline.load, name, alias=alias, version=version)
+
+    def load_with(self, loader: Callable[[Path], T], name: str, *, alias: str | None = None,
+                  version: str | None = None) -> tuple[T, str]:
+        """Like :meth:`load` for any saved model kind: ``loader`` reads the downloaded directory."""
         if version is None:
             version = self.version_for(name, alias or CHAMPION)
         target = self._cache / name / str(version)
-        if not (target / "pipeline.json").exists():
+        if not target.exists():  # a version appears by one rename, so an existing directory is complete
             mv = self.client.get_model_version(name, version)
             staging = Path(tempfile.mkdtemp(dir=self._cache.parent if self._cache.parent.exists() else None))
             try:
@@ -159,4 +174,4 @@ class ModelRegistry:
                 os.replace(local, target)
             finally:
                 shutil.rmtree(staging, ignore_errors=True)
-        return ClickPipeline.load(target), str(version)
+        return loader(target), str(version)

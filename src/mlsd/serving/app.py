@@ -153,7 +153,9 @@ def create_app(service: ScoringService, feature_log: FeatureLog, *, max_in_fligh
     async def prometheus(request: Request) -> Response:
         with contextlib.suppress(ValueError):
             version.set(float(service.model_version))
-        return Response(generate_latest(metrics), media_type=CONTENT_TYPE_LATEST)
+        extra = getattr(service, "metrics", None)  # a service's own collectors (e.g. per-stage timings)
+        body = generate_latest(metrics) + (generate_latest(extra) if isinstance(extra, CollectorRegistry) else b"")
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
 
     async def openapi(request: Request) -> Response:
         return JSONResponse(openapi_document(service))

@@ -10,6 +10,8 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 from mlsd.registry import CHAMPION, ModelRegistry
 from mlsd.training.pipeline import ClickPipeline
@@ -21,12 +23,13 @@ class ModelHolder:
     """The serving model of one registered name, kept on the version an alias points at."""
 
     def __init__(self, registry: ModelRegistry, name: str, alias: str = CHAMPION, poll_interval: float = 10.0,
-                 warm_up: Callable[[ClickPipeline], object] | None = None) -> None:
+                 warm_up: Callable[[Any], object] | None = None,
+                 loader: Callable[[Path], Any] = ClickPipeline.load) -> None:
         self.registry, self.name, self.alias = registry, name, alias
-        self._warm_up = warm_up
-        pipeline, version = registry.load(name, alias=alias)
+        self._warm_up, self._loader = warm_up, loader
+        pipeline, version = registry.load_with(loader, name, alias=alias)
         self._prepare(pipeline)
-        self.current: tuple[ClickPipeline, str] = (pipeline, version)
+        self.current: tuple[Any, str] = (pipeline, version)
         self.swaps = 0
         self.poll_errors = 0
         self._stop = threading.Event()
@@ -37,7 +40,7 @@ class ModelHolder:
     def version(self) -> str:
         return self.current[1]
 
-    def _prepare(self, pipeline: ClickPipeline) -> None:
+    def _prepare(self, pipeline: Any) -> None:
         if self._warm_up is not None:
             self._warm_up(pipeline)
 
@@ -46,7 +49,7 @@ class ModelHolder:
         version = self.registry.version_for(self.name, self.alias)
         if version == self.current[1]:
             return False
-        pipeline, version = self.registry.load(self.name, version=version)
+        pipeline, version = self.registry.load_with(self._loader, self.name, version=version)
         self._prepare(pipeline)
         self.current = (pipeline, version)  # one assignment: readers see the old pair or the new one
         self.swaps += 1

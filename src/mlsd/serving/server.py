@@ -31,7 +31,11 @@ def build_service(system: str, home: Path, options: Mapping[str, Any] | None = N
         settings = dict(options or {})
         limits = {k: settings.pop(k) for k in ("psi", "js", "p_value") if k in settings}
         return AdsService(home, thresholds=DriftThresholds(**limits), **settings)
-    raise MlsdError(f"unknown system {system!r}; servable: ads")
+    if system == "recs":
+        from mlsd.systems.recs.service import RecsService
+
+        return RecsService(home)
+    raise MlsdError(f"unknown system {system!r}; servable: ads, recs")
 
 
 def build_monitoring(service: ScoringService, home: Path) -> Monitoring | None:

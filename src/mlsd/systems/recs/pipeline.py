@@ -89,17 +89,18 @@ class Ranked:
     before_rerank: np.ndarray
     timings: dict[str, float]
     candidates: Candidates
+    features: list[dict[str, list[float | None]]]  # per user: the ranking features of the listed items
 
 
 class Recommender:
     """Everything a trained recommender needs; saved and registered as one directory."""
 
     def __init__(self, tower: TwoTower, item_vectors: np.ndarray, covis: CoVisitation, popularity: np.ndarray,
-                 genres: np.ndarray, years: np.ndarray, item_ids: np.ndarray, settings: RecsSettings,
-                 index: VectorIndex | None = None, ranker: LambdaMART | None = None) -> None:
+                 genres: np.ndarray, years: np.ndarray, item_ids: np.ndarray, user_ids: np.ndarray,
+                 settings: RecsSettings, index: VectorIndex | None = None, ranker: LambdaMART | None = None) -> None:
         self.tower, self.item_vectors, self.covis = tower, item_vectors, covis
         self.popularity, self.genres, self.years, self.item_ids = popularity, genres, years, item_ids
-        self.settings, self.ranker = settings, ranker
+        self.settings, self.ranker, self.user_ids = settings, ranker, user_ids
         if index is None:
             index = HnswIndex(item_vectors.shape[1])
             index.add(item_vectors)
@@ -108,6 +109,11 @@ class Recommender:
         self.item_index[item_ids] = np.arange(len(item_ids))
         self.popular_order = np.argsort(-popularity, kind="stable")
         self.genre_unit = genres / np.maximum(np.linalg.norm(genres, axis=1, keepdims=True), 1e-12)
+
+    def dense_user(self, user_id: int) -> int:
+        """The user's row in the two-tower id table, -1 if the model never saw the user."""
+        position = int(np.searchsorted(self.user_ids, user_id))
+        return position if position < len(self.user_ids) and self.user_ids[position] == user_id else -1
 
     @property
     def n_items(self) -> int:
@@ -211,16 +217,19 @@ class Recommender:
         t_rank = time.perf_counter()
         order = np.argsort(-scores, axis=1, kind="stable")
         before = np.take_along_axis(cands.items, order, 1)[:, :k]
-        top_items, top_scores, stages = [], [], []
+        top_items, top_scores, stages, logged = [], [], [], []
         for u in range(n):
             chosen = self.rerank(cands.items[u], scores[u], k) if rerank else order[u][:k]
             chosen = chosen[cands.items[u][chosen] >= 0]
+            rows = u * width + chosen
+            logged.append({name: [None if v != v else v for v in values[rows].tolist()]
+                           for name, values in columns.items()})
             top_items.append(_pad(cands.items[u][chosen], k))
             top_scores.append(_pad(scores[u][chosen], k, np.nan))
             stages.append([_stage(cands.sources[u, c]) for c in chosen.tolist()])
         timings = {**cands.timings, "candidates_ms": (t_cand - started) * 1e3, "features_ms": (t_feat - t_cand) * 1e3,
                    "ranking_ms": (t_rank - t_feat) * 1e3, "rerank_ms": (time.perf_counter() - t_rank) * 1e3}
-        return Ranked(np.array(top_items), np.array(top_scores), stages, before, timings, cands)
+        return Ranked(np.array(top_items), np.array(top_scores), stages, before, timings, cands, logged)
 
     def rankable(self, columns: dict[str, np.ndarray], width: int) -> np.ndarray:
         """(users, width) mask of the candidates the ranker orders: near the top of either learned source."""
@@ -266,7 +275,7 @@ class Recommender:
         self.index.save(directory / "items.hnsw")
         self.covis.save(directory / "co_visitation.npy")
         np.savez(directory / "items.npz", popularity=self.popularity, genres=self.genres, years=self.years,
-                 item_ids=self.item_ids)
+                 item_ids=self.item_ids, user_ids=self.user_ids)
         if self.ranker is not None:
             self.ranker.save(directory / "ranker")
         (directory / "recommender.json").write_text(json.dumps({"settings": asdict(self.settings),
@@ -279,7 +288,7 @@ class Recommender:
         ranker = LambdaMART.load(directory / "ranker") if meta["ranker"] else None
         return cls(TwoTower.load(directory / "two_tower"), np.load(directory / "item_vectors.npy"),
                    CoVisitation.load(directory / "co_visitation.npy"), items["popularity"], items["genres"],
-                   items["years"], items["item_ids"], RecsSettings(**meta["settings"]),
+                   items["years"], items["item_ids"], items["user_ids"], RecsSettings(**meta["settings"]),
                    load_index(directory / "items.hnsw"), ranker)
 
 

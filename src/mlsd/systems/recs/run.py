@@ -66,11 +66,17 @@ def user_items(ratings: pd.DataFrame, n_users: int) -> list[np.ndarray]:
     return [items[groups[u]] if u in groups else np.zeros(0, np.int64) for u in range(n_users)]
 
 
+def user_codes(age: np.ndarray, gender: np.ndarray, occupation: np.ndarray) -> np.ndarray:
+    """User-tower attribute codes (age decade, gender, occupation); -1 = unknown (also NaN from the store)."""
+    raw = np.stack([np.asarray(age, np.float64) // 10, gender, occupation], axis=1).astype(np.float64)
+    raw[:, 0] = np.minimum(raw[:, 0], 7)
+    return np.where(np.isfinite(raw) & (raw >= 0), raw, -1).astype(np.int64)
+
+
 def _categorical(data: MovieLens) -> tuple[np.ndarray, tuple[int, ...]]:
     users = data.users
-    age = np.where(users["age"] >= 0, np.minimum(users["age"] // 10, 7), -1)
-    codes = np.stack([age, users["gender"], users["occupation"]], axis=1).astype(np.int64)
-    return codes, tuple(int(max(c.max(), 0)) + 1 for c in codes.T)
+    codes = user_codes(users["age"].to_numpy(), users["gender"].to_numpy(), users["occupation"].to_numpy())
+    return codes, (8, 2, 21) if data.name == "ml-100k" else (1, 1, 1)
 
 
 def item_inputs(data: MovieLens, ids: np.ndarray | None = None) -> ItemInputs:
@@ -99,7 +105,7 @@ def fit_recommender(data: MovieLens, phase: Phase, settings: RecsSettings, seed:
     popularity = np.bincount(ratings["item"].to_numpy(), minlength=data.n_items).astype(np.float64)
     recommender = Recommender(tower, tower.item_vectors(items), covis, popularity, data.genres,
                               data.items["year"].to_numpy(np.float64), data.items["item_id"].to_numpy(np.int64),
-                              settings)
+                              data.users["user_id"].to_numpy(np.int64), settings)
     return recommender, report
 
 
@@ -285,3 +291,35 @@ def run_recs(home: Path, data_root: str | None, dataset: str = "ml-100k", settin
 
 def without_relevance(settings: RecsSettings) -> RecsSettings:
     return replace(settings, mmr_lambda=1.0, freshness=0.0)
+
+
+MODEL_NAME = "recs-movielens"
+SERVING = "serving"
+
+
+def prepare_serving(home: Path, data: MovieLens, model: Recommender, metrics: dict[str, Any]) -> str:
+    """Register the protocol-B model as champion and set up what the service reads.
+
+    The service's feature store holds every rating (materialized online as of the log's end) and each
+    user's seen items are a snapshot of that log: what a deployment would have after the last batch.
+    """
+    from mlsd.registry import CHAMPION, Lineage, ModelRegistry, code_revision
+
+    serving = home / SERVING
+    phase = Phase(data.ratings, int(data.ratings["timestamp"].max()) + 1)
+    store = PhaseStore(data, phase, serving)
+    store.store.materialize(end_us=store.as_of_us)
+    seen = user_items(data.ratings, data.n_users)
+    np.savez(serving / "seen.npz", user_ids=data.users["user_id"].to_numpy(np.int64),
+             lengths=np.array([len(s) for s in seen]), items=np.concatenate(seen))
+    fingerprint = f"{data.name}:{len(data.ratings)}:{int(data.ratings['timestamp'].max())}"
+    store.close()
+    registry = ModelRegistry(home)
+    flat = {f"protocol_b.{k.replace('@', '_at_')}": float(v) for k, v in metrics.items()
+            if isinstance(v, int | float)}
+    version = registry.register(MODEL_NAME, model, params={"dataset": data.name, **model.settings.__dict__},
+                                metrics=flat, experiment="recs",
+                                lineage=Lineage(fingerprint, {"user_history": 1, "item_popularity": 1},
+                                                code_revision()))
+    registry.set_alias(MODEL_NAME, CHAMPION, version.version)
+    return version.version

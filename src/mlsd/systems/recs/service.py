@@ -1,0 +1,130 @@
+"""The recommendation service: ``POST /v1/recs/recommend`` {user_id, k, context} -> ranked items with stages.
+
+A known user is read from the online store (attributes, last items) and the seen-items snapshot; an
+unknown user takes the cold-start path (attributes from ``context`` if given, no history: two-tower
+from attributes plus popularity). The champion recommender is followed through the registry alias.
+Each response is logged with its features, model version and stages; per-stage timings go to
+``/metrics`` as histograms.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from prometheus_client import CollectorRegistry, Histogram
+
+from mlsd.core.timeutil import now_us
+from mlsd.events import EventLog
+from mlsd.features import FeatureStore, OfflineStore, SqliteOnlineStore
+from mlsd.features.offline import output_column
+from mlsd.registry import CHAMPION, ModelRegistry
+from mlsd.serving.validation import Field, Schema
+from mlsd.systems.recs.features import ITEM_VIEWS, RATINGS_SCHEMA, USER_VIEWS, recs_views
+from mlsd.systems.recs.pipeline import FeatureLookup, Recommender, Users
+from mlsd.systems.recs.run import MODEL_NAME, SERVING, user_codes
+
+MAX_K = 100
+REQUEST_SCHEMA: Schema = {
+    "request_id": Field("string", required=False, description="client id; generated when absent"),
+    "user_id": Field("integer", minimum=0, maximum=2**31 - 1, description="unknown users get cold-start lists"),
+    "k": Field("integer", required=False, minimum=1, maximum=MAX_K, description="list length (default 10)"),
+    "context": Field("object", required=False, properties={
+        "age": Field("integer", required=False, minimum=0, maximum=120),
+        "gender": Field("string", required=False, extra={"enum": ["M", "F"]}),
+        "occupation": Field("integer", required=False, minimum=0, maximum=1000),
+        "timestamp": Field("number", required=False, minimum=0, description="request time, Unix seconds"),
+    }),
+}
+STAGES = ("two_tower_ms", "co_visitation_ms", "merge_ms", "features_ms", "ranking_ms", "rerank_ms")
+
+
+class RecsService:
+    """Serves the champion of ``recs-movielens`` from a ``mlsd run recs`` home directory."""
+
+    system = "recs"
+    route = "/v1/recs/recommend"
+    request_schema: Schema = REQUEST_SCHEMA
+
+    def __init__(self, home: Path, *, alias: str = CHAMPION) -> None:
+        from mlsd.serving.models import ModelHolder
+
+        self.home = Path(home)
+        serving = self.home / SERVING
+        self.log = EventLog(serving / "events", RATINGS_SCHEMA, writer=False)
+        self.store = FeatureStore(SqliteOnlineStore(serving / "online.db"), OfflineStore(),
+                                  recs_views(self.log, serving / "profiles"))
+        seen = np.load(serving / "seen.npz")
+        offsets = np.concatenate([[0], np.cumsum(seen["lengths"])])
+        self.seen = {int(u): seen["items"][offsets[i]:offsets[i + 1]] for i, u in enumerate(seen["user_ids"])}
+        self.models = ModelHolder(ModelRegistry(self.home), MODEL_NAME, alias, loader=Recommender.load,
+                                  warm_up=self._warm_up)
+        self.metrics = CollectorRegistry()  # served on /metrics beside the app's own
+        self.stage_seconds = Histogram("mlsd_recs_stage_seconds", "Time per recommendation stage", ["stage"],
+                                       registry=self.metrics, buckets=(0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02))
+
+    @property
+    def model_version(self) -> str:
+        return self.models.version
+
+    def _warm_up(self, model: Recommender) -> None:
+        self._recommend(model, {"user_id": next(iter(self.seen), 1), "k": 10})
+
+    def _user(self, model: Recommender, body: dict[str, Any]) -> tuple[Users, bool]:
+        user_id = int(body["user_id"])
+        profile = self.store.online_features(["user_profile"], {"user_id": [user_id]})
+        context = body.get("context") or {}
+        known = user_id in self.seen
+        age, gender, occupation = (profile[output_column("user_profile", f)] for f in ("age", "gender", "occupation"))
+        if not known:  # cold start: what the client tells us about the user, nothing else
+            age = np.array([context.get("age", np.nan)], np.float64)
+            gender = np.array([{"F": 1.0, "M": 0.0}.get(context.get("gender", ""), np.nan)])
+            occupation = np.array([context.get("occupation", np.nan)], np.float64)
+        codes = user_codes(age, gender, occupation)
+        seen = self.seen.get(user_id, np.zeros(0, np.int64))
+        return Users(np.array([model.dense_user(user_id) if known else -1]), np.array([user_id]), codes, [seen]), known
+
+    def _lookup(self, at_us: int) -> FeatureLookup:
+        def read(user_ids: np.ndarray, item_ids: np.ndarray) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+            users = self.store.online_features(list(USER_VIEWS), {"user_id": user_ids.tolist()}, at_us=at_us)
+            flat = item_ids.reshape(-1)
+            items = self.store.online_features(list(ITEM_VIEWS), {"item_id": flat.tolist()}, at_us=at_us)
+            return users, {k: v.reshape(item_ids.shape) for k, v in items.items()}
+        return read
+
+    def _recommend(self, model: Recommender, body: dict[str, Any]) -> dict[str, Any]:
+        users, known = self._user(model, body)
+        context = body.get("context") or {}
+        at_us = round(float(context["timestamp"]) * 1e6) if context.get("timestamp") is not None else now_us()
+        ranked = model.rank(users, self._lookup(at_us), k=int(body.get("k") or 10))
+        return {"ranked": ranked, "known": known, "users": users, "at_us": at_us}
+
+    def score(self, body: dict[str, Any], request_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        model, version = self.models.current
+        out = self._recommend(model, body)
+        ranked = out["ranked"]
+        for stage in STAGES:
+            self.stage_seconds.labels(stage.removesuffix("_ms")).observe(ranked.timings[stage] / 1e3)
+        items = ranked.items[0]
+        count = int((items >= 0).sum())
+        listed = [{"item_id": int(model.item_ids[i]), "score": float(s), "stage": stage}
+                  for i, s, stage in zip(items[:count].tolist(), ranked.scores[0][:count].tolist(), ranked.stages[0],
+                                         strict=True)]
+        path = "known_user" if out["known"] else "cold_start"
+        record = {"request_id": request_id, "at_us": out["at_us"], "model_version": version, "path": path,
+                  "entities": {"user_id": [int(body["user_id"])]},
+                  "candidates": int((ranked.candidates.items[0] >= 0).sum()), "features": ranked.features[0],
+                  "items": [x["item_id"] for x in listed], "stages": [x["stage"] for x in listed],
+                  "predictions": [x["score"] for x in listed],
+                  "timings_ms": {k: round(v, 3) for k, v in ranked.timings.items()}}
+        return {"request_id": request_id, "model_version": version, "path": path, "ranked": listed}, record
+
+    def health(self) -> dict[str, Any]:
+        return {"users": len(self.seen), "model_swaps": self.models.swaps}
+
+    def close(self) -> None:
+        self.models.close()
+        self.store.online.close()
+        self.log.close()
+
