@@ -71,8 +71,9 @@ def bodies(home: Path, candidates: int, count: int, seed: int) -> list[str]:
     return out
 
 
-def load(mode: str, port: int, bodies_file: Path, level: float, duration: float) -> dict[str, Any]:
-    out = subprocess.run([sys.executable, str(HERE / "_http_load.py"), mode, str(port), "/v1/ads/score",
+def load(mode: str, port: int, bodies_file: Path, level: float, duration: float,
+         route: str = "/v1/ads/score") -> dict[str, Any]:
+    out = subprocess.run([sys.executable, str(HERE / "_http_load.py"), mode, str(port), route,
                           str(bodies_file), str(level), str(duration)], check=True, capture_output=True, text=True)
     return dict(json.loads(out.stdout.strip().splitlines()[-1]))
 
