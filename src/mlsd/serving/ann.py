@@ -10,7 +10,7 @@ be saved to and loaded from one file. The contract every index must pass is in
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -34,20 +34,20 @@ def _rows(vectors: np.ndarray) -> np.ndarray:
 
 
 class _FaissIndex:
-    def __init__(self, index: object) -> None:
+    def __init__(self, index: Any) -> None:
         self.index = index
 
     @property
     def size(self) -> int:
-        return int(self.index.ntotal)  # type: ignore[attr-defined]
+        return int(self.index.ntotal)
 
     def add(self, vectors: np.ndarray) -> None:
-        self.index.add(_rows(vectors))  # type: ignore[attr-defined]
+        self.index.add(_rows(vectors))
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         if k < 1:
             raise ValueError(f"k must be >= 1, got {k}")
-        scores, ids = self.index.search(_rows(queries), k)  # type: ignore[attr-defined]
+        scores, ids = self.index.search(_rows(queries), k)
         return scores, ids.astype(np.int64)
 
     def save(self, path: Path) -> None:
@@ -78,11 +78,11 @@ class HnswIndex(_FaissIndex):
 
     @property
     def ef_search(self) -> int:
-        return int(self.index.hnsw.efSearch)  # type: ignore[attr-defined]
+        return int(self.index.hnsw.efSearch)
 
     @ef_search.setter
     def ef_search(self, value: int) -> None:
-        self.index.hnsw.efSearch = value  # type: ignore[attr-defined]
+        self.index.hnsw.efSearch = value
 
 
 def load_index(path: Path) -> VectorIndex:
@@ -93,7 +93,7 @@ def load_index(path: Path) -> VectorIndex:
     return _attach(HnswIndex if hasattr(index, "hnsw") else ExactIndex, index)
 
 
-def _attach(cls: type[_FaissIndex], index: object) -> _FaissIndex:
+def _attach(cls: type[_FaissIndex], index: Any) -> _FaissIndex:
     wrapper = cls.__new__(cls)
     _FaissIndex.__init__(wrapper, index)
     return wrapper
@@ -119,17 +119,20 @@ def check_vector_index(make: type[_FaissIndex] | object, dim: int = 16, seed: in
     assert index.size == 300
     queries = rng.normal(size=(20, dim)).astype(np.float32)
     scores, ids = index.search(queries, 10)
-    assert ids.shape == (20, 10) and scores.shape == (20, 10)
+    assert ids.shape == (20, 10)
+    assert scores.shape == (20, 10)
     truth = np.argsort(-(queries @ vectors.T), axis=1)[:, :10]
     assert recall_at_k(ids, truth) >= 0.95, recall_at_k(ids, truth)
     assert np.all(np.diff(scores, axis=1) <= 1e-5), "scores must come best first"
     np.testing.assert_allclose(scores, np.take_along_axis(queries @ vectors.T, ids, 1), rtol=1e-4, atol=1e-4)
-    one_scores, one_ids = index.search(queries[0], 5)  # a single vector is one query
-    assert one_ids.shape == (1, 5) and np.array_equal(one_ids[0], ids[0, :5])
+    _one_scores, one_ids = index.search(queries[0], 5)  # a single vector is one query
+    assert one_ids.shape == (1, 5)
+    assert np.array_equal(one_ids[0], ids[0, :5])
     small: VectorIndex = make(dim)  # type: ignore[operator]
     small.add(vectors[:3])
     _, padded = small.search(queries[:2], 5)
-    assert np.all(padded[:, 3:] == -1) and np.all(padded[:, :3] >= 0)
+    assert np.all(padded[:, 3:] == -1)
+    assert np.all(padded[:, :3] >= 0)
     with tempfile.TemporaryDirectory() as tmp:
         index.save(Path(tmp) / "index.faiss")
         again = load_index(Path(tmp) / "index.faiss")

@@ -38,11 +38,13 @@ class CoVisitation:
 
     def scores(self, histories: np.ndarray) -> np.ndarray:
         """Scores for every item, from (users, items) 0/1 history rows."""
-        return np.asarray(histories, dtype=np.float32) @ self.weights
+        return np.asarray(np.asarray(histories, dtype=np.float32) @ self.weights)
 
     def scores_of(self, items: np.ndarray) -> np.ndarray:
         """Scores for every item from one history given as item ids."""
-        return self.weights[items].sum(axis=0) if len(items) else np.zeros(len(self.weights), np.float32)
+        if not len(items):
+            return np.zeros(len(self.weights), np.float32)
+        return np.asarray(self.weights[items].sum(axis=0))
 
     def save(self, path: Path) -> None:
         np.save(path, self.weights)

@@ -62,7 +62,10 @@ def format_tables(results: dict[str, Any]) -> str:
 def run_recs_command(home: Path, data_root: str | None, json_path: str | None, dataset: str,
                      quiet: bool = False) -> int:
     started = time.perf_counter()
-    say = (lambda _: None) if quiet else (lambda m: print(m, flush=True))
+    def say(message: str) -> None:
+        if not quiet:
+            print(message, flush=True)
+
     results = run_recs(home, data_root, dataset, say=say)
     model = results.pop("_protocol_b_model")
     results.pop("_protocol_a_model")

@@ -17,8 +17,8 @@ import numpy as np
 
 from mlsd.serving.ann import HnswIndex, VectorIndex, load_index
 from mlsd.training.candidates import CoVisitation, top_k_excluding
-from mlsd.training.models.two_tower import TwoTower, UserInputs
 from mlsd.training.models.lambdamart import LambdaMART
+from mlsd.training.models.two_tower import TwoTower, UserInputs
 
 SOURCES = ("two_tower", "co_visitation", "popularity")
 # Columns the ranker reads, besides the feature-store columns (see ranking_columns).

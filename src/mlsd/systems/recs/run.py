@@ -14,7 +14,7 @@ from __future__ import annotations
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +22,9 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from mlsd.core.timeutil import TIMESTAMP
 from mlsd.datasets.movielens import MovieLens, load_movielens
 from mlsd.events import EventLog, Ingestor
-from mlsd.events.schema import TIMESTAMP
 from mlsd.features import FeatureStore, OfflineStore, SqliteOnlineStore
 from mlsd.systems.recs.features import ITEM_VIEWS, RATINGS_SCHEMA, USER_VIEWS, ratings_table, recs_views, write_profiles
 from mlsd.systems.recs.pipeline import RANKING_FEATURES, FeatureLookup, Recommender, RecsSettings, Users
@@ -54,7 +54,7 @@ def stratified_split(ratings: pd.DataFrame, ratio: float = 0.75, seed: int = 42)
     mask = np.zeros(len(ratings), bool)
     for rows in ratings.groupby("user", sort=True).indices.values():
         shuffled = rng.permutation(rows)
-        mask[shuffled[: int(round(ratio * len(rows)))]] = True
+        mask[shuffled[: round(ratio * len(rows))]] = True
     return mask
 
 
@@ -224,7 +224,8 @@ def run_protocol(data: MovieLens, fit: Phase, label: pd.DataFrame, full: Phase, 
                                          store.lookup(), _sets(data, label, rows), seed)
     store.close()
     say(f"  ranker valid nDCG@10 {ranker_report['valid_ndcg@10_ranker']:.4f} vs co-visitation order "
-        f"{ranker_report['valid_ndcg@10_co_visitation']:.4f}: {'promoted' if ranker_report['promoted'] else 'kept out'}")
+        f"{ranker_report['valid_ndcg@10_co_visitation']:.4f}: "
+        f"{'promoted' if ranker_report['promoted'] else 'kept out'}")
     say("candidate models on all training data")
     final, final_report = fit_recommender(data, full, settings, seed)
     final.ranker = ranker if ranker_report["promoted"] else None
@@ -287,10 +288,6 @@ def run_recs(home: Path, data_root: str | None, dataset: str = "ml-100k", settin
         results[name] = metrics
         results[f"_{name}_model"] = model
     return results
-
-
-def without_relevance(settings: RecsSettings) -> RecsSettings:
-    return replace(settings, mmr_lambda=1.0, freshness=0.0)
 
 
 MODEL_NAME = "recs-movielens"

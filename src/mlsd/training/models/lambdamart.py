@@ -43,7 +43,9 @@ class LambdaMART:
         started = time.perf_counter()
         data = lgb.Dataset(feature_matrix(train, self.features), labels, group=groups,
                            feature_name=list(self.features), params={"verbose": -1})
-        sets, callbacks, evals = [], [], {}  # type: ignore[var-annotated]
+        sets: list[lgb.Dataset] = []
+        callbacks: list[Any] = []
+        evals: dict[str, dict[str, list[float]]] = {}
         if valid is not None:
             columns, y, g = valid
             sets = [lgb.Dataset(feature_matrix(columns, self.features), y, group=g, reference=data)]

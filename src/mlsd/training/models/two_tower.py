@@ -130,7 +130,7 @@ class TwoTower(nn.Module):
     @classmethod
     def load(cls, directory: Path) -> TwoTower:
         raw = json.loads((directory / "two_tower.json").read_text())
-        config = TowerConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()})
+        config = TowerConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()})  # type: ignore[arg-type]
         model = cls(config)
         model.load_state_dict(torch.load(directory / "two_tower.pt", weights_only=True))
         model.eval()
