@@ -69,7 +69,8 @@ def main() -> None:
             found.append(ids[0])
         ms = np.asarray(times) * 1e3
         sweep.append({"ef_search": ef, "recall_at_100": round(recall_at_k(np.array(found), truth), 4),
-                      "p50_ms": round(float(np.percentile(ms, 50)), 4), "p99_ms": round(float(np.percentile(ms, 99)), 4)})
+                      "p50_ms": round(float(np.percentile(ms, 50)), 4),
+                      "p99_ms": round(float(np.percentile(ms, 99)), 4)})
         print(sweep[-1], flush=True)
     # The headline: the fastest setting that reaches the recall target (else the most accurate one).
     good = [s for s in sweep if s["recall_at_100"] >= 0.95]
