@@ -37,7 +37,7 @@ class CoVisitation:
         return cls(weights.astype(np.float32))
 
     def scores(self, histories: np.ndarray) -> np.ndarray:
-        """Scores for every item, from (users, items) 0/1 history rows."""
+        """Scores for every item, from (users, items) 0/1 (or boolean) history rows."""
         return np.asarray(np.asarray(histories, dtype=np.float32) @ self.weights)
 
     def scores_of(self, items: np.ndarray) -> np.ndarray:

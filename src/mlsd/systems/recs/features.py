@@ -41,16 +41,15 @@ def ratings_table(frame: pd.DataFrame) -> pa.Table:
 
 def write_profiles(data: MovieLens, directory: Path) -> tuple[Path, Path]:
     """User attributes and item years as Parquet tables valid from the epoch (static attributes)."""
+    def since_epoch(rows: int) -> pa.Array:
+        return pa.array(np.zeros(rows, np.int64)).cast(pa.timestamp("us", tz="UTC"))
+
     directory.mkdir(parents=True, exist_ok=True)
-    epoch = pa.array(np.zeros(len(data.users), np.int64)).cast(pa.timestamp("us", tz="UTC"))
     users = pa.table({"user_id": data.users["user_id"].to_numpy(np.int64),
-                      "age": data.users["age"].to_numpy(np.float64),
-                      "gender": data.users["gender"].to_numpy(np.float64),
-                      "occupation": data.users["occupation"].to_numpy(np.float64), "event_timestamp": epoch})
+                      **{c: data.users[c].to_numpy(np.float64) for c in ("age", "gender", "occupation")},
+                      "event_timestamp": since_epoch(len(data.users))})
     items = pa.table({"item_id": data.items["item_id"].to_numpy(np.int64),
-                      "year": data.items["year"].to_numpy(np.float64),
-                      "event_timestamp": pa.array(np.zeros(len(data.items), np.int64)).cast(
-                          pa.timestamp("us", tz="UTC"))})
+                      "year": data.items["year"].to_numpy(np.float64), "event_timestamp": since_epoch(len(data.items))})
     user_path, item_path = directory / "users.parquet", directory / "items.parquet"
     pq.write_table(users, user_path)
     pq.write_table(items, item_path)

@@ -18,7 +18,7 @@ import numpy as np
 from mlsd.serving.ann import HnswIndex, VectorIndex, load_index
 from mlsd.training.candidates import CoVisitation, top_k_excluding
 from mlsd.training.models.lambdamart import LambdaMART
-from mlsd.training.models.two_tower import TwoTower, UserInputs
+from mlsd.training.models.two_tower import TwoTower, UserInputs, pad_histories
 
 SOURCES = ("two_tower", "co_visitation", "popularity")
 # Columns the ranker reads, besides the feature-store columns (see ranking_columns).
@@ -60,12 +60,7 @@ class Users:
     history_length: int = 50
 
     def tower_inputs(self) -> UserInputs:
-        history = np.full((len(self.ids), self.history_length), -1, np.int64)
-        for u, items in enumerate(self.seen):
-            recent = items[-self.history_length:]
-            if len(recent):
-                history[u, -len(recent):] = recent
-        return UserInputs(self.ids, self.categorical, history)
+        return UserInputs(self.ids, self.categorical, pad_histories(self.seen, self.history_length))
 
 
 @dataclass
@@ -76,6 +71,7 @@ class Candidates:
     sources: np.ndarray  # (users, k, 3) bool: which source proposed each candidate
     per_source: dict[str, np.ndarray]  # each source's own ranked list (for candidate recall)
     user_vectors: np.ndarray
+    covis_scores: np.ndarray  # (users, n_items): co-visitation score of every item, reused by ranking
     timings: dict[str, float] = field(default_factory=dict)
 
 
@@ -107,8 +103,10 @@ class Recommender:
         self.index = index
         self.item_index = np.full(int(item_ids.max()) + 2, -1, np.int64)
         self.item_index[item_ids] = np.arange(len(item_ids))
-        self.popular_order = np.argsort(-popularity, kind="stable")
+        self.pop_rank = np.empty(len(popularity), np.float64)
+        self.pop_rank[np.argsort(-popularity, kind="stable")] = np.arange(len(popularity))
         self.genre_unit = genres / np.maximum(np.linalg.norm(genres, axis=1, keepdims=True), 1e-12)
+        self.latest_year = float(np.nanmax(years)) if np.isfinite(years).any() else float("nan")
 
     def dense_user(self, user_id: int) -> int:
         """The user's row in the two-tower id table, -1 if the model never saw the user."""
@@ -141,9 +139,8 @@ class Recommender:
             row = row[~seen[u, row]][: s.two_tower_k]
             tt[u, : len(row)] = row
         t_tt = time.perf_counter()
-        histories = np.zeros((n, self.n_items), np.float32)
-        histories[seen] = 1.0
-        covis, _ = top_k_excluding(self.covis.scores(histories), seen, s.co_visitation_k)
+        covis_scores = self.covis.scores(seen)
+        covis, _ = top_k_excluding(covis_scores, seen, s.co_visitation_k)
         t_covis = time.perf_counter()
         popular, _ = top_k_excluding(np.broadcast_to(self.popularity, (n, self.n_items)), seen, s.popularity_k)
         merged = np.full((n, s.candidates), -1, np.int64)
@@ -159,7 +156,7 @@ class Recommender:
         timings = {"two_tower_ms": (t_tt - started) * 1e3, "co_visitation_ms": (t_covis - t_tt) * 1e3,
                    "merge_ms": (time.perf_counter() - t_covis) * 1e3}
         return Candidates(merged, sources, {"two_tower": tt, "co_visitation": covis, "popularity": popular},
-                          vectors, timings)
+                          vectors, covis_scores, timings)
 
     # -- ranking ---------------------------------------------------------------------------------
     def ranking_columns(self, users: Users, cands: Candidates, lookup: FeatureLookup) -> dict[str, np.ndarray]:
@@ -168,25 +165,21 @@ class Recommender:
         n, k = items.shape
         valid = items >= 0
         safe = np.where(valid, items, 0)
-        histories = np.zeros((n, self.n_items), np.float32)
         profile = np.zeros((n, self.genres.shape[1]), np.float32)
         for u, seen in enumerate(users.seen):
-            histories[u, seen] = 1.0
             if len(seen):
                 profile[u] = self.genres[seen].mean(0)
-        covis = np.take_along_axis(self.covis.scores(histories), safe, 1)
+        covis = np.take_along_axis(cands.covis_scores, safe, 1)
         tt = np.einsum("ud,ukd->uk", cands.user_vectors, self.item_vectors[safe])
         user_cols, item_cols = lookup(users.user_ids, np.where(valid, self.item_ids[safe], -1))
         last = np.stack([self.dense_items(user_cols[name]) for name in LAST_ITEMS], axis=1)  # (n, 5)
         last_vectors = np.where((last >= 0)[..., None], self.item_vectors[np.maximum(last, 0)], 0.0)
         similarity = np.einsum("ukd,ujd->ukj", self.item_vectors[safe], last_vectors)
         similarity = np.where((last >= 0)[:, None, :], similarity, -np.inf).max(axis=2)
-        pop_rank = np.empty(self.n_items, np.float64)
-        pop_rank[self.popular_order] = np.arange(self.n_items)
         columns = {
             "covis_score": covis, "covis_rank": _rank_desc(np.where(valid, covis, -np.inf)),
             "tt_score": tt, "tt_rank": _rank_desc(np.where(valid, tt, -np.inf)),
-            "pop_rank": pop_rank[safe],
+            "pop_rank": self.pop_rank[safe],
             "from_two_tower": cands.sources[..., 0], "from_co_visitation": cands.sources[..., 1],
             "from_popularity": cands.sources[..., 2],
             "genre_affinity": np.einsum("ug,ukg->uk", profile, self.genre_unit[safe]),
@@ -237,7 +230,7 @@ class Recommender:
         return np.asarray(prior < self.settings.ranking_depth)
 
     # -- re-ranking ------------------------------------------------------------------------------
-    def rerank(self, items: np.ndarray, scores: np.ndarray, k: int, now_year: float | None = None) -> np.ndarray:
+    def rerank(self, items: np.ndarray, scores: np.ndarray, k: int) -> np.ndarray:
         """Positions of the final ``k``: a freshness boost, then maximal marginal relevance over genres.
 
         Seen items never reach this point (candidates exclude them). MMR picks, one at a time, the item
@@ -251,8 +244,9 @@ class Recommender:
         pool = live[np.argsort(-scores[live], kind="stable")][: max(5 * k, 50)]
         relevance = scores[pool].astype(np.float64)
         year = self.years[items[pool]]
-        latest = np.nanmax(self.years) if now_year is None else now_year
-        relevance = relevance * (1.0 + s.freshness * (np.nan_to_num(latest - year, nan=99.0) < s.freshness_years))
+        # Fresh = released within freshness_years of the catalogue's newest release.
+        recent = np.nan_to_num(self.latest_year - year, nan=np.inf) < s.freshness_years
+        relevance = relevance * (1.0 + s.freshness * recent)
         span = relevance.max() - relevance.min()
         relevance = (relevance - relevance.min()) / span if span > 0 else np.ones_like(relevance)
         genres = self.genre_unit[items[pool]]

@@ -153,7 +153,7 @@ class PhaseStore:
         self.log.close()
 
 
-def _sets(data: MovieLens, ratings: pd.DataFrame, rows: np.ndarray) -> list[np.ndarray]:
+def _sets(ratings: pd.DataFrame, rows: np.ndarray) -> list[np.ndarray]:
     groups = ratings.groupby("user").indices
     items = ratings["item"].to_numpy()
     return [np.unique(items[groups[u]]) if u in groups else np.zeros(0, np.int64) for u in rows]
@@ -221,7 +221,7 @@ def run_protocol(data: MovieLens, fit: Phase, label: pd.DataFrame, full: Phase, 
     store = PhaseStore(data, fit, home / "fit")
     say("ranker")
     ranker, ranker_report = train_ranker(early, users_of(data, user_items(fit.ratings, data.n_users), rows),
-                                         store.lookup(), _sets(data, label, rows), seed)
+                                         store.lookup(), _sets(label, rows), seed)
     store.close()
     say(f"  ranker valid nDCG@10 {ranker_report['valid_ndcg@10_ranker']:.4f} vs co-visitation order "
         f"{ranker_report['valid_ndcg@10_co_visitation']:.4f}: "
@@ -232,7 +232,7 @@ def run_protocol(data: MovieLens, fit: Phase, label: pd.DataFrame, full: Phase, 
     store = PhaseStore(data, full, home / "full")
     say("evaluation")
     histories = user_items(full.ratings, data.n_users)
-    relevant = _sets(data, test, rows)
+    relevant = _sets(test, rows)
     tested = np.flatnonzero([len(r) > 0 for r in relevant])
     metrics = evaluate(final, users_of(data, histories, tested), store.lookup(), [relevant[u] for u in tested],
                        data.n_items)

@@ -71,12 +71,13 @@ class RecsService:
     def _warm_up(self, model: Recommender) -> None:
         self._recommend(model, {"user_id": next(iter(self.seen), 1), "k": 10})
 
-    def _user(self, model: Recommender, body: dict[str, Any]) -> tuple[Users, bool]:
+    def _user(self, model: Recommender, body: dict[str, Any],
+              columns: dict[str, np.ndarray]) -> tuple[Users, bool]:
+        """The request's user from its online feature ``columns`` (cold start: from ``context``)."""
         user_id = int(body["user_id"])
-        profile = self.store.online_features(["user_profile"], {"user_id": [user_id]})
         context = body.get("context") or {}
         known = user_id in self.seen
-        age, gender, occupation = (profile[output_column("user_profile", f)] for f in ("age", "gender", "occupation"))
+        age, gender, occupation = (columns[output_column("user_profile", f)] for f in ("age", "gender", "occupation"))
         if not known:  # cold start: what the client tells us about the user, nothing else
             age = np.array([context.get("age", np.nan)], np.float64)
             gender = np.array([{"F": 1.0, "M": 0.0}.get(context.get("gender", ""), np.nan)])
@@ -85,20 +86,21 @@ class RecsService:
         seen = self.seen.get(user_id, np.zeros(0, np.int64))
         return Users(np.array([model.dense_user(user_id) if known else -1]), np.array([user_id]), codes, [seen]), known
 
-    def _lookup(self, at_us: int) -> FeatureLookup:
+    def _lookup(self, at_us: int, user_columns: dict[str, np.ndarray]) -> FeatureLookup:
+        """Feature lookup for one request: the user's columns were read once already; items are read here."""
         def read(user_ids: np.ndarray, item_ids: np.ndarray) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-            users = self.store.online_features(list(USER_VIEWS), {"user_id": user_ids.tolist()}, at_us=at_us)
-            flat = item_ids.reshape(-1)
-            items = self.store.online_features(list(ITEM_VIEWS), {"item_id": flat.tolist()}, at_us=at_us)
-            return users, {k: v.reshape(item_ids.shape) for k, v in items.items()}
+            items = self.store.online_features(list(ITEM_VIEWS), {"item_id": item_ids.reshape(-1).tolist()},
+                                               at_us=at_us)
+            return user_columns, {k: v.reshape(item_ids.shape) for k, v in items.items()}
         return read
 
     def _recommend(self, model: Recommender, body: dict[str, Any]) -> dict[str, Any]:
-        users, known = self._user(model, body)
         context = body.get("context") or {}
         at_us = round(float(context["timestamp"]) * 1e6) if context.get("timestamp") is not None else now_us()
-        ranked = model.rank(users, self._lookup(at_us), k=int(body.get("k") or 10))
-        return {"ranked": ranked, "known": known, "users": users, "at_us": at_us}
+        user_columns = self.store.online_features(list(USER_VIEWS), {"user_id": [int(body["user_id"])]}, at_us=at_us)
+        users, known = self._user(model, body, user_columns)
+        ranked = model.rank(users, self._lookup(at_us, user_columns), k=int(body.get("k") or 10))
+        return {"ranked": ranked, "known": known, "at_us": at_us}
 
     def score(self, body: dict[str, Any], request_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
         model, version = self.models.current

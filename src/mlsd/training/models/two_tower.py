@@ -137,13 +137,19 @@ class TwoTower(nn.Module):
         return model
 
 
-def sample_histories(user_items: list[np.ndarray], length: int, rng: np.random.Generator) -> np.ndarray:
-    """(n_users, length) item ids: each user's items, a random subset when there are more (-1 = pad)."""
+def pad_histories(user_items: list[np.ndarray], length: int) -> np.ndarray:
+    """(n_users, length) item ids, right-aligned, the last ``length`` of each list (-1 = pad)."""
     out = np.full((len(user_items), length), -1, dtype=np.int64)
     for u, items in enumerate(user_items):
-        chosen = items if len(items) <= length else rng.choice(items, length, replace=False)
-        out[u, length - len(chosen):] = chosen
+        kept = items[len(items) - length:] if len(items) > length else items
+        out[u, length - len(kept):] = kept
     return out
+
+
+def sample_histories(user_items: list[np.ndarray], length: int, rng: np.random.Generator) -> np.ndarray:
+    """Like :func:`pad_histories`, with a random subset of each longer list (a fresh one every epoch)."""
+    return pad_histories([items if len(items) <= length else rng.choice(items, length, replace=False)
+                          for items in user_items], length)
 
 
 def train_two_tower(config: TowerConfig, users: UserInputs, items: ItemInputs, pair_users: np.ndarray,

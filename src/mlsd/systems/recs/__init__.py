@@ -1,0 +1,1 @@
+"""Video recommendation on MovieLens: two-tower + co-visitation + popularity candidates, LambdaMART, MMR."""
