@@ -23,6 +23,7 @@ from mlsd.features import (
     FeatureStore,
     FeatureView,
     OnDemandView,
+    OnlineFeatureCache,
     SqliteOnlineStore,
     TableSource,
 )
@@ -160,3 +161,23 @@ def test_one_event_at_a_time_matches_offline(tmp_path: Path) -> None:
         expected = offline.column(column).to_numpy(zero_copy_only=False).astype(float)
         np.testing.assert_allclose(streamed[column], expected, rtol=1e-9, err_msg=column)
     assert len(processor.aggregators[0]._chunks) < len(events)  # expired single-event chunks were freed
+
+
+def test_online_feature_cache_serves_from_memory_until_max_age(profile_store: FeatureStore) -> None:
+    profile_store.materialize(["profile"], end_us=BASE_US + 5 * S)
+    now = [0.0]
+    cache = OnlineFeatureCache(profile_store, ["profile"], "user", [1, 2, 3], max_age_s=1.0, clock=lambda: now[0])
+    at = BASE_US + 6 * S
+    first = cache.take(np.array([[0, 2], [1, -1]]), at_us=at)
+    np.testing.assert_array_equal(first["profile__age"], [[30.0, np.nan], [40.0, np.nan]])
+    direct = profile_store.online_features(["profile"], {"user": [1, 2, 3]}, at_us=at)
+    np.testing.assert_array_equal(cache.columns(at)["profile__score"], direct["profile__score"])
+    profile_store.materialize(["profile"], end_us=BASE_US + 20 * S)  # user 1 becomes 31
+    now[0] = 0.9
+    assert cache.take(np.array([0]), at_us=at)["profile__age"][0] == 30.0  # still within max_age
+    assert cache.refreshes == 1
+    now[0] = 1.2
+    assert cache.take(np.array([0]), at_us=BASE_US + 21 * S)["profile__age"][0] == 31.0
+    assert cache.refreshes == 2
+    with pytest.raises(ValueError, match="max_age_s"):
+        OnlineFeatureCache(profile_store, ["profile"], "user", [1], max_age_s=-1)

@@ -10,7 +10,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from mlsd.datasets.movielens import MovieLens
-from mlsd.serving.ann import ExactIndex, HnswIndex, check_vector_index
+from mlsd.serving.ann import ExactIndex, HnswIndex, IvfIndex, check_vector_index
 from mlsd.training.candidates import CoVisitation, interaction_matrix, top_k_excluding
 from mlsd.training.ranking_metrics import candidate_recall, intra_list_diversity, topk_metrics
 
@@ -37,7 +37,7 @@ def test_intra_list_diversity() -> None:
     assert intra_list_diversity(np.array([[0, 2]]), genres) == pytest.approx(1.0)
 
 
-@pytest.mark.parametrize("index", [ExactIndex, HnswIndex])
+@pytest.mark.parametrize("index", [ExactIndex, HnswIndex, IvfIndex])
 def test_vector_index_contract(index: type) -> None:
     check_vector_index(index)
 

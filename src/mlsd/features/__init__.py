@@ -1,5 +1,6 @@
 """Features: definitions, the point-in-time offline store, online stores, streaming aggregates."""
 
+from mlsd.features.cache import OnlineFeatureCache
 from mlsd.features.definitions import (
     Aggregation,
     AggregationView,
@@ -26,6 +27,7 @@ __all__ = [
     "FeatureView",
     "OfflineStore",
     "OnDemandView",
+    "OnlineFeatureCache",
     "OnlineStore",
     "RedisOnlineStore",
     "SqliteOnlineStore",

@@ -1,7 +1,8 @@
 """Vector indexes for candidate retrieval: one small interface, FAISS behind it.
 
 :class:`ExactIndex` (brute-force inner product) is the reference; :class:`HnswIndex` is the
-approximate one (an HNSW graph, tuned by ``ef_search`` for recall vs latency). Both answer
+approximate graph index (tuned by ``ef_search`` for recall vs latency) and :class:`IvfIndex` the
+approximate inverted-file one (k-means cells, tuned by ``nprobe``). All answer
 ``search(queries, k) -> (scores, ids)`` with ids ``-1`` where fewer than ``k`` items exist, and can
 be saved to and loaded from one file. The contract every index must pass is in
 :func:`check_vector_index` (run by the test suite on each implementation).
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
@@ -86,15 +87,61 @@ class HnswIndex(_FaissIndex):
         self.index.hnsw.efSearch = value
 
 
+class IvfIndex(_FaissIndex):
+    """Approximate inner-product search over k-means cells (``IndexIVFFlat``), probing ``nprobe`` of them.
+
+    The coarse quantizer is trained on the first batch added, so the index is built with one ``add``
+    of the catalogue (as FAISS users do with ``train`` then ``add``). A small first batch gets fewer
+    cells (FAISS wants about 39 training points per cell); later batches are assigned to the cells.
+    """
+
+    def __init__(self, dim: int, nlist: int = 4096, nprobe: int = 32) -> None:
+        import faiss
+
+        self.dim, self.nlist, self._nprobe = dim, nlist, nprobe
+        super().__init__(faiss.IndexFlatIP(dim))  # an empty placeholder until the first add
+        self._trained = False
+
+    def add(self, vectors: np.ndarray) -> None:
+        import faiss
+
+        rows = _rows(vectors)
+        if not self._trained:
+            cells = max(1, min(self.nlist, len(rows) // 39))
+            quantizer = faiss.IndexFlatIP(self.dim)
+            index = faiss.IndexIVFFlat(quantizer, self.dim, cells, faiss.METRIC_INNER_PRODUCT)
+            index.train(rows)
+            index.nprobe = min(self._nprobe, cells)
+            self.index, self._quantizer, self._trained = index, quantizer, True
+        self.index.add(rows)
+
+    @property
+    def nprobe(self) -> int:
+        return int(self.index.nprobe) if self._trained else self._nprobe
+
+    @nprobe.setter
+    def nprobe(self, value: int) -> None:
+        self._nprobe = value
+        if self._trained:
+            self.index.nprobe = value
+
+
 def load_index(path: Path) -> VectorIndex:
-    """An index written by ``save`` (exact or HNSW, as it was saved)."""
+    """An index written by ``save`` (exact, HNSW or IVF, as it was saved)."""
     import faiss
 
-    index = faiss.read_index(str(path))
+    index: Any = faiss.read_index(str(path))
+    if hasattr(index, "nprobe"):
+        ivf = _attach(IvfIndex, index)
+        ivf.dim, ivf.nlist, ivf._nprobe, ivf._trained = int(index.d), int(index.nlist), int(index.nprobe), True
+        return ivf
     return _attach(HnswIndex if hasattr(index, "hnsw") else ExactIndex, index)
 
 
-def _attach(cls: type[_FaissIndex], index: Any) -> _FaissIndex:
+_Wrapper = TypeVar("_Wrapper", bound=_FaissIndex)
+
+
+def _attach(cls: type[_Wrapper], index: Any) -> _Wrapper:
     wrapper = cls.__new__(cls)
     _FaissIndex.__init__(wrapper, index)
     return wrapper
