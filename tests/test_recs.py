@@ -156,3 +156,37 @@ def test_recs_service_known_cold_and_bad_requests(recs_home: tuple[Path, MovieLe
     assert '"cold_start"' in logged
     assert '"known_user"' in logged
     assert '"covis_score"' in logged
+
+
+@pytest.mark.slow
+def test_ranker_inputs_do_not_shift_when_scores_and_counts_grow(recs_home: tuple[Path, MovieLens, dict]) -> None:
+    """The ranker learns on candidate models fitted on part of the data and serves refitted ones:
+    scaling co-visitation weights and popularity counts (more data) must leave its inputs unchanged."""
+    from mlsd.registry import ModelRegistry
+    from mlsd.systems.recs.pipeline import LAST_ITEMS, RANKING_FEATURES, Recommender, Users
+    from mlsd.systems.recs.run import MODEL_NAME
+
+    home, _data, _ = recs_home
+    model, _ = ModelRegistry(home).load_with(Recommender.load, MODEL_NAME)
+    users = Users(np.array([0, 1]), np.array([1, 2]), np.array([[2, 0, 3], [3, 1, 4]]),
+                  [np.array([0, 2, 4]), np.array([1, 3])])
+    rng = np.random.default_rng(0)
+    counts = {name: rng.integers(0, 50, model.n_items).astype(np.float64)
+              for name in ("item_popularity__count_7d", "item_popularity__count_30d", "item_popularity__count_all")}
+
+    def lookup(growth: float):  # type: ignore[no-untyped-def]
+        def read(user_ids: np.ndarray, item_ids: np.ndarray) -> tuple[dict, dict]:
+            dense = model.dense_items(item_ids)
+            last = {name: np.array([model.item_ids[4 - n], np.nan]) for n, name in enumerate(LAST_ITEMS)}
+            return last, {name: np.where(dense >= 0, growth * values[dense], np.nan) for name, values in counts.items()}
+        return read
+
+    before = model.ranking_columns(users, model.candidates(users), lookup(1.0))
+    model.covis.weights = model.covis.weights * 1.25
+    after = model.ranking_columns(users, model.candidates(users), lookup(1.25))
+    assert not np.allclose(np.nan_to_num(before["covis_score"]), np.nan_to_num(after["covis_score"]))
+    for name in RANKING_FEATURES:
+        if name in before:
+            np.testing.assert_allclose(after[name], before[name], rtol=1e-5, err_msg=name)
+    assert "covis_score" not in RANKING_FEATURES
+    assert "covis_score_relative" in RANKING_FEATURES

@@ -21,7 +21,7 @@ from mlsd.training.models.lambdamart import LambdaMART
 from mlsd.training.models.two_tower import TwoTower, UserInputs, pad_histories
 
 SOURCES = ("two_tower", "co_visitation", "popularity")
-# Columns the ranker reads, besides the feature-store columns (see ranking_columns).
+# Columns computed from the candidates, besides the feature-store columns (see ranking_columns).
 CANDIDATE_COLUMNS = ("covis_score", "covis_rank", "tt_score", "tt_rank", "pop_rank", "from_two_tower",
                      "from_co_visitation", "from_popularity", "genre_affinity", "last_item_similarity")
 STORE_COLUMNS = ("user_history__ratings", "user_history__mean_rating", "user_history__seconds_since_last",
@@ -29,7 +29,13 @@ STORE_COLUMNS = ("user_history__ratings", "user_history__mean_rating", "user_his
                  "item_popularity__count_7d", "item_popularity__count_30d", "item_popularity__count_all",
                  "item_popularity__mean_rating", "item_profile__year")
 LAST_ITEMS = tuple(f"user_history__last_item_{n}" for n in range(1, 6))
-RANKING_FEATURES = (*CANDIDATE_COLUMNS, *STORE_COLUMNS)
+# Raw scores and counts grow with the data the models saw: the ranker is trained on candidate models
+# fitted on part of the training data and then serves refitted ones, so it reads these columns
+# relative to the best candidate of the same list instead (see _relative).
+RELATIVE_COLUMNS = ("covis_score", "tt_score", "item_popularity__count_7d", "item_popularity__count_30d",
+                    "item_popularity__count_all")
+RANKING_FEATURES = (*(c for c in (*CANDIDATE_COLUMNS, *STORE_COLUMNS) if c not in RELATIVE_COLUMNS),
+                    *(f"{c}_relative" for c in RELATIVE_COLUMNS))
 
 # (user_ids, candidate item_ids (users, k)) -> feature-store columns: user columns (users,), item columns (users, k)
 FeatureLookup = Callable[[np.ndarray, np.ndarray], tuple[dict[str, np.ndarray], dict[str, np.ndarray]]]
@@ -193,6 +199,8 @@ class Recommender:
                 out[name] = np.repeat(np.asarray(values, np.float64), k)
         for name, values in item_cols.items():
             out[name] = np.asarray(values, np.float64).reshape(-1)
+        for name in RELATIVE_COLUMNS:
+            out[f"{name}_relative"] = _relative(out[name].reshape(n, k)).reshape(-1)
         return out
 
     def rank(self, users: Users, lookup: FeatureLookup, k: int = 10, rerank: bool = True) -> Ranked:
@@ -292,6 +300,17 @@ def _rank_desc(values: np.ndarray) -> np.ndarray:
     ranks = np.empty_like(order)
     np.put_along_axis(ranks, order, np.arange(values.shape[1])[None, :].repeat(len(values), 0), 1)
     return ranks
+
+
+def _relative(values: np.ndarray) -> np.ndarray:
+    """Each row divided by its largest value (NaN-aware; a row whose largest value is <= 0 is left as is).
+
+    Scores are non-negative in practice (counts, co-visitation sums, cosines near the top); a ratio to
+    the best candidate is invariant to the growth of these values with more data.
+    """
+    with np.errstate(all="ignore"):
+        top = np.nanmax(np.where(np.isnan(values), -np.inf, values), axis=1, keepdims=True)
+        return np.where(top > 0, values / np.where(top > 0, top, 1.0), values)
 
 
 def _pad(values: np.ndarray, k: int, fill: float = -1) -> np.ndarray:
