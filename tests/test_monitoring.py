@@ -9,7 +9,7 @@ import pytest
 from scipy import stats
 from scipy.spatial.distance import jensenshannon
 
-from mlsd.experiments.ab import assign_arm, bootstrap_difference, bucket, two_proportion_ztest
+from mlsd.experiments.ab import assign_arm, bootstrap_difference, bucket, paired_bootstrap_mean, two_proportion_ztest
 from mlsd.monitoring import DatasetProfile, DriftThresholds, MonitorConfig, OnlineMonitor, detect_drift
 from mlsd.monitoring.drift import js_distance, psi
 from mlsd.monitoring.online import drift_outcome
@@ -131,6 +131,19 @@ def test_bootstrap_interval_covers_a_known_difference() -> None:
     assert diff == pytest.approx(roc_auc(y1, p1) - roc_auc(y0, p0))
     assert lo < diff < hi
     assert lo > 0
+
+
+def test_paired_bootstrap_mean_matches_the_normal_interval() -> None:
+    diffs = np.random.default_rng(3).normal(0.0, 0.2, 900)
+    diffs += 0.005 - diffs.mean()  # a mean gain of 0.005, 0.75 standard errors
+    mean, (lo, hi) = paired_bootstrap_mean(diffs, level=0.95, resamples=4000)
+    half = 1.96 * diffs.std(ddof=1) / np.sqrt(len(diffs))
+    assert mean == pytest.approx(diffs.mean())
+    assert lo == pytest.approx(mean - half, abs=0.15 * half)
+    assert hi == pytest.approx(mean + half, abs=0.15 * half)
+    assert lo < 0 < hi  # not established at 95%
+    assert paired_bootstrap_mean(diffs + 0.05)[1][0] > 0
+    assert np.isnan(paired_bootstrap_mean(np.zeros(0))[0])
 
 
 def _record(i: int, at: float, value: float, arm: str, p: float) -> dict[str, object]:

@@ -12,7 +12,8 @@ from starlette.testclient import TestClient
 from mlsd.datasets.movielens import MovieLens
 from mlsd.serving.ann import ExactIndex, HnswIndex, IvfIndex, check_vector_index
 from mlsd.training.candidates import CoVisitation, interaction_matrix, top_k_excluding
-from mlsd.training.ranking_metrics import candidate_recall, intra_list_diversity, topk_metrics
+from mlsd.training.models.lambdamart import LambdaMART
+from mlsd.training.ranking_metrics import candidate_recall, intra_list_diversity, ndcg_per_user, topk_metrics
 
 
 def test_topk_metrics_match_a_hand_computed_case() -> None:
@@ -29,6 +30,34 @@ def test_topk_metrics_match_a_hand_computed_case() -> None:
     assert candidate_recall(recommended, relevant) == pytest.approx(3 / 4)
     # users without relevant items do not count
     assert topk_metrics(np.vstack([recommended, [[7, 8, 9]]]), [*relevant, np.zeros(0, np.int64)], 3) == m
+    per_user = ndcg_per_user(np.vstack([recommended, [[7, 8, 9]]]), [*relevant, np.zeros(0, np.int64)], 3)
+    np.testing.assert_allclose(per_user, [ndcg_0, ndcg_1])
+
+
+def test_lambdamart_learns_a_ranking_and_round_trips(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    queries, width = 300, 20
+    signal, noise = rng.normal(size=queries * width), rng.normal(size=queries * width)
+    labels = (signal + 0.5 * rng.normal(size=signal.size) > 1.2).astype(np.float32)  # noise is irrelevant
+    columns = {"signal": signal, "noise": noise}
+    groups = np.full(queries, width)
+    train = slice(0, 250 * width)
+    valid = slice(250 * width, None)
+    ranker = LambdaMART(("noise", "signal"), seed=0)
+    report = ranker.fit({k: v[train] for k, v in columns.items()}, labels[train], groups[:250],
+                        valid=({k: v[valid] for k, v in columns.items()}, labels[valid], groups[250:]))
+    assert report["trees"] >= 1
+    scores = ranker.predict({k: v[valid] for k, v in columns.items()}).reshape(-1, width)
+    items = np.arange(width)[None].repeat(50, 0)
+    relevant = [np.flatnonzero(row) for row in labels[valid].reshape(-1, width)]
+    learned = topk_metrics(np.take_along_axis(items, np.argsort(-scores, axis=1), 1), relevant, 5)["ndcg@5"]
+    shuffled = topk_metrics(np.argsort(rng.random((50, width)), axis=1), relevant, 5)["ndcg@5"]
+    assert learned > shuffled + 0.3
+    ranker.save(tmp_path / "ranker")
+    again = LambdaMART.load(tmp_path / "ranker")
+    np.testing.assert_array_equal(again.predict(columns), ranker.predict(columns))
+    importance = dict(zip(ranker.features, ranker.booster.feature_importance("gain"), strict=True))  # type: ignore[union-attr]
+    assert importance["signal"] > importance["noise"]
 
 
 def test_intra_list_diversity() -> None:

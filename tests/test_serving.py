@@ -238,3 +238,15 @@ def test_mlsd_serve_runs_two_worker_processes(ads_home: Path) -> None:
         server.wait(timeout=30)
     logged = [r for r in read_feature_log(ads_home / "feature_log") if r["request_id"] == "over-http"]
     assert len(logged) == 10  # every response reached the log before the workers exited
+
+
+def test_serving_processes_cap_every_compute_pool_at_one_thread() -> None:
+    script = ("import json, numpy, torch, lightgbm; from threadpoolctl import threadpool_info; "
+              "from mlsd.serving.threads import limit_compute_threads; limit_compute_threads(1); "
+              "print(json.dumps({'torch': torch.get_num_threads(), "
+              "'pools': [p['num_threads'] for p in threadpool_info()]}))")
+    out = json.loads(subprocess.run([sys.executable, "-c", script], check=True, capture_output=True,
+                                    text=True).stdout.strip().splitlines()[-1])
+    assert out["torch"] == 1
+    assert out["pools"]  # BLAS (numpy) and OpenMP (torch, LightGBM, FAISS) were found
+    assert set(out["pools"]) == {1}

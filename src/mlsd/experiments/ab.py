@@ -79,3 +79,19 @@ def bootstrap_difference(metric: Callable[[np.ndarray, np.ndarray], float],
     if finite.size == 0:
         return point, (float("nan"), float("nan"))
     return point, (float(np.percentile(finite, 2.5)), float(np.percentile(finite, 97.5)))
+
+
+def paired_bootstrap_mean(differences: np.ndarray, *, level: float = 0.95, resamples: int = 2000,
+                          seed: int = 0) -> tuple[float, tuple[float, float]]:
+    """Mean of paired differences (one per unit, e.g. per-user nDCG of B minus A) and its bootstrap interval.
+
+    Units are resampled with replacement; the interval is the central ``level`` percentile range of
+    the resampled means. A one-sided test at 1 - (1 - level) / 2 asks whether its lower end is above 0.
+    """
+    values = np.asarray(differences, dtype=np.float64)
+    if values.size == 0:
+        return float("nan"), (float("nan"), float("nan"))
+    rng = np.random.default_rng(seed)
+    means = values[rng.integers(0, values.size, (resamples, values.size))].mean(axis=1)
+    tail = 100 * (1 - level) / 2
+    return float(values.mean()), (float(np.percentile(means, tail)), float(np.percentile(means, 100 - tail)))

@@ -21,6 +21,7 @@ from mlsd.monitoring.online import OnlineMonitor
 from mlsd.monitoring.runner import LabelLog, MonitorRunner
 from mlsd.serving.app import ASGIApp, Monitoring, ScoringService, create_app
 from mlsd.serving.feature_log import FeatureLog
+from mlsd.serving.threads import limit_compute_threads
 
 
 def build_service(system: str, home: Path, options: Mapping[str, Any] | None = None) -> ScoringService:
@@ -56,13 +57,11 @@ def build_app(system: str, home: Path, max_in_flight: int = 64, options: Mapping
 
 
 def _tune_process() -> None:
-    import torch
-
     # Everything loaded so far (torch, LightGBM, MLflow, the model) lives for the whole process: moving
     # it out of the collector's reach keeps full collections from pausing requests for ~100 ms.
     gc.collect()
     gc.freeze()
-    torch.set_num_threads(1)  # one request's tensors are tiny; intra-op threads only add contention
+    limit_compute_threads(1)  # one request's work is small; intra-op threads only add contention
 
 
 def worker_app() -> ASGIApp:

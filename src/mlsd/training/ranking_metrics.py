@@ -32,16 +32,24 @@ def topk_metrics(recommended: np.ndarray, relevant: Sequence[np.ndarray], k: int
     keep = n_relevant > 0
     hits = hit_matrix(top, relevant)[keep]
     n_relevant = n_relevant[keep]
-    discount = 1.0 / np.log2(np.arange(2, k + 2))
-    ideal = np.cumsum(discount)[np.minimum(n_relevant, k) - 1]
     ranks = np.arange(1, k + 1)
     precision_at_hits = np.cumsum(hits, axis=1) / ranks * hits
     return {
-        f"ndcg@{k}": float(np.mean((hits * discount[: hits.shape[1]]).sum(1) / ideal)),
+        f"ndcg@{k}": float(np.mean(ndcg_per_user(recommended, relevant, k))),
         f"precision@{k}": float(np.mean(hits.sum(1) / k)),
         f"recall@{k}": float(np.mean(hits.sum(1) / n_relevant)),
         "map": float(np.mean(precision_at_hits.sum(1) / n_relevant)),
     }
+
+
+def ndcg_per_user(recommended: np.ndarray, relevant: Sequence[np.ndarray], k: int = 10) -> np.ndarray:
+    """nDCG@k of each user that has relevant items (in order), for paired comparisons of two rankers."""
+    n_relevant = np.array([len(r) for r in relevant])
+    keep = n_relevant > 0
+    hits = hit_matrix(recommended[:, :k], relevant)[keep]
+    discount = 1.0 / np.log2(np.arange(2, k + 2))
+    ideal = np.cumsum(discount)[np.minimum(n_relevant[keep], k) - 1]
+    return np.asarray((hits * discount[: hits.shape[1]]).sum(1) / ideal)
 
 
 def candidate_recall(candidates: np.ndarray, relevant: Sequence[np.ndarray]) -> float:

@@ -42,9 +42,7 @@ def format_tables(results: dict[str, Any]) -> str:
             lines.append(row(f"{name} (published)", m))
     lines.append(f"  candidate recall@500: union {a['candidate_recall@500']:.4f}; " + ", ".join(
         f"{k} {v:.4f}" for k, v in a["candidate_recall_by_source"].items()))
-    lines.append(f"  ranker: {'promoted' if a['training']['ranker']['promoted'] else 'kept out'} "
-                 f"(held-out nDCG@10 {a['training']['ranker']['valid_ndcg@10_ranker']:.4f} vs co-visitation "
-                 f"{a['training']['ranker']['valid_ndcg@10_co_visitation']:.4f})")
+    lines.append(_ranker_line(a))
     lines.append("")
     lines.append(f"Protocol B: time split at {b['cut_off']} (ranker labels from {b['ranker_labels_from']}), "
                  f"{b['users']} test users, {b.get('cold_start_users', 0)} of them cold-start")
@@ -56,7 +54,15 @@ def format_tables(results: dict[str, Any]) -> str:
         lines.append(row("  cold-start users only", b["cold_start"]))
     lines.append(f"  candidate recall@500: union {b['candidate_recall@500']:.4f}; " + ", ".join(
         f"{k} {v:.4f}" for k, v in b["candidate_recall_by_source"].items()))
+    lines.append(_ranker_line(b))
     return "\n".join(lines)
+
+
+def _ranker_line(metrics: dict[str, Any]) -> str:
+    ranker = metrics["training"]["ranker"]
+    return (f"  ranker: {'promoted' if ranker['promoted'] else 'kept out'} (held-out nDCG@10 "
+            f"{ranker['valid_ndcg@10_ranker']:.4f} vs co-visitation {ranker['valid_ndcg@10_co_visitation']:.4f}, "
+            f"gain's 95% lower bound {ranker['valid_gain_lower_bound']:+.4f})")
 
 
 def run_recs_command(home: Path, data_root: str | None, json_path: str | None, dataset: str,

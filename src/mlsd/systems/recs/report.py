@@ -48,11 +48,13 @@ def write_recs_report(home: Path, path: Path) -> Path:
     report.section("4. Model development")
     report.svg(pipeline_diagram([("two-tower + HNSW", "user/item towers, log-Q in-batch softmax"),
                                  ("co-visitation", "item-item (EASE) weights"), ("popularity", "counts"),
-                                 ("LambdaMART", "ranker, promoted only if it beats co-visitation"),
+                                 ("LambdaMART", "ranker, promoted only if it beats co-visitation beyond chance"),
                                  ("MMR + freshness", "re-ranking")]))
-    report.table(["protocol", "ranker valid nDCG@10", "co-visitation valid nDCG@10", "ranker serves"], [
+    report.table(["protocol", "ranker valid nDCG@10", "co-visitation valid nDCG@10", "gain, 95% lower bound",
+                  "ranker serves"], [
         [name, round(m["training"]["ranker"]["valid_ndcg@10_ranker"], 4),
-         round(m["training"]["ranker"]["valid_ndcg@10_co_visitation"], 4), m["training"]["ranker"]["promoted"]]
+         round(m["training"]["ranker"]["valid_ndcg@10_co_visitation"], 4),
+         round(m["training"]["ranker"]["valid_gain_lower_bound"], 4), m["training"]["ranker"]["promoted"]]
         for name, m in (("A", a), ("B", b))])
     report.line_chart([{"name": f"protocol {p}", "points": [[i + 1, v] for i, v in
                                                             enumerate(m["training"]["two_tower_loss"])]}

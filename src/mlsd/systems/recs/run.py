@@ -25,13 +25,20 @@ import pyarrow as pa
 from mlsd.core.timeutil import TIMESTAMP
 from mlsd.datasets.movielens import MovieLens, load_movielens
 from mlsd.events import EventLog, Ingestor
+from mlsd.experiments.ab import paired_bootstrap_mean
 from mlsd.features import FeatureStore, OfflineStore, SqliteOnlineStore
 from mlsd.systems.recs.features import ITEM_VIEWS, RATINGS_SCHEMA, USER_VIEWS, ratings_table, recs_views, write_profiles
 from mlsd.systems.recs.pipeline import RANKING_FEATURES, FeatureLookup, Recommender, RecsSettings, Users
 from mlsd.training.candidates import CoVisitation, interaction_matrix
 from mlsd.training.models.lambdamart import LambdaMART
 from mlsd.training.models.two_tower import ItemInputs, TowerConfig, UserInputs, train_two_tower
-from mlsd.training.ranking_metrics import candidate_recall, catalogue_coverage, intra_list_diversity, topk_metrics
+from mlsd.training.ranking_metrics import (
+    candidate_recall,
+    catalogue_coverage,
+    intra_list_diversity,
+    ndcg_per_user,
+    topk_metrics,
+)
 
 PUBLISHED_ML100K = {  # Microsoft Recommenders' benchmark table, ML-100K, top-10
     "BiVAE": {"ndcg@10": 0.4751, "precision@10": 0.4118},
@@ -160,11 +167,11 @@ def _sets(ratings: pd.DataFrame, rows: np.ndarray) -> list[np.ndarray]:
 
 
 def train_ranker(recommender: Recommender, users: Users, lookup: FeatureLookup, positives: list[np.ndarray],
-                 seed: int = 0) -> tuple[LambdaMART, dict[str, Any]]:
+                 seed: int = 0, held_out_share: float = 0.2) -> tuple[LambdaMART, dict[str, Any]]:
     """LambdaMART over each user's rankable candidates: relevant if the held-back ratings contain it.
 
-    The other candidates are the negatives (hard ones: every source proposed them); 10% of users are
-    held out for early stopping on nDCG@10.
+    The other candidates are the negatives (hard ones: every source proposed them); ``held_out`` of
+    the users are kept for early stopping on nDCG@10 and for the promotion check.
     """
     cands = recommender.candidates(users)
     columns = recommender.ranking_columns(users, cands, lookup)
@@ -174,7 +181,7 @@ def train_ranker(recommender: Recommender, users: Users, lookup: FeatureLookup, 
     # The candidate order is a prior ranking; the ranker learns on the top of each user's list.
     keep = recommender.rankable(columns, width) & (cands.items >= 0)
     has_positive = labels.reshape(-1, width).max(1) > 0
-    held_out = np.random.default_rng(seed).random(len(users.ids)) < 0.1
+    held_out = np.random.default_rng(seed).random(len(users.ids)) < held_out_share
     parts = {}
     for name, chosen in (("train", ~held_out & has_positive), ("valid", held_out & has_positive)):
         mask = keep & chosen[:, None]
@@ -183,14 +190,19 @@ def train_ranker(recommender: Recommender, users: Users, lookup: FeatureLookup, 
     ranker = LambdaMART(RANKING_FEATURES, seed=seed)
     report = ranker.fit(*parts["train"], valid=parts["valid"])
     report["candidate_recall"] = float(labels.sum() / max(sum(len(p) for p in positives), 1))
-    # Promotion check on the held-out users: the ranker must beat the co-visitation order it starts from.
+    # Promotion check on the held-out users: the ranker must beat the co-visitation order it starts
+    # from, and by more than chance: the one-sided 95% bootstrap bound of the per-user gain is above 0.
     valid_users = np.flatnonzero(held_out & has_positive)
     scores = ranker.predict(columns).reshape(-1, width)
+    per_user = {}
     for name, values in (("ranker", scores), ("co_visitation", columns["covis_score"].reshape(-1, width))):
         masked = np.where(keep, values, -np.inf)[valid_users]
         top = np.take_along_axis(cands.items[valid_users], np.argsort(-masked, axis=1)[:, :10], 1)
-        report[f"valid_ndcg@10_{name}"] = topk_metrics(top, [positives[u] for u in valid_users])["ndcg@10"]
-    report["promoted"] = report["valid_ndcg@10_ranker"] > report["valid_ndcg@10_co_visitation"]
+        per_user[name] = ndcg_per_user(top, [positives[u] for u in valid_users])
+        report[f"valid_ndcg@10_{name}"] = float(per_user[name].mean())
+    _gain, (low, _high) = paired_bootstrap_mean(per_user["ranker"] - per_user["co_visitation"], level=0.9, seed=seed)
+    report["valid_gain_lower_bound"] = low
+    report["promoted"] = bool(low > 0)
     return ranker, report
 
 
@@ -224,8 +236,8 @@ def run_protocol(data: MovieLens, fit: Phase, label: pd.DataFrame, full: Phase, 
                                          store.lookup(), _sets(label, rows), seed)
     store.close()
     say(f"  ranker valid nDCG@10 {ranker_report['valid_ndcg@10_ranker']:.4f} vs co-visitation order "
-        f"{ranker_report['valid_ndcg@10_co_visitation']:.4f}: "
-        f"{'promoted' if ranker_report['promoted'] else 'kept out'}")
+        f"{ranker_report['valid_ndcg@10_co_visitation']:.4f} (gain's 95% lower bound "
+        f"{ranker_report['valid_gain_lower_bound']:+.4f}): {'promoted' if ranker_report['promoted'] else 'kept out'}")
     say("candidate models on all training data")
     final, final_report = fit_recommender(data, full, settings, seed)
     final.ranker = ranker if ranker_report["promoted"] else None

@@ -22,7 +22,6 @@ from mlsd.events import EventLog
 from mlsd.features import FeatureStore, OfflineStore, OnlineFeatureCache, SqliteOnlineStore
 from mlsd.features.offline import output_column
 from mlsd.registry import CHAMPION, ModelRegistry
-from mlsd.serving.threads import limit_compute_threads
 from mlsd.serving.validation import Field, Schema
 from mlsd.systems.recs.features import ITEM_VIEWS, RATINGS_SCHEMA, USER_VIEWS, recs_views
 from mlsd.systems.recs.pipeline import FeatureLookup, Recommender, Users
@@ -53,7 +52,6 @@ class RecsService:
     def __init__(self, home: Path, *, alias: str = CHAMPION, item_features_max_age_s: float = 1.0) -> None:
         from mlsd.serving.models import ModelHolder
 
-        limit_compute_threads(1)
         self.home = Path(home)
         self.item_features_max_age_s = item_features_max_age_s
         self._item_cache: tuple[Recommender, OnlineFeatureCache] | None = None
