@@ -3,9 +3,10 @@
 A service answers one small request at a time on its event loop. NumPy's BLAS, PyTorch, FAISS and
 LightGBM each bring a thread pool sized to the machine; on a small machine their idle-spinning
 workers compete with the event loop and with each other. Measured on the recommender at 200 req/s
-on 2 cores: p99 48 ms with the default pools (co-visitation's BLAS product stalling up to 30 ms),
-under 10 ms with one thread each. Scale a service with processes (``--workers``), not with threads
-inside a request.
+on 2 cores: p99 about 48 ms with OpenBLAS at its default (co-visitation's vector-matrix product
+stalled up to 30 ms), 8-10 ms in the runs right after capping it (the tail still varies with machine
+load: benchmarks/RESULTS.md). Scale a service with processes (``--workers``), not with threads inside
+a request.
 """
 
 from __future__ import annotations
