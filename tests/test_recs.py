@@ -87,6 +87,11 @@ def test_co_visitation_scores_co_occurring_items_and_excludes_seen() -> None:
     top, _ = top_k_excluding(scores[None, :], np.isin(np.arange(20), [0, 1, 2])[None, :], 5)
     assert not np.isin(top, [0, 1, 2]).any()
     assert np.all(top < 10)
+    # a request's few users take the row-sum path, a batch the matrix product: the same scores
+    histories = np.random.default_rng(1).random((12, 20)) < 0.3
+    np.testing.assert_allclose(covis.scores(histories[:3]), covis.scores(histories)[:3], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(covis.scores(histories[:1]), covis.scores_of(np.flatnonzero(histories[0]))[None],
+                               rtol=1e-5, atol=1e-6)
 
 
 def synthetic_movielens(n_users: int = 120, n_items: int = 80, seed: int = 0) -> MovieLens:

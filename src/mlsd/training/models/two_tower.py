@@ -111,7 +111,8 @@ class TwoTower(nn.Module):
 
     @torch.no_grad()
     def user_vectors(self, users: UserInputs) -> np.ndarray:
-        self.eval()
+        if self.training:  # eval() walks every submodule: ~0.2 ms, a tenth of a served request
+            self.eval()
         return self._users(users).numpy().astype(np.float32)
 
     @torch.no_grad()
