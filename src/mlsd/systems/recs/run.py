@@ -170,7 +170,7 @@ def train_ranker(recommender: Recommender, users: Users, lookup: FeatureLookup, 
                  seed: int = 0, held_out_share: float = 0.2) -> tuple[LambdaMART, dict[str, Any]]:
     """LambdaMART over each user's rankable candidates: relevant if the held-back ratings contain it.
 
-    The other candidates are the negatives (hard ones: every source proposed them); ``held_out`` of
+    The other candidates are the negatives (hard ones: every source proposed them); ``held_out_share`` of
     the users are kept for early stopping on nDCG@10 and for the promotion check.
     """
     cands = recommender.candidates(users)
