@@ -45,6 +45,7 @@ def main() -> None:
     parser.add_argument("--home", help="a `mlsd run recs` home (default: train one in a temporary directory)")
     parser.add_argument("--duration", type=float, default=20.0, help="seconds of load at the target rate")
     parser.add_argument("--rate", type=float, default=200.0)
+    parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes of the service")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="mlsd-recs-bench-"))
     home = Path(args.home) if args.home else work / "recs"
@@ -54,11 +55,11 @@ def main() -> None:
     requests = work / "bodies.jsonl"
     requests.write_text("\n".join(bodies(home, 4000)))
     result: dict[str, Any] = {"rate": args.rate, "duration_s": args.duration, "k": 10, "candidates": 500,
-                              "server": "uvicorn+starlette, 1 process"}
+                              "server": f"uvicorn+starlette, {args.workers} process(es)"}
     for prefix in ("", "baseline_"):
         port = free_port()
         command = ([sys.executable, "-m", "mlsd.cli", "serve", "recs", "--home", str(home), "--max-in-flight", "256",
-                    "--port", str(port)] if prefix == "" else [sys.executable, str(HERE / "_baseline_app.py"),
+                    "--port", str(port), "--workers", str(args.workers)] if prefix == "" else [sys.executable, str(HERE / "_baseline_app.py"),
                                                                  str(port), "1"])
         server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
