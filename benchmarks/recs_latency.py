@@ -58,9 +58,9 @@ def main() -> None:
                               "server": f"uvicorn+starlette, {args.workers} process(es)"}
     for prefix in ("", "baseline_"):
         port = free_port()
-        command = ([sys.executable, "-m", "mlsd.cli", "serve", "recs", "--home", str(home), "--max-in-flight", "256",
-                    "--port", str(port), "--workers", str(args.workers)] if prefix == "" else [sys.executable, str(HERE / "_baseline_app.py"),
-                                                                 str(port), "1"])
+        service = [sys.executable, "-m", "mlsd.cli", "serve", "recs", "--home", str(home), "--max-in-flight", "256",
+                   "--port", str(port), "--workers", str(args.workers)]
+        command = service if prefix == "" else [sys.executable, str(HERE / "_baseline_app.py"), str(port), "1"]
         server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             wait_ready(port, "/v1/recs/recommend" if prefix == "" else "/v1/ads/score")
