@@ -112,7 +112,7 @@ class IvfIndex(_FaissIndex):
             index = faiss.IndexIVFFlat(quantizer, self.dim, cells, faiss.METRIC_INNER_PRODUCT)
             index.train(rows)
             index.nprobe = min(self._nprobe, cells)
-            self.index, self._quantizer, self._trained = index, quantizer, True
+            self.index, self._trained = index, True  # FAISS keeps ``quantizer`` referenced
         self.index.add(rows)
 
     @property

@@ -11,19 +11,16 @@ a request.
 
 from __future__ import annotations
 
-import importlib.util
-
 
 def limit_compute_threads(threads: int = 1) -> None:
-    """Cap the BLAS and OpenMP pools of this process (and PyTorch's own) at ``threads``."""
+    """Cap the BLAS and OpenMP pools of this process (and PyTorch's own) at ``threads``.
+
+    LightGBM needs nothing of its own: with ``num_threads`` 0 it uses the OpenMP maximum set here.
+    """
+    import faiss  # imported first so that its OpenMP runtime is loaded when threadpoolctl looks
+    import torch
     from threadpoolctl import threadpool_limits
 
-    if importlib.util.find_spec("torch") is not None:
-        import torch
-
-        torch.set_num_threads(threads)
-    if importlib.util.find_spec("faiss") is not None:
-        import faiss  # loads its OpenMP runtime, so threadpoolctl below sees and caps it too
-
-        faiss.omp_set_num_threads(threads)
+    torch.set_num_threads(threads)
+    faiss.omp_set_num_threads(threads)
     threadpool_limits(limits=threads)  # every BLAS and OpenMP runtime loaded so far (numpy, LightGBM)

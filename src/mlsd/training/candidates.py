@@ -38,16 +38,13 @@ class CoVisitation:
 
     def scores(self, histories: np.ndarray) -> np.ndarray:
         """Scores for every item, from (users, items) 0/1 (or boolean) history rows."""
-        rows = np.asarray(histories, dtype=np.float32)
+        rows = np.asarray(histories)
         if len(rows) <= 8:
             # A request's few users: summing their items' rows reads a few hundred KB of weights,
             # where the dense product streams all of them (11 MB for 1,682 items) per request.
-            out = np.empty((len(rows), self.weights.shape[1]), np.float32)
-            for u, row in enumerate(rows):
-                items = np.flatnonzero(row)
-                out[u] = row[items] @ self.weights[items]
-            return out
-        return np.asarray(rows @ self.weights)
+            return np.stack([self.scores_of(np.flatnonzero(row)) for row in rows]) if len(rows) else \
+                np.zeros((0, len(self.weights)), np.float32)
+        return np.asarray(rows.astype(np.float32) @ self.weights)
 
     def scores_of(self, items: np.ndarray) -> np.ndarray:
         """Scores for every item from one history given as item ids."""

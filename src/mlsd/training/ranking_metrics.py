@@ -27,15 +27,11 @@ def topk_metrics(recommended: np.ndarray, relevant: Sequence[np.ndarray], k: int
     """nDCG@k, precision@k, recall@k and MAP over users that have relevant items."""
     if recommended.shape[0] != len(relevant):
         raise ValueError(f"{recommended.shape[0]} recommendation lists for {len(relevant)} users")
-    top = recommended[:, :k]
-    n_relevant = np.array([len(r) for r in relevant])
-    keep = n_relevant > 0
-    hits = hit_matrix(top, relevant)[keep]
-    n_relevant = n_relevant[keep]
+    hits, n_relevant = _hits(recommended, relevant, k)
     ranks = np.arange(1, k + 1)
-    precision_at_hits = np.cumsum(hits, axis=1) / ranks * hits
+    precision_at_hits = np.cumsum(hits, axis=1) / ranks[: hits.shape[1]] * hits
     return {
-        f"ndcg@{k}": float(np.mean(ndcg_per_user(recommended, relevant, k))),
+        f"ndcg@{k}": float(np.mean(_ndcg(hits, n_relevant, k))),
         f"precision@{k}": float(np.mean(hits.sum(1) / k)),
         f"recall@{k}": float(np.mean(hits.sum(1) / n_relevant)),
         "map": float(np.mean(precision_at_hits.sum(1) / n_relevant)),
@@ -44,11 +40,19 @@ def topk_metrics(recommended: np.ndarray, relevant: Sequence[np.ndarray], k: int
 
 def ndcg_per_user(recommended: np.ndarray, relevant: Sequence[np.ndarray], k: int = 10) -> np.ndarray:
     """nDCG@k of each user that has relevant items (in order), for paired comparisons of two rankers."""
+    return _ndcg(*_hits(recommended, relevant, k), k)
+
+
+def _hits(recommended: np.ndarray, relevant: Sequence[np.ndarray], k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Hit matrix of the top ``k`` and relevant-set sizes, for the users that have relevant items."""
     n_relevant = np.array([len(r) for r in relevant])
     keep = n_relevant > 0
-    hits = hit_matrix(recommended[:, :k], relevant)[keep]
+    return hit_matrix(recommended[:, :k], relevant)[keep], n_relevant[keep]
+
+
+def _ndcg(hits: np.ndarray, n_relevant: np.ndarray, k: int) -> np.ndarray:
     discount = 1.0 / np.log2(np.arange(2, k + 2))
-    ideal = np.cumsum(discount)[np.minimum(n_relevant[keep], k) - 1]
+    ideal = np.cumsum(discount)[np.minimum(n_relevant, k) - 1]
     return np.asarray((hits * discount[: hits.shape[1]]).sum(1) / ideal)
 
 

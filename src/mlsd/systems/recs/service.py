@@ -73,8 +73,6 @@ class RecsService:
         return self.models.version
 
     def _warm_up(self, model: Recommender) -> None:
-        if model.ranker is not None:
-            model.ranker.predict_threads = 1
         self._recommend(model, {"user_id": next(iter(self.seen), 1), "k": 10})
 
     def _user(self, model: Recommender, body: dict[str, Any],

@@ -36,7 +36,6 @@ class LambdaMART:
         self.rounds, self.early_stopping, self.eval_at = rounds, early_stopping, eval_at
         self.params = {**DEFAULTS, **params, "seed": seed, "eval_at": [eval_at]}
         self.booster: lgb.Booster | None = None
-        self.predict_threads = 0  # 0 = LightGBM's default (all cores); a serving process sets 1
 
     def fit(self, train: Mapping[str, np.ndarray], labels: np.ndarray, groups: np.ndarray,
             valid: tuple[Mapping[str, np.ndarray], np.ndarray, np.ndarray] | None = None) -> dict[str, Any]:
@@ -62,8 +61,7 @@ class LambdaMART:
         if self.booster is None:
             raise ValueError("ranker is not fitted")
         return np.asarray(self.booster.predict(feature_matrix(columns, self.features),
-                                               num_iteration=self.booster.best_iteration or None,
-                                               num_threads=self.predict_threads))
+                                               num_iteration=self.booster.best_iteration or None))
 
     def save(self, directory: Path) -> None:
         if self.booster is None:
