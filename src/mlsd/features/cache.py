@@ -28,26 +28,30 @@ class OnlineFeatureCache:
         self.store, self.view_names, self.join_key = store, list(view_names), join_key
         self.keys, self.max_age_s, self._clock = list(keys), max_age_s, clock
         self._columns: dict[str, np.ndarray] = {}
+        self._matrix = np.zeros((0, len(self.keys) + 1))  # (columns, keys + a NaN slot for missing positions)
         self._read_at = -np.inf
         self._lock = threading.Lock()
         self.refreshes = 0
 
-    def columns(self, at_us: int | None = None) -> dict[str, np.ndarray]:
-        """Every column, one value per key in ``keys`` order (NaN = missing), at most ``max_age_s`` old."""
+    def _fresh(self, at_us: int | None) -> tuple[dict[str, np.ndarray], np.ndarray]:
         with self._lock:
             now = self._clock()
             if now - self._read_at > self.max_age_s:
-                self._columns = self.store.online_features(self.view_names, {self.join_key: self.keys}, at_us=at_us)
-                self._read_at = now
+                columns = self.store.online_features(self.view_names, {self.join_key: self.keys}, at_us=at_us)
+                matrix = np.full((len(columns), len(self.keys) + 1), np.nan)
+                for row, values in enumerate(columns.values()):
+                    matrix[row, :-1] = values
+                self._columns, self._matrix, self._read_at = columns, matrix, now
                 self.refreshes += 1
-            return self._columns
+            return self._columns, self._matrix
+
+    def columns(self, at_us: int | None = None) -> dict[str, np.ndarray]:
+        """Every column, one value per key in ``keys`` order (NaN = missing), at most ``max_age_s`` old."""
+        return self._fresh(at_us)[0]
 
     def take(self, positions: np.ndarray, at_us: int | None = None) -> dict[str, np.ndarray]:
-        """Columns for ``positions`` into ``keys`` (any shape); a negative position gives NaN."""
+        """Float columns for ``positions`` into ``keys`` (any shape); a negative position gives NaN."""
+        columns, matrix = self._fresh(at_us)
         positions = np.asarray(positions, dtype=np.int64)
-        missing = positions < 0
-        out = {}
-        for name, values in self.columns(at_us).items():
-            taken = np.asarray(values, np.float64)[np.where(missing, 0, positions)]
-            out[name] = np.where(missing, np.nan, taken)
-        return out
+        taken = matrix[:, np.where(positions < 0, len(self.keys), positions)]  # one gather for every column
+        return dict(zip(columns, taken, strict=True))

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -120,6 +121,7 @@ def create_app(service: ScoringService, feature_log: FeatureLog, *, max_in_fligh
     candidates = Histogram("mlsd_candidates", "Candidates per request", registry=metrics,
                            buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000))
     version = Gauge("mlsd_model_version", "Registered model version being served", registry=metrics)
+    by_status = {code: requests.labels(str(code)) for code in (200, 400, 413, 422)}
 
     async def score(request: Request) -> Response:
         started = time.perf_counter()
@@ -141,9 +143,9 @@ def create_app(service: ScoringService, feature_log: FeatureLog, *, max_in_fligh
                 return _error(422, str(exc))
             feature_log.append(record)
             candidates.observe(len(response.get("ranked", ())))
-            return JSONResponse(response)
+            return FastJSONResponse(response)
         finally:
-            requests.labels(str(status)).inc()
+            (by_status.get(status) or requests.labels(str(status))).inc()
             latency.observe(time.perf_counter() - started)
 
     async def healthz(request: Request) -> Response:
@@ -200,6 +202,13 @@ def create_app(service: ScoringService, feature_log: FeatureLog, *, max_in_fligh
                    Route("/dashboard/data", dashboard_data, methods=["GET"])]
     app = Starlette(routes=routes, lifespan=lifespan)
     return LoadShedding(app, max_in_flight, (service.route,), shed.inc)
+
+
+class FastJSONResponse(JSONResponse):
+    """A JSON response rendered by orjson (NaN becomes null): several times faster on float-heavy bodies."""
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY)
 
 
 async def _json_body(request: Request, max_body_bytes: int) -> Any:

@@ -18,9 +18,12 @@ import numpy as np
 from mlsd.serving.ann import HnswIndex, VectorIndex, load_index
 from mlsd.training.candidates import CoVisitation, top_k_excluding
 from mlsd.training.models.lambdamart import LambdaMART
-from mlsd.training.models.two_tower import TwoTower, UserInputs, pad_histories
+from mlsd.training.models.two_tower import TwoTower, UserInputs, UserVectorMemo, pad_histories
 
 SOURCES = ("two_tower", "co_visitation", "popularity")
+# A candidate's stage name from its source flags: flags @ SOURCE_BITS indexes STAGE_NAMES.
+SOURCE_BITS = 1 << np.arange(len(SOURCES))
+STAGE_NAMES = ["+".join(name for j, name in enumerate(SOURCES) if code >> j & 1) for code in range(1 << len(SOURCES))]
 # Columns computed from the candidates, besides the feature-store columns (see ranking_columns).
 CANDIDATE_COLUMNS = ("covis_score", "covis_rank", "tt_score", "tt_rank", "pop_rank", "from_two_tower",
                      "from_co_visitation", "from_popularity", "genre_affinity", "last_item_similarity")
@@ -107,10 +110,12 @@ class Recommender:
             index = HnswIndex(item_vectors.shape[1])
             index.add(item_vectors)
         self.index = index
+        self.user_vectors = UserVectorMemo(tower)  # a served user's vector is recomputed only when its inputs change
         self.item_index = np.full(int(item_ids.max()) + 2, -1, np.int64)
         self.item_index[item_ids] = np.arange(len(item_ids))
+        self.by_popularity = np.argsort(-popularity, kind="stable")
         self.pop_rank = np.empty(len(popularity), np.float64)
-        self.pop_rank[np.argsort(-popularity, kind="stable")] = np.arange(len(popularity))
+        self.pop_rank[self.by_popularity] = np.arange(len(popularity))
         self.genre_unit = genres / np.maximum(np.linalg.norm(genres, axis=1, keepdims=True), 1e-12)
         self.latest_year = float(np.nanmax(years)) if np.isfinite(years).any() else float("nan")
 
@@ -125,9 +130,9 @@ class Recommender:
 
     def dense_items(self, item_ids: np.ndarray) -> np.ndarray:
         """Dense item indices of original ids (-1 for unknown or missing ids)."""
-        ids = np.nan_to_num(np.asarray(item_ids, dtype=np.float64), nan=-1).astype(np.int64)
-        inside = (ids >= 0) & (ids < len(self.item_index))
-        return np.where(inside, self.item_index[np.clip(ids, 0, len(self.item_index) - 1)], -1)
+        ids = np.asarray(item_ids, dtype=np.float64)
+        inside = (ids >= 0) & (ids < len(self.item_index))  # False for NaN too
+        return np.where(inside, self.item_index[np.where(inside, ids, 0).astype(np.int64)], -1)
 
     # -- candidate generation --------------------------------------------------------------------
     def candidates(self, users: Users) -> Candidates:
@@ -136,7 +141,7 @@ class Recommender:
         for u, items in enumerate(users.seen):
             seen[u, items] = True
         started = time.perf_counter()
-        vectors = self.tower.user_vectors(users.tower_inputs())
+        vectors = self.user_vectors(users.tower_inputs())
         depth = min(self.n_items, s.two_tower_k + int(seen.sum(1).max(initial=0)))
         _, found = self.index.search(vectors, depth)
         tt = np.full((n, s.two_tower_k), -1, np.int64)
@@ -148,17 +153,22 @@ class Recommender:
         covis_scores = self.covis.scores(seen)
         covis, _ = top_k_excluding(covis_scores, seen, s.co_visitation_k)
         t_covis = time.perf_counter()
-        popular, _ = top_k_excluding(np.broadcast_to(self.popularity, (n, self.n_items)), seen, s.popularity_k)
+        popular = np.full((n, min(s.popularity_k, self.n_items)), -1, np.int64)
+        for u in range(n):  # the catalogue's fixed popularity order, minus what the user has seen
+            row = self.by_popularity[~seen[u, self.by_popularity]][: popular.shape[1]]
+            popular[u, : len(row)] = row
         merged = np.full((n, s.candidates), -1, np.int64)
         sources = np.zeros((n, s.candidates, len(SOURCES)), bool)
+        proposed = np.zeros((len(SOURCES), self.n_items), bool)  # which source proposed each item, per user
         for u in range(n):
-            lists = (tt[u], covis[u], popular[u])
-            order = np.concatenate([x[x >= 0] for x in lists])
-            unique, first = np.unique(order, return_index=True)
+            lists = [x[x >= 0] for x in (tt[u], covis[u], popular[u])]
+            unique, first = np.unique(np.concatenate(lists), return_index=True)
             chosen = unique[np.argsort(first, kind="stable")][: s.candidates]
             merged[u, : len(chosen)] = chosen
             for j, source in enumerate(lists):
-                sources[u, : len(chosen), j] = np.isin(chosen, source)
+                proposed[j, source] = True
+            sources[u, : len(chosen)] = proposed[:, chosen].T
+            proposed[:] = False
         timings = {"two_tower_ms": (t_tt - started) * 1e3, "co_visitation_ms": (t_covis - t_tt) * 1e3,
                    "merge_ms": (time.perf_counter() - t_covis) * 1e3}
         return Candidates(merged, sources, {"two_tower": tt, "co_visitation": covis, "popularity": popular},
@@ -175,32 +185,31 @@ class Recommender:
         for u, seen in enumerate(users.seen):
             if len(seen):
                 profile[u] = self.genres[seen].mean(0)
+        vectors = self.item_vectors[safe]  # (n, k, d)
         covis = np.take_along_axis(cands.covis_scores, safe, 1)
-        tt = np.einsum("ud,ukd->uk", cands.user_vectors, self.item_vectors[safe])
+        tt = np.matmul(vectors, cands.user_vectors[:, :, None])[..., 0]
         user_cols, item_cols = lookup(users.user_ids, np.where(valid, self.item_ids[safe], -1))
-        last = np.stack([self.dense_items(user_cols[name]) for name in LAST_ITEMS], axis=1)  # (n, 5)
-        last_vectors = np.where((last >= 0)[..., None], self.item_vectors[np.maximum(last, 0)], 0.0)
-        similarity = np.einsum("ukd,ujd->ukj", self.item_vectors[safe], last_vectors)
+        last = self.dense_items(np.stack([user_cols[name] for name in LAST_ITEMS], axis=1))  # (n, 5), -1 = none
+        # (n, k, 5) cosines to the user's last items; the best of those that exist, NaN if none does
+        similarity = np.matmul(vectors, self.item_vectors[np.maximum(last, 0)].transpose(0, 2, 1))
         similarity = np.where((last >= 0)[:, None, :], similarity, -np.inf).max(axis=2)
-        columns = {
-            "covis_score": covis, "covis_rank": _rank_desc(np.where(valid, covis, -np.inf)),
-            "tt_score": tt, "tt_rank": _rank_desc(np.where(valid, tt, -np.inf)),
-            "pop_rank": self.pop_rank[safe],
-            "from_two_tower": cands.sources[..., 0], "from_co_visitation": cands.sources[..., 1],
-            "from_popularity": cands.sources[..., 2],
-            "genre_affinity": np.einsum("ug,ukg->uk", profile, self.genre_unit[safe]),
-            "last_item_similarity": np.where(np.isfinite(similarity), similarity, np.nan),
-        }
-        out = {}
-        for name, values in columns.items():
-            out[name] = np.where(valid, np.asarray(values, np.float64), np.nan).reshape(-1)
+        computed = np.stack([
+            covis, _rank_desc(np.where(valid, covis, -np.inf)), tt, _rank_desc(np.where(valid, tt, -np.inf)),
+            self.pop_rank[safe], cands.sources[..., 0], cands.sources[..., 1], cands.sources[..., 2],
+            np.matmul(self.genre_unit[safe], profile[:, :, None])[..., 0],
+            np.where(np.isfinite(similarity), similarity, np.nan),
+        ]).astype(np.float64)
+        if not valid.all():
+            computed[:, ~valid] = np.nan
+        out = dict(zip(CANDIDATE_COLUMNS, computed.reshape(len(CANDIDATE_COLUMNS), -1), strict=True))
         for name, values in user_cols.items():
             if name in STORE_COLUMNS:
                 out[name] = np.repeat(np.asarray(values, np.float64), k)
         for name, values in item_cols.items():
             out[name] = np.asarray(values, np.float64).reshape(-1)
-        for name in RELATIVE_COLUMNS:
-            out[f"{name}_relative"] = _relative(out[name].reshape(n, k)).reshape(-1)
+        relative = _relative(np.stack([out[name] for name in RELATIVE_COLUMNS]).reshape(-1, n, k))
+        out.update(zip((f"{name}_relative" for name in RELATIVE_COLUMNS), relative.reshape(len(RELATIVE_COLUMNS), -1),
+                       strict=True))
         return out
 
     def rank(self, users: Users, lookup: FeatureLookup, k: int = 10, rerank: bool = True) -> Ranked:
@@ -227,7 +236,7 @@ class Recommender:
                            for name, values in columns.items()})
             top_items.append(_pad(cands.items[u][chosen], k))
             top_scores.append(_pad(scores[u][chosen], k, np.nan))
-            stages.append([_stage(cands.sources[u, c]) for c in chosen.tolist()])
+            stages.append([STAGE_NAMES[code] for code in (cands.sources[u, chosen] @ SOURCE_BITS).tolist()])
         timings = {**cands.timings, "candidates_ms": (t_cand - started) * 1e3, "features_ms": (t_feat - t_cand) * 1e3,
                    "ranking_ms": (t_rank - t_feat) * 1e3, "rerank_ms": (time.perf_counter() - t_rank) * 1e3}
         return Ranked(np.array(top_items), np.array(top_scores), stages, before, timings, cands, logged)
@@ -253,7 +262,7 @@ class Recommender:
         relevance = scores[pool].astype(np.float64)
         year = self.years[items[pool]]
         # Fresh = released within freshness_years of the catalogue's newest release.
-        recent = np.nan_to_num(self.latest_year - year, nan=np.inf) < s.freshness_years
+        recent = (self.latest_year - year) < s.freshness_years  # False for an unknown year (NaN)
         relevance = relevance * (1.0 + s.freshness * recent)
         span = relevance.max() - relevance.min()
         relevance = (relevance - relevance.min()) / span if span > 0 else np.ones_like(relevance)
@@ -298,19 +307,19 @@ def _rank_desc(values: np.ndarray) -> np.ndarray:
     """0-based rank of each value within its row, best first."""
     order = np.argsort(-values, axis=1, kind="stable")
     ranks = np.empty_like(order)
-    np.put_along_axis(ranks, order, np.arange(values.shape[1])[None, :].repeat(len(values), 0), 1)
+    ranks[np.arange(len(values))[:, None], order] = np.arange(values.shape[1])
     return ranks
 
 
 def _relative(values: np.ndarray) -> np.ndarray:
-    """Each row divided by its largest value (NaN-aware; a row whose largest value is <= 0 is left as is).
+    """Each row (last axis) divided by its largest value (NaN-aware; a row whose largest is <= 0 is left as is).
 
     Scores are non-negative in practice (counts, co-visitation sums, cosines near the top); a ratio to
     the best candidate is invariant to the growth of these values with more data.
     """
-    with np.errstate(all="ignore"):
-        top = np.nanmax(np.where(np.isnan(values), -np.inf, values), axis=1, keepdims=True)
-        return np.where(top > 0, values / np.where(top > 0, top, 1.0), values)
+    top = np.where(np.isnan(values), -np.inf, values).max(axis=-1, keepdims=True)
+    positive = top > 0
+    return np.where(positive, values / np.where(positive, top, 1.0), values)
 
 
 def _pad(values: np.ndarray, k: int, fill: float = -1) -> np.ndarray:
@@ -319,5 +328,3 @@ def _pad(values: np.ndarray, k: int, fill: float = -1) -> np.ndarray:
     return out
 
 
-def _stage(flags: np.ndarray) -> str:
-    return "+".join(name for name, on in zip(SOURCES, flags.tolist(), strict=True) if on)

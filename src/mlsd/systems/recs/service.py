@@ -67,6 +67,7 @@ class RecsService:
         self.metrics = CollectorRegistry()  # served on /metrics beside the app's own
         self.stage_seconds = Histogram("mlsd_recs_stage_seconds", "Time per recommendation stage", ["stage"],
                                        registry=self.metrics, buckets=(0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02))
+        self._stage_histograms = {stage: self.stage_seconds.labels(stage.removesuffix("_ms")) for stage in STAGES}
 
     @property
     def model_version(self) -> str:
@@ -119,8 +120,8 @@ class RecsService:
         model, version = self.models.current
         out = self._recommend(model, body)
         ranked = out["ranked"]
-        for stage in STAGES:
-            self.stage_seconds.labels(stage.removesuffix("_ms")).observe(ranked.timings[stage] / 1e3)
+        for stage, histogram in self._stage_histograms.items():
+            histogram.observe(ranked.timings[stage] / 1e3)
         items = ranked.items[0]
         count = int((items >= 0).sum())
         listed = [{"item_id": int(model.item_ids[i]), "score": float(s), "stage": stage}

@@ -138,6 +138,39 @@ class TwoTower(nn.Module):
         return model
 
 
+class UserVectorMemo:
+    """:meth:`TwoTower.user_vectors` for single users, memoized on the exact inputs (id, codes, history).
+
+    A served user's tower inputs change only when their attributes or history do, so the same vector is
+    recomputed on every request; a PyTorch forward for one row costs more in dispatch than in arithmetic.
+    The key is the inputs themselves, so a changed history or attribute misses and is computed afresh.
+    Batches of several users go straight to the model. At most ``max_entries`` vectors are kept (oldest
+    dropped first). Safe for one writer at a time plus readers (dict operations are atomic under the GIL).
+    """
+
+    def __init__(self, tower: TwoTower, max_entries: int = 100_000) -> None:
+        self.tower, self.max_entries = tower, max_entries
+        self._vectors: dict[bytes, np.ndarray] = {}
+        self.hits = self.misses = 0
+
+    def __call__(self, users: UserInputs) -> np.ndarray:
+        if len(users.ids) != 1:
+            return self.tower.user_vectors(users)
+        key = b"".join(np.ascontiguousarray(a, dtype=np.int64).tobytes()
+                       for a in (users.ids, users.categorical, users.history))
+        vector = self._vectors.get(key)
+        if vector is not None:
+            self.hits += 1
+            return vector
+        self.misses += 1
+        vector = self.tower.user_vectors(users)
+        vector.setflags(write=False)  # shared by every later request of this user
+        if len(self._vectors) >= self.max_entries:
+            self._vectors.pop(next(iter(self._vectors)))
+        self._vectors[key] = vector
+        return vector
+
+
 def pad_histories(user_items: list[np.ndarray], length: int) -> np.ndarray:
     """(n_users, length) item ids, right-aligned, the last ``length`` of each list (-1 = pad)."""
     out = np.full((len(user_items), length), -1, dtype=np.int64)
