@@ -224,3 +224,14 @@ def test_ranker_inputs_do_not_shift_when_scores_and_counts_grow(recs_home: tuple
             np.testing.assert_allclose(after[name], before[name], rtol=1e-5, err_msg=name)
     assert "covis_score" not in RANKING_FEATURES
     assert "covis_score_relative" in RANKING_FEATURES
+
+
+@pytest.mark.slow
+def test_ranker_promotion_is_cross_validated(recs_home: tuple[Path, MovieLens, dict]) -> None:
+    """Every labelled user is evaluated once, by a ranker that never saw them; the served ranker is
+    fitted on everyone for the median number of trees the folds stopped at."""
+    report = recs_home[2]["training"]["ranker"]
+    assert report["folds"] == len(report["fold_trees"]) == 5
+    assert report["queries"] == report["evaluated_users"] > 0
+    assert report["trees"] == max(1, int(np.median(report["fold_trees"])))
+    assert report["promoted"] == (report["valid_gain_lower_bound"] > 0)

@@ -219,11 +219,14 @@ class Recommender:
         columns = self.ranking_columns(users, cands, lookup)
         t_feat = time.perf_counter()
         n, width = cands.items.shape
-        if self.ranker is not None:
-            scores = self.ranker.predict(columns).reshape(n, width)
+        rankable = self.rankable(columns, width) & (cands.items >= 0)
+        if self.ranker is not None:  # trees cost per row: only the rankable candidates are scored
+            rows = np.flatnonzero(rankable.reshape(-1))
+            scores = np.full(n * width, -np.inf)
+            scores[rows] = self.ranker.predict({name: columns[name][rows] for name in self.ranker.features})
+            scores = scores.reshape(n, width)
         else:  # before a ranker exists (its own training run), co-visitation orders the candidates
-            scores = columns["covis_score"].reshape(n, width)
-        scores = np.where(self.rankable(columns, width) & (cands.items >= 0), scores, -np.inf)
+            scores = np.where(rankable, columns["covis_score"].reshape(n, width), -np.inf)
         t_rank = time.perf_counter()
         order = np.argsort(-scores, axis=1, kind="stable")
         before = np.take_along_axis(cands.items, order, 1)[:, :k]

@@ -167,11 +167,16 @@ def _sets(ratings: pd.DataFrame, rows: np.ndarray) -> list[np.ndarray]:
 
 
 def train_ranker(recommender: Recommender, users: Users, lookup: FeatureLookup, positives: list[np.ndarray],
-                 seed: int = 0, held_out_share: float = 0.2) -> tuple[LambdaMART, dict[str, Any]]:
+                 seed: int = 0, folds: int = 5, stopping_share: float = 0.2) -> tuple[LambdaMART, dict[str, Any]]:
     """LambdaMART over each user's rankable candidates: relevant if the held-back ratings contain it.
 
-    The other candidates are the negatives (hard ones: every source proposed them); ``held_out_share`` of
-    the users are kept for early stopping on nDCG@10 and for the promotion check.
+    The other candidates are the negatives (hard ones: every source proposed them). Promotion is
+    cross-validated over users, since one held-out slice of a small label window is a few dozen users:
+    the users with a positive are split into ``folds``; each fold is ranked by a model trained on the
+    others (early-stopped on ``stopping_share`` of them, never on the fold itself), and the ranker is
+    promoted when the one-sided 95% paired-bootstrap bound of the per-user nDCG@10 gain over the
+    co-visitation order it starts from is above 0. The served ranker is then fitted on every user,
+    for the median number of trees the folds stopped at.
     """
     cands = recommender.candidates(users)
     columns = recommender.ranking_columns(users, cands, lookup)
@@ -180,29 +185,44 @@ def train_ranker(recommender: Recommender, users: Users, lookup: FeatureLookup, 
                                                                                    strict=True)]).astype(np.float32)
     # The candidate order is a prior ranking; the ranker learns on the top of each user's list.
     keep = recommender.rankable(columns, width) & (cands.items >= 0)
-    has_positive = labels.reshape(-1, width).max(1) > 0
-    held_out = np.random.default_rng(seed).random(len(users.ids)) < held_out_share
-    parts = {}
-    for name, chosen in (("train", ~held_out & has_positive), ("valid", held_out & has_positive)):
-        mask = keep & chosen[:, None]
+    labelled = np.flatnonzero(labels.reshape(-1, width).max(1) > 0)
+    rng = np.random.default_rng(seed)
+    fold_of = rng.permutation(len(labelled)) % folds
+
+    def part(rows: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+        mask = np.zeros_like(keep)
+        mask[rows] = keep[rows]
         flat = np.flatnonzero(mask.reshape(-1))
-        parts[name] = ({c: v[flat] for c, v in columns.items()}, labels[flat], mask.sum(1)[chosen])
-    ranker = LambdaMART(RANKING_FEATURES, seed=seed)
-    report = ranker.fit(*parts["train"], valid=parts["valid"])
-    report["candidate_recall"] = float(labels.sum() / max(sum(len(p) for p in positives), 1))
-    # Promotion check on the held-out users: the ranker must beat the co-visitation order it starts
-    # from, and by more than chance: the one-sided 95% bootstrap bound of the per-user gain is above 0.
-    valid_users = np.flatnonzero(held_out & has_positive)
-    scores = ranker.predict(columns).reshape(-1, width)
-    per_user = {}
-    for name, values in (("ranker", scores), ("co_visitation", columns["covis_score"].reshape(-1, width))):
-        masked = np.where(keep, values, -np.inf)[valid_users]
-        top = np.take_along_axis(cands.items[valid_users], np.argsort(-masked, axis=1)[:, :10], 1)
-        per_user[name] = ndcg_per_user(top, [positives[u] for u in valid_users])
-        report[f"valid_ndcg@10_{name}"] = float(per_user[name].mean())
-    _gain, (low, _high) = paired_bootstrap_mean(per_user["ranker"] - per_user["co_visitation"], level=0.9, seed=seed)
-    report["valid_gain_lower_bound"] = low
-    report["promoted"] = bool(low > 0)
+        return {c: v[flat] for c, v in columns.items()}, labels[flat], mask[rows].sum(1)
+
+    def fit(rows: np.ndarray) -> tuple[LambdaMART, dict[str, Any]]:
+        stopping = rng.permutation(len(rows)) < max(1, round(stopping_share * len(rows)))
+        model = LambdaMART(RANKING_FEATURES, seed=seed)
+        return model, model.fit(*part(rows[~stopping]), valid=part(rows[stopping]))
+
+    per_user: dict[str, list[np.ndarray]] = {"ranker": [], "co_visitation": []}
+    trees = []
+    for fold in range(folds):
+        evaluated = labelled[fold_of == fold]
+        model, fold_report = fit(labelled[fold_of != fold])
+        trees.append(fold_report["trees"])
+        scores = np.full((len(users.ids), width), -np.inf)
+        scores[evaluated] = model.predict({c: v.reshape(-1, width)[evaluated].reshape(-1)
+                                           for c, v in columns.items()}).reshape(-1, width)
+        for name, values in (("ranker", scores), ("co_visitation", columns["covis_score"].reshape(-1, width))):
+            masked = np.where(keep, values, -np.inf)[evaluated]
+            top = np.take_along_axis(cands.items[evaluated], np.argsort(-masked, axis=1)[:, :10], 1)
+            per_user[name].append(ndcg_per_user(top, [positives[u] for u in evaluated]))
+    gains = {name: np.concatenate(values) for name, values in per_user.items()}
+    _gain, (low, _high) = paired_bootstrap_mean(gains["ranker"] - gains["co_visitation"], level=0.9, seed=seed)
+    ranker = LambdaMART(RANKING_FEATURES, seed=seed, rounds=max(1, int(np.median(trees))))
+    report = ranker.fit(*part(labelled))
+    report.pop("valid_ndcg@10", None)  # no early stopping here: the folds chose the size
+    report.update({"candidate_recall": float(labels.sum() / max(sum(len(p) for p in positives), 1)),
+                   "folds": folds, "fold_trees": trees, "evaluated_users": len(labelled),
+                   "valid_ndcg@10_ranker": float(gains["ranker"].mean()),
+                   "valid_ndcg@10_co_visitation": float(gains["co_visitation"].mean()),
+                   "valid_gain_lower_bound": low, "promoted": bool(low > 0)})
     return ranker, report
 
 
