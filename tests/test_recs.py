@@ -235,3 +235,21 @@ def test_ranker_promotion_is_cross_validated(recs_home: tuple[Path, MovieLens, d
     assert report["queries"] == report["evaluated_users"] > 0
     assert report["trees"] == max(1, int(np.median(report["fold_trees"])))
     assert report["promoted"] == (report["valid_gain_lower_bound"] > 0)
+
+
+def test_items_nobody_rated_get_content_tower_vectors() -> None:
+    """A new item's id embedding was never trained: its vector must come from its content alone."""
+    from mlsd.systems.recs.run import Phase, RecsSettings, fit_recommender, item_inputs
+    from mlsd.training.models.two_tower import ItemInputs
+
+    data = synthetic_movielens(n_users=40, n_items=40)
+    new_items = np.array([3, 10])
+    phase = Phase(data.ratings[~data.ratings["item"].isin(new_items)], 0)
+    model, _report = fit_recommender(data, phase, RecsSettings(), epochs=1)
+    items = item_inputs(data)
+    content = model.tower.item_vectors(ItemInputs(np.full(data.n_items, -1), items.categorical, items.dense))
+    with_ids = model.tower.item_vectors(items)
+    np.testing.assert_allclose(model.item_vectors[new_items], content[new_items], rtol=1e-6)
+    rated = np.setdiff1d(np.arange(data.n_items), new_items)
+    np.testing.assert_allclose(model.item_vectors[rated], with_ids[rated], rtol=1e-6)
+    assert not np.allclose(with_ids[new_items], content[new_items])  # the id path would give another vector

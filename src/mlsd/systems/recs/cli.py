@@ -22,7 +22,8 @@ def summary(results: dict[str, Any]) -> dict[str, Any]:
         width = next(k for k in m if k.startswith("candidate_recall@"))
         out[name] = {**{k: m[k] for k in METRICS}, "candidate_recall@500": m[width]}
         if name == "protocol_b":
-            out[name].update(coverage=m["coverage"], diversity=m["diversity"])
+            out[name].update(coverage=m["coverage"], diversity=m["diversity"],
+                             new_item_candidate_recall=m["new_items"][width])
     return out
 
 
@@ -54,13 +55,16 @@ def format_tables(results: dict[str, Any]) -> str:
         lines.append(row("  cold-start users only", b["cold_start"]))
     lines.append(f"  candidate recall@500: union {b['candidate_recall@500']:.4f}; " + ", ".join(
         f"{k} {v:.4f}" for k, v in b["candidate_recall_by_source"].items()))
+    new = b["new_items"]
+    lines.append(f"  new items (no rating before the cut-off; content-tower vectors): {new['test_pairs']} test pairs, "
+                 f"candidate recall@500 {new['candidate_recall@500']:.4f}, R@10 {new['recall@10']:.4f}")
     lines.append(_ranker_line(b))
     return "\n".join(lines)
 
 
 def _ranker_line(metrics: dict[str, Any]) -> str:
     ranker = metrics["training"]["ranker"]
-    return (f"  ranker: {'promoted' if ranker['promoted'] else 'kept out'} (held-out nDCG@10 "
+    return (f"  ranker: {'promoted' if ranker['promoted'] else 'kept out'} (5-fold held-out nDCG@10 "
             f"{ranker['valid_ndcg@10_ranker']:.4f} vs co-visitation {ranker['valid_ndcg@10_co_visitation']:.4f}, "
             f"gain's 95% lower bound {ranker['valid_gain_lower_bound']:+.4f})")
 
