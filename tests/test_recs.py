@@ -193,6 +193,36 @@ def test_recs_service_known_cold_and_bad_requests(recs_home: tuple[Path, MovieLe
 
 
 @pytest.mark.slow
+def test_recs_service_follows_ratings_streamed_after_the_snapshot(recs_home: tuple[Path, MovieLens, dict],
+                                                                   tmp_path: Path) -> None:
+    """A rating the stream processor wrote to the online store is excluded from the next list (for a
+    known user and a cold-start one) and changes the user's tower input."""
+    import shutil
+
+    from mlsd.systems.recs.service import RecsService
+
+    home = tmp_path / "home"
+    shutil.copytree(recs_home[0], home)
+    service = RecsService(home)
+    try:
+        def listed(user_id: int) -> list[int]:
+            body = {"user_id": user_id, "k": 10, "context": {"age": 30, "timestamp": 900_000_000}}
+            return [r["item_id"] for r in service.score(body, "r")[0]["ranked"]]
+
+        first_known, first_cold = listed(1), listed(999_999)
+        processor = service.store.stream_processor(["user_history"])
+        processor.process_records([{"event_id": f"late-{u}", "user_id": u, "item_id": items[0], "rating": 5.0,
+                                    "ts": 890_000_000.0} for u, items in ((1, first_known), (999_999, first_cold))])
+        misses = service.models.current[0].user_vectors.misses
+        after_known, after_cold = listed(1), listed(999_999)
+        assert first_known[0] not in after_known
+        assert first_cold[0] not in after_cold
+        assert service.models.current[0].user_vectors.misses == misses + 2  # new histories, new vectors
+    finally:
+        service.close()
+
+
+@pytest.mark.slow
 def test_ranker_inputs_do_not_shift_when_scores_and_counts_grow(recs_home: tuple[Path, MovieLens, dict]) -> None:
     """The ranker learns on candidate models fitted on part of the data and serves refitted ones:
     scaling co-visitation weights and popularity counts (more data) must leave its inputs unchanged."""

@@ -1,8 +1,9 @@
 """The recommendation service: ``POST /v1/recs/recommend`` {user_id, k, context} -> ranked items with stages.
 
-A known user is read from the online store (attributes, last items) and the seen-items snapshot; an
-unknown user takes the cold-start path (attributes from ``context`` if given, no history: two-tower
-from attributes plus popularity). The champion recommender is followed through the registry alias.
+A known user is read from the online store (attributes, last items) and the seen-items snapshot, plus
+any online last items the snapshot lacks (ratings streamed in since it was taken); an unknown user
+takes the cold-start path (attributes from ``context`` if given, history only from the online store:
+two-tower from attributes plus popularity). The champion recommender is followed through the registry alias.
 Item features (popularity windows, profile) are read for the whole catalogue at once through an
 :class:`OnlineFeatureCache` and re-read every ``item_features_max_age_s`` (default 1 s), so a request
 pays for a memory gather rather than 500 online-store reads. Each response is logged with its features,
@@ -23,7 +24,7 @@ from mlsd.features import FeatureStore, OfflineStore, OnlineFeatureCache, Sqlite
 from mlsd.features.offline import output_column
 from mlsd.registry import CHAMPION, ModelRegistry
 from mlsd.serving.validation import Field, Schema
-from mlsd.systems.recs.features import ITEM_VIEWS, RATINGS_SCHEMA, USER_VIEWS, recs_views
+from mlsd.systems.recs.features import ITEM_VIEWS, LAST_N, RATINGS_SCHEMA, USER_VIEWS, recs_views
 from mlsd.systems.recs.pipeline import FeatureLookup, Recommender, Users
 from mlsd.systems.recs.run import MODEL_NAME, SERVING, user_codes
 
@@ -89,6 +90,13 @@ class RecsService:
             occupation = np.array([context.get("occupation", np.nan)], np.float64)
         codes = user_codes(age, gender, occupation)
         seen = self.seen.get(user_id, np.zeros(0, np.int64))
+        # The online store's last items are at least as fresh as the snapshot: a rating the stream
+        # processor has seen since is excluded and joins the tower's history (oldest first, at the end).
+        recent = model.dense_items(np.array([columns[output_column("user_history", f"last_item_{n}")][0]
+                                             for n in range(LAST_N, 0, -1)]))
+        recent = recent[(recent >= 0) & ~np.isin(recent, seen)]
+        if len(recent):
+            seen = np.concatenate([seen, recent])
         return Users(np.array([model.dense_user(user_id) if known else -1]), np.array([user_id]), codes, [seen]), known
 
     def _item_features(self, model: Recommender) -> OnlineFeatureCache:
