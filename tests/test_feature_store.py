@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from mlsd.core.errors import DefinitionError
+from mlsd.core.errors import DefinitionError, MlsdError
 from mlsd.core.timeutil import TIMESTAMP
 from mlsd.events import EmbeddedStream, EventLog, Ingestor, RedisStream, StreamTransport
 from mlsd.features import (
@@ -24,6 +24,8 @@ from mlsd.features import (
     FeatureView,
     OnDemandView,
     OnlineFeatureCache,
+    PushIntake,
+    PushRejectedError,
     SqliteOnlineStore,
     TableSource,
 )
@@ -181,3 +183,44 @@ def test_online_feature_cache_serves_from_memory_until_max_age(profile_store: Fe
     assert cache.refreshes == 2
     with pytest.raises(ValueError, match="max_age_s"):
         OnlineFeatureCache(profile_store, ["profile"], "user", [1], max_age_s=-1)
+
+
+def test_push_intake_is_durable_atomic_idempotent_and_resumes_from_the_log(tmp_path: Path) -> None:
+    rng = np.random.default_rng(4)
+    times = np.sort(BASE_US + rng.integers(0, 30 * S, 300))
+    events = [{"event_id": f"p{i}", "user": int(rng.integers(0, 20)), "value": float(rng.integers(-5, 6)),
+               "category": int(rng.integers(0, 4)), "ts": int(t) / 1e6} for i, t in enumerate(times)]
+
+    def open_intake() -> tuple[EventLog, FeatureStore, PushIntake]:
+        log = EventLog(tmp_path / "log", SCHEMA)
+        store = FeatureStore(SqliteOnlineStore(tmp_path / "online.db"),
+                             views=[AggregationView("agg", (USER,), EventLogSource(log), AGGREGATIONS)])
+        return log, store, PushIntake(store, log, ["agg"])
+
+    log, store, intake = open_intake()
+    assert intake.push(events[:200]).accepted == 200
+    bad = [dict(events[200]), {**events[201], "value": "lots"}, {**events[202], "colour": 1}]
+    with pytest.raises(PushRejectedError) as refused:
+        intake.push(bad)
+    assert [e["field"] for e in refused.value.errors] == ["[1].value", "[2].colour"]
+    assert len(log) == 200  # the batch's good event was not written either
+    resent = intake.push(events[150:200])
+    assert (resent.accepted, resent.duplicates) == (0, 50)
+    with pytest.raises(MlsdError, match="already open for writing"):
+        EventLog(tmp_path / "log", SCHEMA)  # one intake per log
+    log.close()
+    store.online.close()
+
+    log, store, intake = open_intake()  # a restart: the processor replays the log before new pushes
+    assert intake.push(events[200:]).accepted == 100
+    at = int(times[-1]) + 1
+    users = list(range(20))
+    online = store.online_features(["agg"], {"user": users}, at_us=at)
+    labels = pa.table({"user": users, "event_timestamp": pa.array([at] * 20, pa.int64()).cast(TIMESTAMP)})
+    offline = store.training_frame(labels, ["agg"]).read_all().sort_by("user")
+    for name in (a.name for a in AGGREGATIONS):
+        expected = offline.column(f"agg__{name}").to_numpy(zero_copy_only=False).astype(float)
+        np.testing.assert_allclose(online[f"agg__{name}"], expected, rtol=1e-9, err_msg=name)
+    assert np.nansum(online["agg__count_all"]) == 300  # every event counted once, across the restart and the resend
+    log.close()
+    store.online.close()

@@ -223,6 +223,45 @@ def test_recs_service_follows_ratings_streamed_after_the_snapshot(recs_home: tup
 
 
 @pytest.mark.slow
+def test_recs_service_takes_ratings_durably_and_follows_them(recs_home: tuple[Path, MovieLens, dict],
+                                                             tmp_path: Path) -> None:
+    import shutil
+
+    from mlsd.events import EventLog
+    from mlsd.serving.server import build_app
+    from mlsd.systems.recs.features import RATINGS_SCHEMA
+
+    home = tmp_path / "home"
+    shutil.copytree(recs_home[0], home)
+    with TestClient(build_app("recs", home)) as client:
+        def listed(user_id: int) -> list[int]:
+            reply = client.post("/v1/recs/recommend", json={"user_id": user_id, "k": 10, "context": {"age": 30}})
+            return [r["item_id"] for r in reply.json()["ranked"]]
+
+        known, cold = listed(1), listed(999_999)
+        ratings = [{"user_id": 1, "item_id": known[0], "rating": 4.5, "timestamp": 890_000_000},
+                   {"user_id": 999_999, "item_id": cold[0], "rating": 5, "timestamp": 890_000_001}]
+        reply = client.post("/v1/recs/ratings", json={"ratings": ratings})
+        assert reply.status_code == 200, reply.text
+        assert reply.json() == {"accepted": 2, "duplicates": 0}
+        assert known[0] not in listed(1)
+        assert cold[0] not in listed(999_999)
+        assert client.post("/v1/recs/ratings", json={"ratings": ratings}).json() == {"accepted": 0, "duplicates": 2}
+        bad = client.post("/v1/recs/ratings", json={"ratings": [ratings[0], {**ratings[1], "rating": 7}]})
+        assert bad.status_code == 422
+        assert bad.json()["errors"][0]["field"] == "ratings[1].rating"
+        late = client.post("/v1/recs/ratings", json={"ratings": [{**ratings[0], "timestamp": 4e9}]})
+        assert late.status_code == 422, late.text  # decades in the future: the event log's own check
+        assert client.post("/v1/recs/ratings", json={"ratings": []}).status_code == 422
+        assert "/v1/recs/ratings" in client.get("/openapi.json").json()["paths"]
+    log = EventLog(home / "serving" / "events", RATINGS_SCHEMA, writer=False)
+    stored = log.read(["user_id", "item_id"]).to_pylist()
+    log.close()
+    assert len(stored) == len(recs_home[1].ratings) + 2
+    assert {"user_id": 999_999, "item_id": cold[0]} in stored
+
+
+@pytest.mark.slow
 def test_ranker_inputs_do_not_shift_when_scores_and_counts_grow(recs_home: tuple[Path, MovieLens, dict]) -> None:
     """The ranker learns on candidate models fitted on part of the data and serves refitted ones:
     scaling co-visitation weights and popularity counts (more data) must leave its inputs unchanged."""

@@ -1,4 +1,4 @@
-"""Features: definitions, the point-in-time offline store, online stores, streaming aggregates."""
+"""Features: definitions, the point-in-time offline store, online stores, streaming aggregates, push."""
 
 from mlsd.features.cache import OnlineFeatureCache
 from mlsd.features.definitions import (
@@ -13,6 +13,7 @@ from mlsd.features.definitions import (
 )
 from mlsd.features.offline import OfflineStore, output_column
 from mlsd.features.online import OnlineStore, RedisOnlineStore, SqliteOnlineStore, encode_keys
+from mlsd.features.push import PushIntake, PushRejectedError, PushResult
 from mlsd.features.store import FeatureStore
 from mlsd.features.streaming import StreamProcessor
 from mlsd.features.windows import WindowedAggregator
@@ -29,6 +30,9 @@ __all__ = [
     "OnDemandView",
     "OnlineFeatureCache",
     "OnlineStore",
+    "PushIntake",
+    "PushRejectedError",
+    "PushResult",
     "RedisOnlineStore",
     "SqliteOnlineStore",
     "StreamProcessor",

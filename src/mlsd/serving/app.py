@@ -16,7 +16,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -55,6 +55,18 @@ class ScoringService(Protocol):
     def health(self) -> dict[str, Any]: ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class EventIntake(Protocol):
+    """What a service provides to take events over HTTP too (e.g. the ratings its features follow)."""
+
+    intake_route: str
+    intake_schema: Schema
+
+    def intake(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Take one validated batch; raise RequestError (422) for bad events, MlsdError (409) if it cannot."""
+        ...
 
 
 LABELS_ROUTE = "/v1/labels"
@@ -174,6 +186,19 @@ def create_app(service: ScoringService, feature_log: FeatureLog, *, max_in_fligh
         monitoring.labels.append(body["labels"], body.get("watermark_s"))
         return JSONResponse({"accepted": len(body["labels"])})
 
+    async def intake(request: Request) -> Response:
+        assert isinstance(service, EventIntake)
+        body = await _json_body(request, max_body_bytes)
+        if isinstance(body, Response):
+            return body
+        try:
+            validate(body, service.intake_schema)
+            return FastJSONResponse(service.intake(body))
+        except RequestError as exc:
+            return JSONResponse({"error": "invalid events", "errors": exc.errors}, status_code=422)
+        except MlsdError as exc:
+            return _error(409, str(exc))
+
     async def dashboard(request: Request) -> Response:
         return HTMLResponse(dashboard_html(service.system))
 
@@ -197,6 +222,8 @@ def create_app(service: ScoringService, feature_log: FeatureLog, *, max_in_fligh
         Route("/metrics", prometheus, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
     ]
+    if isinstance(service, EventIntake):
+        routes.append(Route(service.intake_route, intake, methods=["POST"]))
     if monitoring is not None:
         routes += [Route(LABELS_ROUTE, labels, methods=["POST"]), Route("/dashboard", dashboard, methods=["GET"]),
                    Route("/dashboard/data", dashboard_data, methods=["GET"])]
@@ -229,6 +256,14 @@ def _error(status: int, message: str) -> JSONResponse:
 def openapi_document(service: ScoringService) -> dict[str, Any]:
     """OpenAPI 3.1 description of the service's routes."""
     error = {"description": "error", "content": {"application/json": {"schema": {"type": "object"}}}}
+    paths: dict[str, Any] = {}
+    if isinstance(service, EventIntake):
+        paths[service.intake_route] = {"post": {
+            "summary": f"Send {service.system} events (durable before the reply)",
+            "requestBody": {"required": True,
+                            "content": {"application/json": {"schema": json_schema(service.intake_schema)}}},
+            "responses": {"200": {"description": "accepted and duplicate counts"}, "400": error, "409": error,
+                          "413": error, "422": error}}}
     return {
         "openapi": "3.1.0",
         "info": {"title": f"mlsd {service.system} service", "version": "1"},
@@ -243,5 +278,6 @@ def openapi_document(service: ScoringService) -> dict[str, Any]:
             }},
             "/healthz": {"get": {"summary": "liveness and the model version", "responses": {"200": error}}},
             "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {"description": "text"}}}},
+            **paths,
         },
     }

@@ -8,6 +8,10 @@ Item features (popularity windows, profile) are read for the whole catalogue at 
 :class:`OnlineFeatureCache` and re-read every ``item_features_max_age_s`` (default 1 s), so a request
 pays for a memory gather rather than 500 online-store reads. Each response is logged with its features,
 model version and stages; per-stage timings go to ``/metrics`` as histograms.
+
+``POST /v1/recs/ratings`` takes new ratings through a :class:`PushIntake`: durable in the event log before
+the reply, then in the online features (last items, popularity) and the rater's seen items. One process
+owns the log; with several workers the others answer 409.
 """
 
 from __future__ import annotations
@@ -18,12 +22,20 @@ from typing import Any
 import numpy as np
 from prometheus_client import CollectorRegistry, Histogram
 
+from mlsd.core.errors import MlsdError
 from mlsd.core.timeutil import now_us
 from mlsd.events import EventLog
-from mlsd.features import FeatureStore, OfflineStore, OnlineFeatureCache, SqliteOnlineStore
+from mlsd.features import (
+    FeatureStore,
+    OfflineStore,
+    OnlineFeatureCache,
+    PushIntake,
+    PushRejectedError,
+    SqliteOnlineStore,
+)
 from mlsd.features.offline import output_column
 from mlsd.registry import CHAMPION, ModelRegistry
-from mlsd.serving.validation import Field, Schema
+from mlsd.serving.validation import Field, RequestError, Schema
 from mlsd.systems.recs.features import ITEM_VIEWS, LAST_N, RATINGS_SCHEMA, USER_VIEWS, recs_views
 from mlsd.systems.recs.pipeline import FeatureLookup, Recommender, Users
 from mlsd.systems.recs.run import MODEL_NAME, SERVING, user_codes
@@ -40,6 +52,16 @@ REQUEST_SCHEMA: Schema = {
         "timestamp": Field("number", required=False, minimum=0, description="request time, Unix seconds"),
     }),
 }
+MAX_RATINGS = 10_000
+RATINGS_SCHEMA_HTTP: Schema = {
+    "ratings": Field("array", min_items=1, max_items=MAX_RATINGS, items={
+        "event_id": Field("string", required=False, description="the client's id; resends with it count once"),
+        "user_id": Field("integer", minimum=0, maximum=2**62),
+        "item_id": Field("integer", minimum=0, maximum=2**62),
+        "rating": Field("number", minimum=0, maximum=5),
+        "timestamp": Field("number", minimum=0, description="when the user rated (watched), Unix seconds"),
+    }),
+}
 STAGES = ("two_tower_ms", "co_visitation_ms", "merge_ms", "features_ms", "ranking_ms", "rerank_ms")
 
 
@@ -49,6 +71,8 @@ class RecsService:
     system = "recs"
     route = "/v1/recs/recommend"
     request_schema: Schema = REQUEST_SCHEMA
+    intake_route = "/v1/recs/ratings"
+    intake_schema: Schema = RATINGS_SCHEMA_HTTP
 
     def __init__(self, home: Path, *, alias: str = CHAMPION, item_features_max_age_s: float = 1.0) -> None:
         from mlsd.serving.models import ModelHolder
@@ -57,9 +81,14 @@ class RecsService:
         self.item_features_max_age_s = item_features_max_age_s
         self._item_cache: tuple[Recommender, OnlineFeatureCache] | None = None
         serving = self.home / SERVING
-        self.log = EventLog(serving / "events", RATINGS_SCHEMA, writer=False)
+        try:
+            self.log, owner = EventLog(serving / "events", RATINGS_SCHEMA), True
+        except MlsdError:  # another process (another worker) owns the rating log and takes the ratings
+            self.log, owner = EventLog(serving / "events", RATINGS_SCHEMA, writer=False), False
         self.store = FeatureStore(SqliteOnlineStore(serving / "online.db"), OfflineStore(),
                                   recs_views(self.log, serving / "profiles"))
+        self.ratings = PushIntake(self.store, self.log, ["user_history", "item_popularity"]) if owner else None
+        self.streamed: dict[int, list[int]] = {}  # item ids each user rated through the intake
         seen = np.load(serving / "seen.npz")
         offsets = np.concatenate([[0], np.cumsum(seen["lengths"])])
         self.seen = {int(u): seen["items"][offsets[i]:offsets[i + 1]] for i, u in enumerate(seen["user_ids"])}
@@ -90,6 +119,9 @@ class RecsService:
             occupation = np.array([context.get("occupation", np.nan)], np.float64)
         codes = user_codes(age, gender, occupation)
         seen = self.seen.get(user_id, np.zeros(0, np.int64))
+        if user_id in self.streamed:
+            streamed = model.dense_items(np.array(self.streamed[user_id]))
+            seen = np.concatenate([seen, streamed[(streamed >= 0) & ~np.isin(streamed, seen)]])
         # The online store's last items are at least as fresh as the snapshot: a rating the stream
         # processor has seen since is excluded and joins the tower's history (oldest first, at the end).
         recent = model.dense_items(np.array([columns[output_column("user_history", f"last_item_{n}")][0]
@@ -144,8 +176,26 @@ class RecsService:
                   "timings_ms": {k: round(v, 3) for k, v in ranked.timings.items()}}
         return {"request_id": request_id, "model_version": version, "path": path, "ranked": listed}, record
 
+    def intake(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Ratings: durable in the event log, then in the online features and the raters' seen items."""
+        if self.ratings is None:
+            raise MlsdError("another process of this service owns the rating log: send ratings to it, or serve "
+                            "with one worker")
+        records = [{"user_id": r["user_id"], "item_id": r["item_id"], "rating": float(r["rating"]),
+                    "ts": r["timestamp"], **({"event_id": r["event_id"]} if "event_id" in r else {})}
+                   for r in body["ratings"]]
+        try:
+            result = self.ratings.push(records)
+        except PushRejectedError as exc:
+            raise RequestError([{**e, "field": f"ratings{e['field']}"} for e in exc.errors]) from None
+        users, items = (result.events.column(c).to_pylist() for c in ("user_id", "item_id"))
+        for user, item in zip(users, items, strict=True):
+            self.streamed.setdefault(user, []).append(item)
+        return {"accepted": result.accepted, "duplicates": result.duplicates}
+
     def health(self) -> dict[str, Any]:
-        return {"users": len(self.seen), "model_swaps": self.models.swaps}
+        return {"users": len(self.seen), "model_swaps": self.models.swaps, "takes_ratings": self.ratings is not None,
+                "users_with_new_ratings": len(self.streamed)}
 
     def close(self) -> None:
         self.models.close()
