@@ -4,7 +4,8 @@ Uses a trained recs home (``--home``, else ``mlsd run recs`` on MovieLens-100K f
 ``MLSD_DATA_DIR`` into a temporary directory), starts ``mlsd serve recs`` (one uvicorn process) and the
 bare Starlette baseline, and drives each open-loop from a separate load process on loopback; latency is
 measured from each request's scheduled send time, so queueing counts. Known and unknown (cold-start)
-users are mixed 9:1. Prints JSON with ``p99_ms_200rps`` and ``errors``.
+users are mixed 9:1. Prints JSON with ``p99_ms_200rps``, ``errors`` and the server's CPU share under the load
+(``server_cpu_share``: CPU seconds of the server processes per second, 1.0 = one core saturated).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +39,20 @@ def bodies(home: Path, count: int, seed: int = 0) -> list[str]:
         else:
             out.append(json.dumps({"user_id": int(rng.choice(users)), "k": 10}))
     return out
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) of a process and its live children, from /proc (Linux)."""
+    total = 0.0
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            for child in (task / "children").read_text().split():
+                total += cpu_seconds(int(child))
+    except (FileNotFoundError, ProcessLookupError):  # exited meanwhile: its time is no longer ours to count
+        pass
+    return total
 
 
 def main() -> None:
@@ -66,7 +82,11 @@ def main() -> None:
             wait_ready(port, "/v1/recs/recommend" if prefix == "" else "/v1/ads/score")
             route = "/v1/recs/recommend" if prefix == "" else "/v1/ads/score"
             load("closed", port, requests, 4, 3.0, route)  # warm up
+            cpu, started = cpu_seconds(server.pid), time.perf_counter()
             measured = load("open", port, requests, args.rate, args.duration, route)
+            # The server's CPU per wall second under the load: how close one core is to saturation.
+            result[f"{prefix}server_cpu_share"] = round((cpu_seconds(server.pid) - cpu) /
+                                                        (time.perf_counter() - started), 3)
             result.update({f"{prefix}p50_ms_200rps": measured["p50_ms"], f"{prefix}p99_ms_200rps": measured["p99_ms"],
                            f"{prefix}p999_ms_200rps": measured["p999_ms"], f"{prefix}errors": measured["errors"],
                            f"{prefix}achieved_rps": measured["rps"]})
