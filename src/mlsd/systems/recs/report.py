@@ -78,7 +78,8 @@ def write_recs_report(home: Path, path: Path) -> Path:
     found = {n: json.loads((BENCHMARKS / f"{n}.json").read_text()) for n in ("recs_latency", "ann")
              if (BENCHMARKS / f"{n}.json").exists()}
     lines = [f"Registered model recs-movielens v{run['served_version']} (champion) serves POST /v1/recs/recommend; "
-             "per-stage timings are on /metrics."]
+             "per-stage timings are on /metrics. POST /v1/recs/ratings takes new ratings: durable in the event log "
+             "before the reply, then in the online features and the rater's seen items."]
     if "recs_latency" in found:
         r = found["recs_latency"]
         lines.append(f"Latency at 200 req/s: p99 {r['p99_ms_200rps']} ms, {r['errors']} errors (target p99 <= 20 ms).")
