@@ -118,18 +118,20 @@ class RecsService:
             gender = np.array([{"F": 1.0, "M": 0.0}.get(context.get("gender", ""), np.nan)])
             occupation = np.array([context.get("occupation", np.nan)], np.float64)
         codes = user_codes(age, gender, occupation)
-        seen = self.seen.get(user_id, np.zeros(0, np.int64))
-        if user_id in self.streamed:
-            streamed = model.dense_items(np.array(self.streamed[user_id]))
-            seen = np.concatenate([seen, streamed[(streamed >= 0) & ~np.isin(streamed, seen)]])
-        # The online store's last items are at least as fresh as the snapshot: a rating the stream
-        # processor has seen since is excluded and joins the tower's history (oldest first, at the end).
-        recent = model.dense_items(np.array([columns[output_column("user_history", f"last_item_{n}")][0]
-                                             for n in range(LAST_N, 0, -1)]))
-        recent = recent[(recent >= 0) & ~np.isin(recent, seen)]
-        if len(recent):
-            seen = np.concatenate([seen, recent])
+        seen = self._seen(model, user_id, columns)
         return Users(np.array([model.dense_user(user_id) if known else -1]), np.array([user_id]), codes, [seen]), known
+
+    def _seen(self, model: Recommender, user_id: int, columns: dict[str, np.ndarray]) -> np.ndarray:
+        """The user's seen items, oldest first (dense ids): the snapshot, the ratings taken since, then any
+        of the online store's last items still missing (streamed by another process)."""
+        seen: np.ndarray = self.seen.get(user_id, np.zeros(0, np.int64))
+        online = [columns[output_column("user_history", f"last_item_{n}")][0] for n in range(LAST_N, 0, -1)]
+        extra = model.dense_items(np.array([*self.streamed.get(user_id, ()), *online], np.float64))
+        extra = extra[(extra >= 0) & ~np.isin(extra, seen)]
+        if not len(extra):
+            return seen
+        _, first = np.unique(extra, return_index=True)  # each item once, at its first place
+        return np.concatenate([seen, extra[np.sort(first)]])
 
     def _item_features(self, model: Recommender) -> OnlineFeatureCache:
         """The catalogue's item-feature cache, rebuilt when a new model (with its own catalogue) is served."""
