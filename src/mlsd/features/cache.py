@@ -27,13 +27,13 @@ class OnlineFeatureCache:
             raise ValueError(f"max_age_s must be >= 0, got {max_age_s}")
         self.store, self.view_names, self.join_key = store, list(view_names), join_key
         self.keys, self.max_age_s, self._clock = list(keys), max_age_s, clock
-        self._columns: dict[str, np.ndarray] = {}
+        self._names: list[str] = []
         self._matrix = np.zeros((0, len(self.keys) + 1))  # (columns, keys + a NaN slot for missing positions)
         self._read_at = -np.inf
         self._lock = threading.Lock()
         self.refreshes = 0
 
-    def _fresh(self, at_us: int | None) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    def _fresh(self, at_us: int | None) -> tuple[list[str], np.ndarray]:
         with self._lock:
             now = self._clock()
             if now - self._read_at > self.max_age_s:
@@ -41,17 +41,18 @@ class OnlineFeatureCache:
                 matrix = np.full((len(columns), len(self.keys) + 1), np.nan)
                 for row, values in enumerate(columns.values()):
                     matrix[row, :-1] = values
-                self._columns, self._matrix, self._read_at = columns, matrix, now
+                self._names, self._matrix, self._read_at = list(columns), matrix, now
                 self.refreshes += 1
-            return self._columns, self._matrix
+            return self._names, self._matrix
 
     def columns(self, at_us: int | None = None) -> dict[str, np.ndarray]:
-        """Every column, one value per key in ``keys`` order (NaN = missing), at most ``max_age_s`` old."""
-        return self._fresh(at_us)[0]
+        """Every column as floats, one value per key in ``keys`` order (NaN = missing), at most ``max_age_s`` old."""
+        names, matrix = self._fresh(at_us)
+        return dict(zip(names, matrix[:, :-1], strict=True))
 
     def take(self, positions: np.ndarray, at_us: int | None = None) -> dict[str, np.ndarray]:
         """Float columns for ``positions`` into ``keys`` (any shape); a negative position gives NaN."""
-        columns, matrix = self._fresh(at_us)
+        names, matrix = self._fresh(at_us)
         positions = np.asarray(positions, dtype=np.int64)
         taken = matrix[:, np.where(positions < 0, len(self.keys), positions)]  # one gather for every column
-        return dict(zip(columns, taken, strict=True))
+        return dict(zip(names, taken, strict=True))

@@ -186,19 +186,6 @@ def create_app(service: ScoringService, feature_log: FeatureLog, *, max_in_fligh
         monitoring.labels.append(body["labels"], body.get("watermark_s"))
         return JSONResponse({"accepted": len(body["labels"])})
 
-    async def intake(request: Request) -> Response:
-        assert isinstance(service, EventIntake)
-        body = await _json_body(request, max_body_bytes)
-        if isinstance(body, Response):
-            return body
-        try:
-            validate(body, service.intake_schema)
-            return FastJSONResponse(service.intake(body))
-        except RequestError as exc:
-            return JSONResponse({"error": "invalid events", "errors": exc.errors}, status_code=422)
-        except MlsdError as exc:
-            return _error(409, str(exc))
-
     async def dashboard(request: Request) -> Response:
         return HTMLResponse(dashboard_html(service.system))
 
@@ -223,12 +210,27 @@ def create_app(service: ScoringService, feature_log: FeatureLog, *, max_in_fligh
         Route("/openapi.json", openapi, methods=["GET"]),
     ]
     if isinstance(service, EventIntake):
-        routes.append(Route(service.intake_route, intake, methods=["POST"]))
+        routes.append(Route(service.intake_route, _intake_endpoint(service, max_body_bytes), methods=["POST"]))
     if monitoring is not None:
         routes += [Route(LABELS_ROUTE, labels, methods=["POST"]), Route("/dashboard", dashboard, methods=["GET"]),
                    Route("/dashboard/data", dashboard_data, methods=["GET"])]
     app = Starlette(routes=routes, lifespan=lifespan)
     return LoadShedding(app, max_in_flight, (service.route,), shed.inc)
+
+
+def _intake_endpoint(service: EventIntake, max_body_bytes: int) -> Callable[[Request], Awaitable[Response]]:
+    async def intake(request: Request) -> Response:
+        body = await _json_body(request, max_body_bytes)
+        if isinstance(body, Response):
+            return body
+        try:
+            validate(body, service.intake_schema)
+            return FastJSONResponse(service.intake(body))
+        except RequestError as exc:
+            return JSONResponse({"error": "invalid events", "errors": exc.errors}, status_code=422)
+        except MlsdError as exc:
+            return _error(409, str(exc))
+    return intake
 
 
 class FastJSONResponse(JSONResponse):

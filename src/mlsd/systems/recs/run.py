@@ -192,11 +192,15 @@ def train_ranker(recommender: Recommender, users: Users, lookup: FeatureLookup, 
     rng = np.random.default_rng(seed)
     fold_of = rng.permutation(len(labelled)) % folds
 
-    def part(rows: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+    def rankable_rows(rows: np.ndarray) -> np.ndarray:
+        """Flat (user, slot) indices of the rankable candidates of users ``rows`` (ascending)."""
         mask = np.zeros_like(keep)
         mask[rows] = keep[rows]
-        flat = np.flatnonzero(mask.reshape(-1))
-        return {c: v[flat] for c, v in columns.items()}, labels[flat], mask[rows].sum(1)
+        return np.flatnonzero(mask.reshape(-1))
+
+    def part(rows: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+        flat = rankable_rows(rows)
+        return {c: v[flat] for c, v in columns.items()}, labels[flat], keep[rows].sum(1)
 
     def fit(rows: np.ndarray) -> tuple[LambdaMART, dict[str, Any]]:
         stopping = rng.permutation(len(rows)) < max(1, round(stopping_share * len(rows)))
@@ -209,11 +213,11 @@ def train_ranker(recommender: Recommender, users: Users, lookup: FeatureLookup, 
         evaluated = labelled[fold_of == fold]
         model, fold_report = fit(labelled[fold_of != fold])
         trees.append(fold_report["trees"])
-        scores = np.full((len(users.ids), width), -np.inf)
-        scores[evaluated] = model.predict({c: v.reshape(-1, width)[evaluated].reshape(-1)
-                                           for c, v in columns.items()}).reshape(-1, width)
-        for name, values in (("ranker", scores), ("co_visitation", columns["covis_score"].reshape(-1, width))):
-            masked = np.where(keep, values, -np.inf)[evaluated]
+        flat = rankable_rows(evaluated)
+        scores = np.full(keep.size, -np.inf)  # as served: only the rankable candidates are scored
+        scores[flat] = model.predict({c: columns[c][flat] for c in model.features})
+        for name, values in (("ranker", scores), ("co_visitation", columns["covis_score"])):
+            masked = np.where(keep, values.reshape(-1, width), -np.inf)[evaluated]
             top = np.take_along_axis(cands.items[evaluated], np.argsort(-masked, axis=1)[:, :10], 1)
             per_user[name].append(ndcg_per_user(top, [positives[u] for u in evaluated]))
     gains = {name: np.concatenate(values) for name, values in per_user.items()}
