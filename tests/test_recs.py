@@ -159,7 +159,7 @@ def test_rerank_trades_relevance_for_genre_diversity(recs_home: tuple[Path, Movi
 
 @pytest.mark.slow
 def test_recs_service_known_cold_and_bad_requests(recs_home: tuple[Path, MovieLens, dict]) -> None:
-    from mlsd.serving.server import build_app
+    from mlsd.lifecycle.serve import build_app
 
     home, data, _ = recs_home
     with TestClient(build_app("recs", home)) as client:
@@ -228,7 +228,7 @@ def test_recs_service_takes_ratings_durably_and_follows_them(recs_home: tuple[Pa
     import shutil
 
     from mlsd.events import EventLog
-    from mlsd.serving.server import build_app
+    from mlsd.lifecycle.serve import build_app
     from mlsd.systems.recs.features import RATINGS_SCHEMA
 
     home = tmp_path / "home"

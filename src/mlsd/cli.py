@@ -8,8 +8,11 @@ import signal
 import sys
 from pathlib import Path
 
+from collections.abc import Sequence
+
 from mlsd.core.errors import MlsdError
 from mlsd.core.paths import home_dir
+from mlsd.system import Option, Workspace, system_names
 
 
 def _walkthrough(args: argparse.Namespace) -> int:
@@ -46,61 +49,83 @@ def _datasets(args: argparse.Namespace) -> int:
     return status
 
 
+def _workspace(args: argparse.Namespace) -> Workspace:
+    return Workspace(Path(args.home or home_dir() / args.system))
+
+
+def _systems(args: argparse.Namespace) -> int:
+    from mlsd.system import load_system, system_state
+
+    rows = [system_state(load_system(name), Workspace(home_dir() / name), args.data) for name in system_names()]
+    if args.json:
+        print(json.dumps(rows, indent=1))
+        return 0
+    print(f"{'system':8s} {'task':10s} {'trained':8s} {'champion':9s} datasets found")
+    for r in rows:
+        found = ", ".join(r["datasets_found"]) or "none (generated data where the system has it)"
+        print(f"{r['system']:8s} {r['task']:10s} {'yes' if r['trained'] else 'no':8s} {r['champion'] or '-':9s} "
+              f"{found}   # {r['summary']}")
+    return 0
+
+
 def _run(args: argparse.Namespace) -> int:
     from mlsd.core.atomic import atomic_write_json
+    from mlsd.system import RunConfig, load_system, option_values
 
-    if args.system == "recs":
-        from mlsd.systems.recs.cli import run_recs_command
-
-        return run_recs_command(Path(args.home or home_dir() / args.system), args.data, args.json, args.dataset,
-                                quiet=args.quiet)
-    from mlsd.systems.ads.run import AdsRun
-
-    results = AdsRun(home=Path(args.home or home_dir() / args.system), data=args.data, progress=not args.quiet,
-                     models=args.models.split(",") if args.models else AdsRun.models).run()
+    system = load_system(args.system)
+    ws = _workspace(args)
+    results = system.build(ws, RunConfig(data=args.data, progress=not args.quiet,
+                                         options=option_values(system, "run", vars(args))))
+    print(system.format_results(results))
     if args.json:
-        atomic_write_json(Path(args.json), results)
+        summarize = getattr(system, "json_summary", None)
+        atomic_write_json(Path(args.json), summarize(results) if summarize else results)
         print(f"metrics: {args.json}")
     return 0
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from mlsd.serving.server import serve
+    from mlsd.lifecycle.serve import serve
+    from mlsd.system import ServeConfig, load_system, option_values
 
-    serve(args.system, home=Path(args.home or home_dir() / args.system), host=args.host, port=args.port,
-          max_in_flight=args.max_in_flight, workers=args.workers,
-          options={"ab_share": args.ab_share, "window_s": args.window_s, "label_delay_s": args.label_delay_s,
-                   "psi": args.drift_psi, "js": args.drift_js, "p_value": args.drift_p})
+    config = ServeConfig(ab_share=args.ab_share, window_s=args.window_s, label_delay_s=args.label_delay_s,
+                         drift_psi=args.drift_psi, drift_js=args.drift_js, drift_p=args.drift_p,
+                         options=option_values(load_system(args.system), "serve", vars(args)))
+    serve(args.system, home=_workspace(args).home, host=args.host, port=args.port,
+          max_in_flight=args.max_in_flight, workers=args.workers, config=config)
     return 0
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from mlsd.systems.ads.demo import AdsDemo
+    from mlsd.lifecycle import run_demo
+    from mlsd.system import RunConfig, load_system, option_values
 
     # A terminated demo still stops the server it started (the `with` blocks unwind on SystemExit).
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    AdsDemo(out=Path(args.out), data=args.data, speed=args.speed, progress=not args.quiet).run()
+    system = load_system(args.system)
+    config = RunConfig(data=args.data, progress=not args.quiet, options=option_values(system, "run", vars(args)))
+    run_demo(system, Path(args.out or f"runs/demo{'' if args.system == 'ads' else '-' + args.system}"), config,
+             speed=args.speed)
     return 0
 
 
 def _replay(args: argparse.Namespace) -> int:
-    from mlsd.systems.ads.demo import replay_running
+    from mlsd.lifecycle import replay_running
+    from mlsd.system import ReplayConfig, load_system, option_values
 
-    result = replay_running(Path(args.home or home_dir() / args.system), args.host, args.port, speed=args.speed,
-                            label_delay_s=args.label_delay_s, drift_at_hours=args.drift_at_hours)
-    print(json.dumps(result, indent=1))
+    system = load_system(args.system)
+    config = ReplayConfig(speed=args.speed, label_delay_s=args.label_delay_s, limit=args.limit,
+                          drift_at_hours=args.drift_at_hours, options=option_values(system, "replay", vars(args)))
+    print(json.dumps(replay_running(system, _workspace(args), args.host, args.port, config), indent=1))
     return 0
 
 
 def _report(args: argparse.Namespace) -> int:
-    from mlsd.systems.ads.report import write_report
+    from mlsd.reporting import write_design_report
+    from mlsd.system import load_system
 
-    home = Path(args.home or home_dir() / args.system)
-    if args.system == "recs":
-        from mlsd.systems.recs.report import write_recs_report
-
-        write_report = write_recs_report
-    print(f"report: {write_report(home, Path(args.out) if args.out else home / 'report.html')}")
+    ws = _workspace(args)
+    print(f"report: {write_design_report(load_system(args.system), ws, Path(args.out) if args.out else None)}")
     return 0
 
 
@@ -120,7 +145,11 @@ def _ope(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
+SYSTEM_VERBS = ("run", "serve", "demo", "replay", "report")
+
+
+def build_parser(system_options: Sequence[Option] = ()) -> argparse.ArgumentParser:
+    """The parser; ``system_options``: the named system's own options, added to the verbs they are for."""
     parser = argparse.ArgumentParser(prog="mlsd", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     walk = sub.add_parser("walkthrough", help="feature platform end to end on ad clicks")
@@ -135,49 +164,53 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("--schema", default="talkingdata", choices=["talkingdata"])
     ingest.add_argument("--quiet", action="store_true")
     ingest.set_defaults(run=_ingest)
+    systems = sub.add_parser("systems", help="list every registered system: task, datasets found, trained, champion")
+    systems.add_argument("--data", help="data directory (default: $MLSD_DATA_DIR)")
+    systems.add_argument("--json", action="store_true", help="print JSON")
+    systems.set_defaults(run=_systems)
+    names = system_names()
     run = sub.add_parser("run", help="ingest -> features -> train -> register -> evaluate a reference system")
-    run.add_argument("system", choices=["ads", "recs"])
+    run.add_argument("system", choices=names)
     run.add_argument("--data", help="data directory (default: $MLSD_DATA_DIR; generated data without one)")
     run.add_argument("--home", help="output directory (default: $MLSD_HOME/SYSTEM)")
-    run.add_argument("--json", help="write {dataset: {model: metrics}} to this path")
-    run.add_argument("--models", help="ads: comma-separated model kinds (default: all)")
-    run.add_argument("--dataset", default="ml-100k", choices=["ml-100k", "ml-1m-first-half"],
-                     help="recs: the MovieLens release (default ml-100k)")
+    run.add_argument("--json", help="write the metrics to this path")
     run.add_argument("--quiet", action="store_true")
     run.set_defaults(run=_run)
     serve = sub.add_parser("serve", help="serve a reference system's champion model over HTTP")
-    serve.add_argument("system", choices=["ads", "recs"])
+    serve.add_argument("system", choices=names)
     serve.add_argument("--home", help="the system's directory (default: $MLSD_HOME/SYSTEM)")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--max-in-flight", type=int, default=64, help="per worker; beyond it: 503 + Retry-After")
     serve.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
     serve.add_argument("--ab-share", type=float, default=0.0,
-                       help="A/B test: share of users (hashed ip) scored by the challenger (default 0: off)")
+                       help="A/B test: share of users (hashed) served by the challenger (default 0: off)")
     serve.add_argument("--window-s", type=float, default=3600.0, help="monitoring window, event-time seconds")
     serve.add_argument("--label-delay-s", type=float, default=600.0,
-                       help="how long the monitor waits for a request's label before counting it as 0")
+                       help="how long the monitor waits for a request's labels before counting them as 0")
     serve.add_argument("--drift-psi", type=float, default=0.25, help="alert at this PSI (test permitting)")
     serve.add_argument("--drift-js", type=float, default=0.18, help="alert at this JS distance")
     serve.add_argument("--drift-p", type=float, default=0.001, help="significance level of the KS / chi-squared test")
     serve.set_defaults(run=_serve)
-    demo = sub.add_parser("demo", help="the ads system end to end: train, serve, replay with A/B, monitor, report")
+    demo = sub.add_parser("demo", help="a system end to end: train, serve, replay with A/B, monitor, report")
+    demo.add_argument("system", nargs="?", default="ads", choices=names, help="default: ads")
     demo.add_argument("--data", help="data directory (default: $MLSD_DATA_DIR; the generated marketplace without one)")
-    demo.add_argument("--out", default="runs/demo", help="output directory (default: runs/demo)")
+    demo.add_argument("--out", help="output directory (default: runs/demo for ads, runs/demo-SYSTEM otherwise)")
     demo.add_argument("--speed", type=float, help="replay speed, event seconds per second (default: as fast as served)")
     demo.add_argument("--quiet", action="store_true")
     demo.set_defaults(run=_demo)
     rep = sub.add_parser("replay", help="replay the held-out traffic through a running `mlsd serve` service")
-    rep.add_argument("system", choices=["ads"])
+    rep.add_argument("system", choices=names)
     rep.add_argument("--home", help="the system's directory (default: $MLSD_HOME/SYSTEM)")
     rep.add_argument("--host", default="127.0.0.1")
     rep.add_argument("--port", type=int, default=8000)
     rep.add_argument("--speed", type=float, help="event seconds per wall second (default: as fast as served)")
     rep.add_argument("--label-delay-s", type=float, default=600.0, help="labels are posted this late (event time)")
-    rep.add_argument("--drift-at-hours", type=float, help="inject the drift this many hours into the period")
+    rep.add_argument("--drift-at-hours", type=float, help="inject a drift this many hours into the period")
+    rep.add_argument("--limit", type=int, help="replay at most this many requests")
     rep.set_defaults(run=_replay)
     report = sub.add_parser("report", help="write the seven-step HTML design report of a reference system")
-    report.add_argument("system", choices=["ads", "recs"])
+    report.add_argument("system", choices=names)
     report.add_argument("--home", help="the system's directory (default: $MLSD_HOME/SYSTEM)")
     report.add_argument("--out", help="output file (default: HOME/report.html)")
     report.set_defaults(run=_report)
@@ -189,11 +222,33 @@ def build_parser() -> argparse.ArgumentParser:
     data = sub.add_parser("datasets", help="verify the datasets under the data directory")
     data.add_argument("--data")
     data.set_defaults(run=_datasets)
+    verbs = {"run": run, "serve": serve, "demo": demo, "replay": rep, "report": report}
+    for option in system_options:
+        for verb in option.verbs:
+            # demo builds the system first, so it takes the run options too
+            for parser_of in [verbs[verb]] + ([demo] if verb == "run" else []):
+                parser_of.add_argument(option.flag, dest=option.name, default=option.default, type=option.type,
+                                       choices=option.choices, help=f"{option.help} (this system only)")
     return parser
 
 
+def _system_options(argv: Sequence[str]) -> tuple[Option, ...]:
+    """The options of the system a verb names (``mlsd run recs ...``), loading only that system."""
+    from mlsd.system import load_system
+
+    words = [a for a in argv if not a.startswith("-")]
+    if len(words) >= 2 and words[0] in SYSTEM_VERBS and words[1] in system_names():
+        return load_system(words[1]).options
+    return ()
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        args = build_parser(_system_options(argv)).parse_args(argv)
+    except MlsdError as exc:
+        print(f"mlsd: error: {exc}", file=sys.stderr)
+        return 2
     try:
         return int(args.run(args))
     except MlsdError as exc:

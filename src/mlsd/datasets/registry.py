@@ -65,6 +65,15 @@ DATASETS: dict[str, Dataset] = {
                  DatasetFile("movies.dat", "0140fc2356357c1a851d0f52e893a1e4d3696df632c4141cea8d5bc3d621f0b9")),
                 "https://files.grouplens.org/datasets/movielens/ml-1m.zip (ratings of users 1-2999)",
                 "GroupLens: research use, no redistribution"),
+        Dataset("letor-mq2008", "letor-mq2008",
+                (DatasetFile("S1.txt", "cbd42504549a2388f6c0aefdb506f22074225b574c7a5df10194174c9b00e4e0"),
+                 DatasetFile("S2.txt", "055ac792cb8f7d5a029090b8acbfb6c57323339d1371251bf2465ac182aa8605"),
+                 DatasetFile("S3.txt", "a03fe2b6e76479de60fecdb37d560a40a4e899b0cd685553d2da31ea205af1ab"),
+                 DatasetFile("S4.txt", "a239850bc6fe960ad08c2b7b0d99db90fe976dd93a15358e98036591b4e7a2ac"),
+                 DatasetFile("S5.txt", "c68c52feb1ecae7f17b64c8e2fda2098302681bbd4ea5fad8c73a1d32a1cf2b2")),
+                "https://www.microsoft.com/en-us/research/project/letor-learning-rank-information-retrieval/ "
+                "(LETOR 4.0, MQ2008 supervised ranking)",
+                "Microsoft Research LETOR: research use"),
     )
 }
 

@@ -33,6 +33,8 @@ class MonitorConfig:
     label_delay_s: float = 600.0
     thresholds: DriftThresholds = field(default_factory=DriftThresholds)
     exclude: tuple[str, ...] = ()
+    task: str = "binary"  # "ranking": labels are graded relevance per shown item; metrics nDCG@k, hit rate, MRR
+    k: int = 10
 
 
 @dataclass
@@ -40,9 +42,32 @@ class _Window:
     start: float
     columns: dict[str, list[Any]] = field(default_factory=dict)
     predictions: list[float] = field(default_factory=list)
-    requests: dict[str, tuple[float, str]] = field(default_factory=dict)  # id -> (shown prediction, arm)
-    labels: dict[str, float] = field(default_factory=dict)
+    # id -> (shown prediction, arm); ranking: (the shown items in ranked order, arm)
+    requests: dict[str, tuple[Any, str]] = field(default_factory=dict)
+    labels: dict[str, Any] = field(default_factory=dict)  # ranking: id -> {item: relevance}
     report: dict[str, Any] | None = None
+
+
+def ranking_outcome(shown: tuple[str, ...], relevance: Mapping[str, float] | None, k: int) -> tuple[float, float, float]:
+    """nDCG@k (linear gain; 0 without a relevant item), hit@k and reciprocal rank of one shown list."""
+    relevance = relevance or {}
+    gains = np.asarray([relevance.get(item, 0.0) for item in shown], dtype=np.float64)
+    if not (gains > 0).any():
+        return 0.0, 0.0, 0.0
+    discounts = 1.0 / np.log2(np.arange(2, k + 2))
+    top = gains[:k]
+    ideal = np.sort(np.asarray(list(relevance.values()), dtype=np.float64))[::-1][:k]
+    ndcg = float((top * discounts[:len(top)]).sum() / (ideal * discounts[:len(ideal)]).sum())
+    first = int(np.flatnonzero(gains > 0)[0])
+    return ndcg, float((top > 0).any()), 1.0 / (first + 1)
+
+
+def ranking_metrics(outcomes: np.ndarray, k: int) -> dict[str, float | int | None]:
+    """Rows and the means of per-request nDCG@k, hit@k and reciprocal rank (``outcomes``: rows x 3)."""
+    if len(outcomes) == 0:
+        return {"rows": 0, f"ndcg@{k}": None, f"hit@{k}": None, "mrr": None}
+    means = outcomes.mean(axis=0)
+    return {"rows": len(outcomes), f"ndcg@{k}": float(means[0]), f"hit@{k}": float(means[1]), "mrr": float(means[2])}
 
 
 def online_metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float | int | None]:
@@ -106,9 +131,14 @@ class OnlineMonitor:
             arm = str(record.get("arm") or CONTROL)
             if arm == CONTROL:  # the reference is the champion's; the challenger's scores differ by design
                 window.predictions.extend(predictions.tolist())
-            top = int(predictions.argmax())  # the top-ranked candidate is the one shown
             request_id = str(record["request_id"])
-            window.requests[request_id] = (float(predictions[top]), arm)
+            if self.config.task == "ranking":  # the shown list, best first
+                items = record["items"]
+                order = np.argsort(-predictions, kind="stable")[: self.config.k]
+                window.requests[request_id] = (tuple(str(items[i]) for i in order.tolist()), arm)
+            else:
+                top = int(predictions.argmax())  # the top-ranked candidate is the one shown
+                window.requests[request_id] = (float(predictions[top]), arm)
             self._request_window[request_id] = window.start
             if request_id in self._early_labels:
                 window.labels[request_id] = self._early_labels.pop(request_id)
@@ -116,14 +146,16 @@ class OnlineMonitor:
 
     def add_labels(self, labels: Iterable[Mapping[str, Any]], watermark_s: float | None = None) -> None:
         """Labels ``{request_id, label}``; ``watermark_s``: the label stream is complete up to this time."""
+        ranking = self.config.task == "ranking"
         for label in labels:
             request_id = str(label["request_id"])
-            value = float(label["label"])
+            value: Any = float(label["label"])
             start = self._request_window.get(request_id)
-            if start is None or start not in self.windows:
-                self._early_labels[request_id] = value
+            target = self._early_labels if start is None or start not in self.windows else self.windows[start].labels
+            if ranking:  # one label per shown item: collect them per request
+                target.setdefault(request_id, {})[str(label.get("item"))] = value
             else:
-                self.windows[start].labels[request_id] = value
+                target[request_id] = value
             self.labels += 1
         if watermark_s is not None:
             self.label_watermark = max(self.label_watermark, watermark_s)
@@ -160,6 +192,10 @@ class OnlineMonitor:
             end = start + self.config.window_s
             if window.report is None or self.label_watermark < end + self.config.label_delay_s:
                 continue
+            if self.config.task == "ranking":
+                self._close_ranking(window)
+                done.append(start)
+                continue
             by_arm: dict[str, tuple[list[float], list[float]]] = {}
             for request_id, (shown, arm) in window.requests.items():
                 y, p = by_arm.setdefault(arm, ([], []))
@@ -180,6 +216,19 @@ class OnlineMonitor:
         if done:
             self._ab = None  # the arms' totals changed
 
+    def _close_ranking(self, window: _Window) -> None:
+        k = self.config.k
+        by_arm: dict[str, list[tuple[float, float, float]]] = {}
+        for request_id, (shown, arm) in window.requests.items():
+            by_arm.setdefault(arm, []).append(ranking_outcome(shown, window.labels.get(request_id), k))
+            self._request_window.pop(request_id, None)
+        assert window.report is not None
+        every = np.asarray([o for v in by_arm.values() for o in v]).reshape(-1, 3)
+        window.report["labels"] = {"all": ranking_metrics(every, k),
+                                   **{arm: ranking_metrics(np.asarray(v), k) for arm, v in sorted(by_arm.items())}}
+        for arm, v in by_arm.items():
+            self._arms.setdefault(arm, ([], []))[0].extend(o[0] for o in v)
+
     def ab_summary(self, resamples: int = 200) -> dict[str, Any] | None:
         """Per-arm online metrics over every label-complete window and the significance of the differences.
 
@@ -192,6 +241,8 @@ class OnlineMonitor:
         return self._ab
 
     def _ab_summary(self, resamples: int) -> dict[str, Any]:
+        if self.config.task == "ranking":
+            return self._ranking_ab(resamples)
         arrays = {arm: (np.asarray(y), np.asarray(p)) for arm, (y, p) in self._arms.items()}
         y0, y1 = arrays[CONTROL][0], arrays[TREATMENT][0]
         test = two_proportion_ztest(int(y0.sum()), len(y0), int(y1.sum()), len(y1))
@@ -203,6 +254,19 @@ class OnlineMonitor:
                 diff, ci = bootstrap_difference(metric, arrays[CONTROL], arrays[TREATMENT], resamples=resamples)
                 summary[f"{name}_difference"], summary[f"{name}_ci95"] = diff, list(ci)
         return summary
+
+    def _ranking_ab(self, resamples: int) -> dict[str, Any]:
+        """Per-arm mean nDCG@k of the shown lists, the difference with a bootstrap interval and Welch's test."""
+        from scipy import stats
+
+        k = self.config.k
+        a, b = (np.asarray(self._arms[arm][0]) for arm in (CONTROL, TREATMENT))
+        diff, ci = bootstrap_difference(lambda y, _p: float(np.mean(y)), (a, a), (b, b), resamples=resamples)
+        test = stats.ttest_ind(b, a, equal_var=False) if min(len(a), len(b)) > 1 else None
+        return {CONTROL: {"rows": len(a), f"ndcg@{k}": float(a.mean())},
+                TREATMENT: {"rows": len(b), f"ndcg@{k}": float(b.mean())},
+                f"ndcg@{k}_difference": diff, f"ndcg@{k}_ci95": list(ci),
+                "p_value": float(test.pvalue) if test is not None and np.isfinite(test.pvalue) else None}
 
     def state(self) -> dict[str, Any]:
         """Everything the dashboard, ``/metrics`` and the report show, as JSON-ready data."""

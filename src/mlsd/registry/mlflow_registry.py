@@ -3,8 +3,9 @@
 By default MLflow keeps everything under the project's home directory (a SQLite tracking/registry
 database and a local artefact folder), so no server is needed; ``MLFLOW_TRACKING_URI`` (or the
 ``tracking_uri`` argument) points it at a server instead. A model is stored as the directory its
-``save`` writes (a :class:`ClickPipeline`, a recommender) and loaded back by its own safe loader: JSON,
-LightGBM text, FAISS index files and weights-only state dicts, never pickle.
+``save`` writes (a click pipeline, a recommender, a ranker) plus ``mlsd_model.json`` naming the class
+whose ``load`` reads it back: JSON, LightGBM text, FAISS index files and weights-only state dicts,
+never pickle. The registry knows no model kind by name.
 """
 
 from __future__ import annotations
@@ -22,15 +23,39 @@ from typing import Any, Protocol, TypeVar
 
 from mlsd.core.errors import MlsdError
 from mlsd.core.paths import home_dir
-from mlsd.training.pipeline import ClickPipeline
 
 T = TypeVar("T")
 
 
 class Savable(Protocol):
-    """A model that writes itself to a directory of safe files (a pipeline, a recommender)."""
+    """A model that writes itself to a directory of safe files; its class's ``load(directory)`` reads it back."""
 
     def save(self, directory: Path) -> None: ...
+
+
+KIND_FILE = "mlsd_model.json"
+
+
+def _write_kind(model: Savable, directory: Path) -> None:
+    kind = type(model)
+    (directory / KIND_FILE).write_text(json.dumps({"loader": f"{kind.__module__}:{kind.__qualname__}"}))
+
+
+def load_model(directory: Path) -> Any:
+    """Load a saved model with the ``load`` of the class its ``mlsd_model.json`` names."""
+    import importlib
+
+    meta_path = directory / KIND_FILE
+    if not meta_path.exists():
+        raise MlsdError(f"{directory} has no {KIND_FILE}: not a model saved through the registry")
+    module_name, _, qualname = str(json.loads(meta_path.read_text())["loader"]).partition(":")
+    target: Any = importlib.import_module(module_name)
+    for part in qualname.split("."):
+        target = getattr(target, part)
+    loader = getattr(target, "load", None)
+    if loader is None:
+        raise MlsdError(f"{module_name}:{qualname} has no load(directory)")
+    return loader(directory)
 
 
 CHAMPION = "champion"
@@ -75,7 +100,7 @@ def code_revision() -> str:
 
 
 class ModelRegistry:
-    """Registers :class:`ClickPipeline` versions in MLflow and loads them back by alias or version."""
+    """Registers model versions in MLflow and loads them back by alias or version."""
 
     def __init__(self, home: str | os.PathLike[str] | None = None, tracking_uri: str | None = None) -> None:
         from mlflow.tracking import MlflowClient
@@ -114,6 +139,7 @@ class ModelRegistry:
                                            if v == v and abs(float(v)) != float("inf")])
             with tempfile.TemporaryDirectory() as scratch:
                 pipeline.save(Path(scratch) / "model")
+                _write_kind(pipeline, Path(scratch) / "model")
                 self.client.log_artifacts(run_id, str(Path(scratch) / "model"), "model")
             for path in artifacts:
                 self.client.log_artifact(run_id, str(path))
@@ -153,9 +179,9 @@ class ModelRegistry:
         with tempfile.TemporaryDirectory() as scratch:
             return json.loads(Path(self.client.download_artifacts(str(run_id), path, scratch)).read_text())
 
-    def load(self, name: str, *, alias: str | None = None, version: str | None = None) -> tuple[ClickPipeline, str]:
-        """Download (once, cached by version) and load a pipeline; returns it with its version."""
-        return self.load_with(ClickPipeline.load, name, alias=alias, version=version)
+    def load(self, name: str, *, alias: str | None = None, version: str | None = None) -> tuple[Any, str]:
+        """Download (once, cached by version) and load a model of any kind; returns it with its version."""
+        return self.load_with(load_model, name, alias=alias, version=version)
 
     def load_with(self, loader: Callable[[Path], T], name: str, *, alias: str | None = None,
                   version: str | None = None) -> tuple[T, str]:

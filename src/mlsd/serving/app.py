@@ -78,6 +78,14 @@ LABEL_SCHEMA: Schema = {
     "watermark_s": Field("number", required=False,
                          description="every label of requests up to this event time has now been sent"),
 }
+# Ranking services take graded relevance per shown item: {"request_id", "item", "label"}.
+RANKING_LABEL_SCHEMA: Schema = {
+    "labels": Field("array", max_items=MAX_LABELS, items={
+        "request_id": Field("string", description="the scored request's id"),
+        "item": Field("string", description="a shown item's id"),
+        "label": Field("number", minimum=0, maximum=100, description="graded relevance (0: not relevant)")}),
+    "watermark_s": LABEL_SCHEMA["watermark_s"],
+}
 
 
 @dataclass
@@ -134,6 +142,7 @@ def create_app(service: ScoringService, feature_log: FeatureLog, *, max_in_fligh
                            buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000))
     version = Gauge("mlsd_model_version", "Registered model version being served", registry=metrics)
     by_status = {code: requests.labels(str(code)) for code in (200, 400, 413, 422)}
+    label_schema: Schema = getattr(service, "label_schema", LABEL_SCHEMA)
 
     async def score(request: Request) -> Response:
         started = time.perf_counter()
@@ -180,7 +189,7 @@ def create_app(service: ScoringService, feature_log: FeatureLog, *, max_in_fligh
         if isinstance(body, Response):
             return body
         try:
-            validate(body, LABEL_SCHEMA)
+            validate(body, label_schema)
         except RequestError as exc:
             return JSONResponse({"error": "invalid labels", "errors": exc.errors}, status_code=422)
         monitoring.labels.append(body["labels"], body.get("watermark_s"))

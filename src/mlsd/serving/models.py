@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from mlsd.registry import CHAMPION, ModelRegistry
-from mlsd.training.pipeline import ClickPipeline
+from mlsd.registry.mlflow_registry import load_model
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +24,7 @@ class ModelHolder:
 
     def __init__(self, registry: ModelRegistry, name: str, alias: str = CHAMPION, poll_interval: float = 10.0,
                  warm_up: Callable[[Any], object] | None = None,
-                 loader: Callable[[Path], Any] = ClickPipeline.load) -> None:
+                 loader: Callable[[Path], Any] = load_model) -> None:
         self.registry, self.name, self.alias = registry, name, alias
         self._warm_up, self._loader = warm_up, loader
         pipeline, version = registry.load_with(loader, name, alias=alias)

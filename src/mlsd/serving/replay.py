@@ -30,12 +30,15 @@ class ReplayItem:
 
     at_s: float
     body: dict[str, Any]
-    # response body -> (label of the shown candidate, stream event rows to process)
-    outcome: Callable[[dict[str, Any]], tuple[float, list[dict[str, Any]]]]
+    # response body -> (label of the shown candidate, stream event rows to process); a ranking
+    # system's label is the list of (item, relevance) of the items the user judged
+    outcome: Callable[[dict[str, Any]], tuple[float | list[tuple[str, float]], list[dict[str, Any]]]]
 
 
 class ReplaySource(Protocol):
     def __iter__(self) -> Iterator[ReplayItem]: ...
+
+    def close(self) -> None: ...
 
     def process_stream(self, rows: list[dict[str, Any]], watermark_s: float) -> None:
         """Feed served events to the stream processor (keeps the online store current)."""
@@ -97,7 +100,7 @@ def replay(source: ReplaySource, client: ServiceClient, *, route: str, labels_ro
     """Send every item of ``source`` to ``route``; returns the client-side view of the replay."""
     result = ReplayResult()
     latencies: list[float] = []
-    pending: list[tuple[float, int, str, float]] = []  # (due event time, tiebreak, request id, label)
+    pending: list[tuple[float, int, str, Any]] = []  # (due event time, tiebreak, request id, label)
     stream_rows: list[dict[str, Any]] = []
     started = time.perf_counter()
     first = None
@@ -109,7 +112,10 @@ def replay(source: ReplaySource, client: ServiceClient, *, route: str, labels_ro
         batch: list[dict[str, Any]] = []
         while pending and (final or pending[0][0] <= now_s):
             _, _, request_id, label = heapq.heappop(pending)
-            batch.append({"request_id": request_id, "label": label})
+            if isinstance(label, list):
+                batch.extend({"request_id": request_id, "item": item, "label": grade} for item, grade in label)
+            else:
+                batch.append({"request_id": request_id, "label": label})
         for i in range(0, max(len(batch), 1), label_batch):
             status, answer = client.request("POST", labels_route, {
                 "labels": batch[i:i + label_batch], "watermark_s": now_s})
@@ -144,7 +150,7 @@ def replay(source: ReplaySource, client: ServiceClient, *, route: str, labels_ro
         label, rows = item.outcome(answer)
         heapq.heappush(pending, (item.at_s + label_delay_s, n, body["request_id"], label))
         arm = str(answer.get("arm", "champion"))
-        outcomes.setdefault(arm, []).append(label)
+        outcomes.setdefault(arm, []).append(float(sum(g for _, g in label)) if isinstance(label, list) else label)
         if not stream_rows:
             oldest = item.at_s
         stream_rows.extend(rows)

@@ -105,24 +105,29 @@ def _tick(bar: tqdm[Any]) -> None:
     bar.update(1)
 
 
+def ads_traffic(home: Path, *, drift_at_hours: float | None = None, drift_share: float = 0.3,
+                traffic: MarketplaceTraffic | None = None, limit: int | None = None) -> ClickLogReplay | MarketplaceReplay:
+    """The home's held-out traffic: the click log's test day, or fresh marketplace traffic, with a drift in it."""
+    source: ClickLogReplay | MarketplaceReplay
+    if served_dataset(home) == "marketplace":
+        plan = traffic or MarketplaceTraffic()
+        if drift_at_hours is not None:
+            plan = MarketplaceTraffic(**{**plan.__dict__, "drift_at_hours": drift_at_hours})
+        source = MarketplaceReplay(home, AdMarketplace(0), plan)
+    else:
+        source = ClickLogReplay(home, drift_share=drift_share, limit=limit)
+        # TalkingData's held-out day has 16 hours of clicks: the drift starts half way
+        source.drift_at_s = source.start_s + (8.0 if drift_at_hours is None else drift_at_hours) * 3600
+    return source
+
+
 def replay_service(home: Path, client: ServiceClient, *, speed: float | None = None, label_delay_s: float = 600.0,
                    drift_at_hours: float | None = None, drift_share: float = 0.3,
                    traffic: MarketplaceTraffic | None = None, limit: int | None = None,
                    progress: bool = True) -> tuple[ReplayResult, float | None]:
     """Replay the home's held-out traffic through a running ads service; writes ``replay.json``."""
-    dataset = served_dataset(home)
-    source: ClickLogReplay | MarketplaceReplay
-    if dataset == "marketplace":
-        plan = traffic or MarketplaceTraffic()
-        if drift_at_hours is not None:
-            plan = MarketplaceTraffic(**{**plan.__dict__, "drift_at_hours": drift_at_hours})
-        source = MarketplaceReplay(home, AdMarketplace(0), plan)
-        total: int | None = source.requests
-    else:
-        source = ClickLogReplay(home, drift_share=drift_share, limit=limit)
-        # TalkingData's held-out day has 16 hours of clicks: the drift starts half way
-        source.drift_at_s = source.start_s + (8.0 if drift_at_hours is None else drift_at_hours) * 3600
-        total = limit
+    source = ads_traffic(home, drift_at_hours=drift_at_hours, drift_share=drift_share, traffic=traffic, limit=limit)
+    total = source.requests if isinstance(source, MarketplaceReplay) else limit
     bar = tqdm(total=total, unit="req", disable=not progress, mininterval=1.0)
     try:
         result = replay(source, client, route=AdsService.route, speed=speed, label_delay_s=label_delay_s,
@@ -130,7 +135,8 @@ def replay_service(home: Path, client: ServiceClient, *, speed: float | None = N
     finally:
         bar.close()
         source.close()
-    atomic_write_json(home / REPLAY_FILE, {**result.to_dict(), "drift_at_s": source.drift_at_s, "dataset": dataset})
+    atomic_write_json(home / REPLAY_FILE, {**result.to_dict(), "drift_at_s": source.drift_at_s,
+                                           "dataset": served_dataset(home)})
     return result, source.drift_at_s
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from mlsd.monitoring.online import drift_outcome
-from mlsd.monitoring.report import HtmlReport, pipeline_diagram
+from mlsd.reporting import DesignReport, pipeline_diagram
 from mlsd.monitoring.runner import read_state
 from mlsd.registry import CHALLENGER, CHAMPION, ModelRegistry
 from mlsd.systems.ads.run import RUN_FILE, model_name
@@ -33,6 +33,13 @@ def _json(path: Path) -> Any:
 
 def write_report(home: Path, path: Path) -> Path:
     """Write the HTML report for the ads system under ``home`` to ``path``."""
+    report = DesignReport("Ad click prediction: design report")
+    fill_report(home, report)
+    return report.write(path)
+
+
+def fill_report(home: Path, report: DesignReport) -> None:
+    """The seven steps of the ads system under ``home``, from what its run and replay measured."""
     run = _json(home / RUN_FILE)
     if run is None:
         raise FileNotFoundError(f"{home / RUN_FILE} not found: run `mlsd run ads` (or `make demo`) first")
@@ -47,10 +54,10 @@ def write_report(home: Path, path: Path) -> Path:
             aliases[alias] = registry.version_for(name, alias)
         except Exception:
             continue
-    report = HtmlReport(f"Ad click prediction ({dataset}): design report")
+    report.title = f"Ad click prediction ({dataset}): design report"
     latency = (replayed or {}).get("latency_ms", {})
 
-    report.section("1. Requirements")
+    report.step(1)
     report.bullets([
         "Predict, for each candidate ad of a request, the probability of a click (TalkingData: an app "
         "download), calibrated, because the auction multiplies it by the bid.",
@@ -60,13 +67,13 @@ def write_report(home: Path, path: Path) -> Path:
         "Features fresh within seconds (stream processor), no training/serving skew (one definition, "
         "features logged at inference).",
     ])
-    report.section("2. Framing")
+    report.step(2)
     report.bullets([
         "ML task: pointwise binary classification over (user context, ad) pairs; rank candidates by probability.",
         "Label: is_attributed (a download after the click) on TalkingData; a click on the generated marketplace.",
         "Objective: log loss (normalized entropy reported), with calibration checked as predicted / observed.",
     ])
-    report.section("3. Data")
+    report.step(3)
     report.table(["dataset", "events", "train rows", "validation rows", "test rows", "positives"],
                  [[dataset, sizes.get("events"), sizes.get("train"), sizes.get("valid"), sizes.get("test"),
                    sizes.get("positives")]])
@@ -75,12 +82,12 @@ def write_report(home: Path, path: Path) -> Path:
                      "is used; serving reads the same definitions from the online store, kept current by the "
                      "stream processor. Split by time: the last day is the test period, the day before validates.")
     report.table(["feature view", "features"], [[v, ", ".join(f)] for v, f in views.items()])
-    report.section("4. Model")
+    report.step(4)
     report.table(["model", "why"], [[k, WHY.get(k, "")] for k in results])
     report.paragraph(f"Registered in MLflow as {name}: champion v{aliases.get(CHAMPION, '?')} (best validation "
                      f"log loss), challenger v{aliases.get(CHALLENGER, '-')}. Negative downsampling is undone "
                      "and a Platt calibrator is fitted on the untouched validation day.")
-    report.section("5. Evaluation")
+    report.step(5)
     report.table(["model", "AUC", "PR-AUC", "log loss", "NE", "calibration", "ECE"],
                  [[k, m.get("auc"), m.get("pr_auc"), m.get("logloss"), m.get("ne"), m.get("calibration"),
                    m.get("ece")] for k, m in results.items()])
@@ -102,7 +109,7 @@ def write_report(home: Path, path: Path) -> Path:
                          f"{ab['rate_ci95'][1]:+.5f}), two-proportion z-test p = {ab['p_value']:.4f}.")
     elif state is None:
         report.paragraph("No replay has run against this home yet: online metrics and A/B results are missing.")
-    report.section("6. Serving")
+    report.step(6)
     if latency:
         report.table(["measure", "ms"], [[k, v] for k, v in latency.items()])
         report.paragraph("Client-side latency of the replayed requests (sequential, loopback HTTP, keep-alive).")
@@ -117,7 +124,7 @@ def write_report(home: Path, path: Path) -> Path:
         ("Monitor", f"windows {(state or {}).get('window_s', 0):g} s, label delay "
                     f"{(state or {}).get('label_delay_s', 0):g} s; /metrics, /dashboard"),
     ]))
-    report.section("7. Monitoring")
+    report.step(7)
     if state:
         drift_at = (replayed or {}).get("drift_at_s")
         delay, false_alarms, rate = drift_outcome(state, drift_at)
@@ -125,4 +132,5 @@ def write_report(home: Path, path: Path) -> Path:
                          f"{drift_at}: detected after {delay} event seconds; {false_alarms} false alarms before it "
                          f"(share of pre-drift windows alerting: {rate}).")
         report.monitoring(state)
-    return report.write(path)
+    else:
+        report.paragraph("No replay has run against this home yet: no monitor state.")

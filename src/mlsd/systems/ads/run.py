@@ -30,7 +30,8 @@ from mlsd.events import EventLog, Ingestor
 from mlsd.features import FeatureStore, OfflineStore, SqliteOnlineStore
 from mlsd.monitoring.online import PREDICTION
 from mlsd.monitoring.profile import DatasetProfile, NumericProfile
-from mlsd.registry import CHALLENGER, CHAMPION, Lineage, ModelRegistry, code_revision
+from mlsd.registry import Lineage, ModelRegistry, code_revision
+from mlsd.registry.promotion import promote
 from mlsd.systems.ads.features import ads_views, click_views
 from mlsd.systems.ads.training import MODELS, TrainingSet, flat_set, talkingdata_set, train_all
 from mlsd.training import TrainingResult
@@ -159,10 +160,7 @@ class AdsRun:
                      f"-> {name} v{version.version}")
 
         train_all(data, self.models, on_model=record)
-        ranked = sorted(versions)
-        registry.set_alias(name, CHAMPION, ranked[0][1])
-        if len(ranked) > 1:
-            registry.set_alias(name, CHALLENGER, ranked[1][1])
+        promote(registry, name, {version: loss for loss, version in versions}, higher_is_better=False)
         self.results[data.name] = scores
 
     @staticmethod

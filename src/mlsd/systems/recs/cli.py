@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from mlsd.core.atomic import atomic_write_json
-from mlsd.datasets.movielens import load_movielens
+from mlsd.datasets.movielens import MovieLens, load_movielens
+from mlsd.systems.recs.pipeline import RecsSettings
 from mlsd.systems.recs.run import PUBLISHED_ML100K, prepare_serving, run_recs
 
 RUN_FILE = "run.json"
@@ -69,24 +70,36 @@ def _ranker_line(metrics: dict[str, Any]) -> str:
             f"gain's 95% lower bound {ranker['valid_gain_lower_bound']:+.4f})")
 
 
-def run_recs_command(home: Path, data_root: str | None, json_path: str | None, dataset: str,
-                     quiet: bool = False) -> int:
+def build_recs(home: Path, data_root: str | None, dataset: str, *, quiet: bool = False,
+               users: int | None = None) -> dict[str, Any]:
+    """``mlsd run recs``: both protocols, then the protocol-B model registered as champion and served.
+
+    ``users``: keep only the first this many users (a quick build for the check kit).
+    """
     started = time.perf_counter()
+
     def say(message: str) -> None:
         if not quiet:
             print(message, flush=True)
 
-    results = run_recs(home, data_root, dataset, say=say)
+    data = load_movielens(dataset, data_root)
+    settings = None
+    if users is not None:
+        data = first_users(data, users)
+        settings = RecsSettings(two_tower_k=50, co_visitation_k=50, popularity_k=20, candidates=100, ranking_depth=50)
+    results = run_recs(home, data_root, dataset, say=say, data=data, settings=settings)
     model = results.pop("_protocol_b_model")
     results.pop("_protocol_a_model")
     say("registering the protocol-B model and preparing the service")
-    results["served_version"] = prepare_serving(home, load_movielens(dataset, data_root), model,
-                                                results["protocol_b"])
+    results["served_version"] = prepare_serving(home, data, model, results["protocol_b"])
     results["seconds"] = time.perf_counter() - started
     atomic_write_json(home / RUN_FILE, results)
-    print(format_tables(results))
-    print(f"model recs-movielens v{results['served_version']} is champion; serve it: mlsd serve recs --home {home}")
-    if json_path:
-        atomic_write_json(Path(json_path), summary(results))
-        print(f"metrics: {json_path}")
-    return 0
+    say(f"model recs-movielens v{results['served_version']} is champion; serve it: mlsd serve recs --home {home}")
+    return results
+
+
+def first_users(data: MovieLens, n: int) -> MovieLens:
+    """The release cut to its first ``n`` users (dense indices 0..n-1) and their ratings; every item kept."""
+    users = data.users[data.users["user"] < n].reset_index(drop=True)
+    ratings = data.ratings[data.ratings["user"] < n].reset_index(drop=True)
+    return MovieLens(data.name, ratings, users, data.items, data.genres, data.genre_names)

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from mlsd.core.errors import MlsdError
-from mlsd.monitoring.report import HtmlReport, pipeline_diagram
+from mlsd.reporting import DesignReport, pipeline_diagram
 from mlsd.systems.recs.cli import METRICS, RUN_FILE
 from mlsd.systems.recs.run import PUBLISHED_ML100K
 
@@ -24,20 +24,26 @@ def _row(label: str, m: dict[str, Any]) -> list[Any]:
 
 def write_recs_report(home: Path, path: Path) -> Path:
     """Write the HTML report for the recommendation system under ``home`` to ``path``."""
+    report = DesignReport("mlsd: video recommendation (MovieLens)")
+    fill_recs_report(home, report)
+    return report.write(path)
+
+
+def fill_recs_report(home: Path, report: DesignReport) -> None:
+    """The seven steps of the recommendation system under ``home``, from ``run.json`` and the monitor."""
     run_file = home / RUN_FILE
     if not run_file.exists():
         raise MlsdError(f"{run_file} not found: run `mlsd run recs --data DIR` first")
     run = json.loads(run_file.read_text())
     a, b = run["protocol_a"], run["protocol_b"]
-    report = HtmlReport("mlsd: video recommendation (MovieLens)")
-    report.section("1. Clarify requirements")
+    report.step(1)
     report.paragraph("Recommend 10 movies a user has not seen, for known users and for new ones, within 20 ms "
                      f"at 200 requests/s. Data: {run['dataset']}; a rating is a watch (implicit feedback).")
-    report.section("2. Frame as an ML task")
+    report.step(2)
     report.paragraph("Retrieval then ranking: candidates from three sources are scored by a learned ranker and "
                      "re-ranked for diversity and freshness. Offline metrics: nDCG@10, precision@10, recall@10, "
                      "MAP (Microsoft Recommenders' definitions), catalogue coverage and genre diversity.")
-    report.section("3. Data preparation")
+    report.step(3)
     report.bullets([
         "Ratings are ingested as events into the event log; user attributes and release years are batch views.",
         "Streaming features from the feature store, point-in-time: the user's last five items (nth_last), rating "
@@ -45,7 +51,7 @@ def write_recs_report(home: Path, path: Path) -> Path:
         f"Protocol A: per-user stratified random 75/25 split. Protocol B: time split at {b['cut_off']}, "
         f"{b['users']} test users ({b.get('cold_start_users', 0)} cold-start).",
     ])
-    report.section("4. Model development")
+    report.step(4)
     report.svg(pipeline_diagram([("two-tower + HNSW", "user/item towers, log-Q in-batch softmax"),
                                  ("co-visitation", "item-item (EASE) weights"), ("popularity", "counts"),
                                  ("LambdaMART", "ranker, promoted if it beats co-visitation beyond chance"),
@@ -60,7 +66,7 @@ def write_recs_report(home: Path, path: Path) -> Path:
                                                             enumerate(m["training"]["two_tower_loss"])]}
                        for p, m in (("A", a), ("B", b))],
                       title="two-tower training loss per epoch", xlabel="epoch", ylabel="in-batch softmax loss")
-    report.section("5. Evaluation")
+    report.step(5)
     header = ["model", *METRICS]
     rows = [_row("mlsd protocol A", a), _row("mlsd A before re-ranking", a["before_rerank"])]
     if run["dataset"] == "ml-100k":
@@ -74,7 +80,7 @@ def write_recs_report(home: Path, path: Path) -> Path:
     report.paragraph(f"New items in protocol B (no rating before the cut-off, embedded by the content tower alone): "
                      f"{new['test_pairs']} test pairs, candidate recall@500 {new['candidate_recall@500']:.4f}, "
                      f"recall@10 {new['recall@10']:.4f}.")
-    report.section("6. Serving")
+    report.step(6)
     found = {n: json.loads((BENCHMARKS / f"{n}.json").read_text()) for n in ("recs_latency", "ann")
              if (BENCHMARKS / f"{n}.json").exists()}
     lines = [f"Registered model recs-movielens v{run['served_version']} (champion) serves POST /v1/recs/recommend; "
@@ -89,7 +95,6 @@ def write_recs_report(home: Path, path: Path) -> Path:
     if len(lines) == 1:
         lines.append("No benchmark results yet: run benchmarks/recs_latency.py and benchmarks/ann.py.")
     report.bullets(lines)
-    report.section("7. Monitoring")
+    report.step(7)
     report.paragraph("Every response is written to the feature log with its ranking features, model version and "
                      "the stage that proposed each item, so training and serving use the same values.")
-    return report.write(path)

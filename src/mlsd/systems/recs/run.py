@@ -319,9 +319,9 @@ def protocol_b(data: MovieLens, home: Path, settings: RecsSettings, say: Progres
 
 
 def run_recs(home: Path, data_root: str | None, dataset: str = "ml-100k", settings: RecsSettings | None = None,
-             say: Progress = print) -> dict[str, Any]:
-    """Both protocols on one MovieLens release; returns ``{"protocol_a": ..., "protocol_b": ...}``."""
-    data = load_movielens(dataset, data_root)
+             say: Progress = print, data: MovieLens | None = None) -> dict[str, Any]:
+    """Both protocols on one MovieLens release (or ``data``); returns ``{"protocol_a": ..., "protocol_b": ...}``."""
+    data = data if data is not None else load_movielens(dataset, data_root)
     settings = settings or RecsSettings()
     results: dict[str, Any] = {"dataset": dataset, "settings": settings.__dict__}
     for name, protocol in (("protocol_a", protocol_a), ("protocol_b", protocol_b)):

@@ -1,0 +1,1 @@
+"""Offline evaluation: metrics per task type, on the scales people publish."""

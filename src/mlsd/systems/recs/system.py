@@ -1,0 +1,61 @@
+"""The video-recommendation system on the System API (cheap to import)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from mlsd.system import Option, ReplayConfig, RunConfig, ServeConfig, TaskType, Workspace
+
+if TYPE_CHECKING:
+    from mlsd.reporting import DesignReport
+    from mlsd.serving.app import ScoringService
+    from mlsd.serving.replay import ReplaySource
+
+SMALL_USERS = 150
+
+
+class RecsSystem:
+    """Video recommendation (the book's chapter 6) on MovieLens: retrieval, ranking, re-ranking."""
+
+    name = "recs"
+    task = TaskType.RANKING
+    summary = "video recommendation: top-k unseen movies per user (MovieLens)"
+    datasets = ("movielens-100k", "movielens-1m-first-half")
+    route = "/v1/recs/recommend"
+    model_name = "recs-movielens"
+    options = (Option("dataset", "ml-100k", "the MovieLens release", choices=("ml-100k", "ml-1m-first-half")),)
+
+    def build(self, ws: Workspace, config: RunConfig) -> dict[str, Any]:
+        from mlsd.systems.recs.cli import build_recs
+
+        return build_recs(ws.home, config.data, str(config.options.get("dataset") or "ml-100k"),
+                          quiet=not config.progress, users=SMALL_USERS if config.small else None)
+
+    def format_results(self, results: Mapping[str, Any]) -> str:
+        from mlsd.systems.recs.cli import format_tables
+
+        return format_tables(dict(results))
+
+    def json_summary(self, results: Mapping[str, Any]) -> dict[str, Any]:
+        from mlsd.systems.recs.cli import summary
+
+        return summary(dict(results))
+
+    def service(self, ws: Workspace, config: ServeConfig) -> ScoringService:
+        from mlsd.systems.recs.service import RecsService
+
+        return RecsService(ws.home)
+
+    def traffic(self, ws: Workspace, config: ReplayConfig) -> ReplaySource:
+        from mlsd.core.errors import MlsdError
+
+        raise MlsdError("recs: no replay source yet (the held-out period's replay is not built)")
+
+    def report(self, ws: Workspace, report: DesignReport) -> None:
+        from mlsd.systems.recs.report import fill_recs_report
+
+        fill_recs_report(ws.home, report)
+
+
+SYSTEM = RecsSystem()

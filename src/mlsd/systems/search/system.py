@@ -1,0 +1,69 @@
+"""The search ranking system on the System API (cheap to import)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from mlsd.system import ReplayConfig, RunConfig, ServeConfig, TaskType, Workspace
+
+if TYPE_CHECKING:
+    from mlsd.reporting import DesignReport
+    from mlsd.serving.app import ScoringService
+    from mlsd.serving.replay import ReplaySource
+
+HEADLINE = ("ndcg@1", "ndcg@3", "ndcg@5", "ndcg@10", "ndcg@10_letor", "map_letor", "mrr")
+
+
+class SearchSystem:
+    """Search ranking (the book's learning-to-rank chapter) on LETOR 4.0 MQ2008."""
+
+    name = "search"
+    task = TaskType.RANKING
+    summary = "search ranking: documents of a query ranked by LambdaMART (LETOR MQ2008)"
+    datasets = ("letor-mq2008",)
+    route = "/v1/search/rank"
+    model_name = "search-mq2008"
+    options = ()
+
+    def build(self, ws: Workspace, config: RunConfig) -> dict[str, Any]:
+        from mlsd.systems.search.build import build_search
+
+        return build_search(ws, config.data, small=config.small, progress=config.progress)
+
+    def format_results(self, results: Mapping[str, Any]) -> str:
+        lines = [f"{'fold':6s} " + " ".join(f"{k:>13s}" for k in HEADLINE)]
+        for f in results["folds"]:
+            lines.append(f"{f['fold']:<6d} " + " ".join(f"{f[k]:13.4f}" for k in HEADLINE))
+        lines.append(f"{'mean':6s} " + " ".join(f"{results['mean'][k]:13.4f}" for k in HEADLINE))
+        lines.append(f"{'point':6s} " + " ".join(f"{results['pointwise_mean'][k]:13.4f}" for k in HEADLINE))
+        lines.append("plain keys: linear gain, all-zero queries 0; _letor: LETOR 4.0's official evaluation; "
+                     "'point': the pointwise peer")
+        return "\n".join(lines)
+
+    def json_summary(self, results: Mapping[str, Any]) -> dict[str, Any]:
+        keys = ("ndcg@10", "ndcg@10_letor", "map_letor")
+        return {"folds": [{"fold": f["fold"], **{k: f[k] for k in keys}} for f in results["folds"]],
+                "mean": dict(results["mean"]), "pointwise_mean": dict(results["pointwise_mean"])}
+
+    def service(self, ws: Workspace, config: ServeConfig) -> ScoringService:
+        from mlsd.monitoring.drift import DriftThresholds
+        from mlsd.systems.search.serve import SearchService
+
+        return SearchService(ws.home, ab_share=config.ab_share, window_s=config.window_s,
+                             label_delay_s=config.label_delay_s,
+                             thresholds=DriftThresholds(psi=config.drift_psi, js=config.drift_js,
+                                                        p_value=config.drift_p))
+
+    def traffic(self, ws: Workspace, config: ReplayConfig) -> ReplaySource:
+        from mlsd.systems.search.simulate import QueryReplay
+
+        return QueryReplay(ws, limit=config.limit)
+
+    def report(self, ws: Workspace, report: DesignReport) -> None:
+        from mlsd.systems.search.report import fill_search_report
+
+        fill_search_report(ws, report)
+
+
+SYSTEM = SearchSystem()
