@@ -14,12 +14,12 @@ import pytest
 from starlette.testclient import TestClient
 
 from mlsd.datasets.marketplace import AdMarketplace, click_log
+from mlsd.lifecycle.serve import build_monitoring
 from mlsd.monitoring.online import drift_outcome
 from mlsd.serving.app import create_app
 from mlsd.serving.feature_log import FeatureLog, read_feature_log
 from mlsd.serving.process import ServerProcess
 from mlsd.serving.replay import replay, wait_for_monitor
-from mlsd.lifecycle.serve import build_monitoring
 from mlsd.systems.ads.replay import MarketplaceReplay, MarketplaceTraffic
 from mlsd.systems.ads.report import write_report
 from mlsd.systems.ads.run import AdsRun

@@ -6,9 +6,8 @@ import argparse
 import json
 import signal
 import sys
-from pathlib import Path
-
 from collections.abc import Sequence
+from pathlib import Path
 
 from mlsd.core.errors import MlsdError
 from mlsd.core.paths import home_dir

@@ -177,6 +177,7 @@ class System(Protocol):
     datasets: tuple[str, ...]  # registry names the system trains on, first = served
     options: tuple[Option, ...]
     model_name: str  # the registered model its service follows
+    route: str  # the service's scoring route (POST)
 
     def build(self, ws: Workspace, config: RunConfig) -> dict[str, Any]:
         """ingest -> features -> train -> register -> promote; returns the results written to ``run.json``."""

@@ -22,40 +22,46 @@ from mlsd.system import ReplayConfig, RunConfig, System, TaskType, Workspace
 MALFORMED: tuple[Any, ...] = ([], "text", {"unknown_field": 1}, {})
 
 
+def _require(condition: object, message: str) -> None:
+    """The kit's check: an :class:`AssertionError` naming the broken promise (not stripped by ``-O``)."""
+    if not condition:
+        raise AssertionError(message)
+
+
 def check_system(system: System, home: Path, *, data: str | None = None, replay_requests: int = 40,
                  label_delay_s: float = 600.0) -> dict[str, Any]:
     """Build -> serve -> one request -> malformed requests -> replay -> monitor -> report; returns the facts."""
-    assert isinstance(system.task, TaskType), f"{system.name}: task must be a TaskType"
+    _require(isinstance(system.task, TaskType), f"{system.name}: task must be a TaskType")
     ws = Workspace(home)
     results = system.build(ws, RunConfig(data=data, progress=False, small=True))
-    assert ws.run_state() is not None, f"{system.name}: build wrote no {ws.run_file.name}"
-    assert system.format_results(results), f"{system.name}: empty results table"
+    _require(ws.run_state() is not None, f"{system.name}: build wrote no {ws.run_file.name}")
+    _require(system.format_results(results), f"{system.name}: empty results table")
     config = ReplayConfig(limit=replay_requests, label_delay_s=label_delay_s)
     facts: dict[str, Any] = {"system": system.name}
     with ServerProcess(system.name, ws.home, ["--label-delay-s", str(label_delay_s)]) as server:
         client = server.client
         status, health = client.request("GET", "/healthz")
-        assert status == 200 and health.get("system") == system.name, f"{system.name}: /healthz {status} {health}"
+        _require(status == 200 and health.get("system") == system.name, f"{system.name}: /healthz {status} {health}")
         first = next(iter(system.traffic(ws, config)))
         status, answer = client.request("POST", system.route, first.body)
-        assert status == 200, f"{system.name}: one request answered {status}: {answer}"
-        assert answer.get("ranked"), f"{system.name}: the answer ranks nothing: {answer}"
+        _require(status == 200, f"{system.name}: one request answered {status}: {answer}")
+        _require(answer.get("ranked"), f"{system.name}: the answer ranks nothing: {answer}")
         facts["answer"] = answer
         for body in MALFORMED:
             status, problem = client.request("POST", system.route, body)
-            assert 400 <= status < 500, f"{system.name}: malformed body {body!r} answered {status}"
-            assert "error" in problem, f"{system.name}: a {status} without an error message: {problem}"
+            _require(400 <= status < 500, f"{system.name}: malformed body {body!r} answered {status}")
+            _require("error" in problem, f"{system.name}: a {status} without an error message: {problem}")
         status, spec = client.request("GET", "/openapi.json")
-        assert status == 200 and system.route in spec["paths"], f"{system.name}: route missing from OpenAPI"
+        _require(status == 200 and system.route in spec["paths"], f"{system.name}: route missing from OpenAPI")
         result = replay_system(system, ws, client, config)
-        assert result.requests > 0 and result.errors == 0, f"{system.name}: replay {result.to_dict()}"
+        _require(result.requests > 0 and result.errors == 0, f"{system.name}: replay {result.to_dict()}")
         facts["replay"] = result.to_dict()
         status, _ = client.request("GET", "/dashboard/data")
         if status == 200:
             assert result.last_at_s is not None
             state = wait_for_monitor(client, result.last_at_s + label_delay_s)
             windows = state.get("windows", [])
-            assert windows and all(w.get("labels") for w in windows), f"{system.name}: monitor windows {windows}"
+            _require(windows and all(w.get("labels") for w in windows), f"{system.name}: monitor windows {windows}")
             facts["monitor"] = {"windows": len(windows), "labels": state.get("labels"),
                                 "online": windows[-1]["labels"]["all"]}
         else:
@@ -63,6 +69,6 @@ def check_system(system: System, home: Path, *, data: str | None = None, replay_
     report = write_design_report(system, ws)
     text = report.read_text(encoding="utf-8")
     missing = [title for title in STEPS if title not in text]
-    assert not missing, f"{system.name}: report lacks steps {missing}"
+    _require(not missing, f"{system.name}: report lacks steps {missing}")
     facts["report"] = str(report)
     return facts

@@ -10,6 +10,7 @@ official script's stable sort). MRR: reciprocal rank of the first relevant docum
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 import numpy as np
@@ -51,7 +52,7 @@ def ranking_report(labels: np.ndarray, scores: np.ndarray, groups: np.ndarray,
                    ks: Sequence[int] = KS) -> dict[str, float]:
     """The mean of :func:`query_scores` over queries; ``groups`` are the queries' sizes, in row order."""
     bounds = np.concatenate([[0], np.cumsum(groups)])
-    per_query = [query_scores(labels[a:b], scores[a:b], ks) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+    per_query = [query_scores(labels[a:b], scores[a:b], ks) for a, b in itertools.pairwise(bounds)]
     return {name: float(np.mean([q[name] for q in per_query])) for name in per_query[0]} if per_query else {}
 
 
@@ -59,4 +60,4 @@ def per_query(labels: np.ndarray, scores: np.ndarray, groups: np.ndarray, metric
     """One metric per query (for intervals and paired tests)."""
     bounds = np.concatenate([[0], np.cumsum(groups)])
     return np.asarray([query_scores(labels[a:b], scores[a:b])[metric]
-                       for a, b in zip(bounds[:-1], bounds[1:], strict=True)])
+                       for a, b in itertools.pairwise(bounds)])

@@ -48,7 +48,8 @@ class _Window:
     report: dict[str, Any] | None = None
 
 
-def ranking_outcome(shown: tuple[str, ...], relevance: Mapping[str, float] | None, k: int) -> tuple[float, float, float]:
+def ranking_outcome(shown: tuple[str, ...], relevance: Mapping[str, float] | None,
+                    k: int) -> tuple[float, float, float]:
     """nDCG@k (linear gain; 0 without a relevant item), hit@k and reciprocal rank of one shown list."""
     relevance = relevance or {}
     gains = np.asarray([relevance.get(item, 0.0) for item in shown], dtype=np.float64)
@@ -94,7 +95,7 @@ class OnlineMonitor:
         self.request_watermark = float("-inf")
         self.label_watermark = float("-inf")
         self._request_window: dict[str, float] = {}
-        self._early_labels: dict[str, float] = {}
+        self._early_labels: dict[str, Any] = {}
         self._arms: dict[str, tuple[list[float], list[float]]] = {}
         self.records = 0
         self.labels = 0
@@ -151,7 +152,8 @@ class OnlineMonitor:
             request_id = str(label["request_id"])
             value: Any = float(label["label"])
             start = self._request_window.get(request_id)
-            target = self._early_labels if start is None or start not in self.windows else self.windows[start].labels
+            target: dict[str, Any] = (self._early_labels if start is None or start not in self.windows
+                                      else self.windows[start].labels)
             if ranking:  # one label per shown item: collect them per request
                 target.setdefault(request_id, {})[str(label.get("item"))] = value
             else:

@@ -106,7 +106,8 @@ def _tick(bar: tqdm[Any]) -> None:
 
 
 def ads_traffic(home: Path, *, drift_at_hours: float | None = None, drift_share: float = 0.3,
-                traffic: MarketplaceTraffic | None = None, limit: int | None = None) -> ClickLogReplay | MarketplaceReplay:
+                traffic: MarketplaceTraffic | None = None,
+                limit: int | None = None) -> ClickLogReplay | MarketplaceReplay:
     """The home's held-out traffic: the click log's test day, or fresh marketplace traffic, with a drift in it."""
     source: ClickLogReplay | MarketplaceReplay
     if served_dataset(home) == "marketplace":

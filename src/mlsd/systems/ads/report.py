@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from mlsd.monitoring.online import drift_outcome
-from mlsd.reporting import DesignReport, pipeline_diagram
 from mlsd.monitoring.runner import read_state
 from mlsd.registry import CHALLENGER, CHAMPION, ModelRegistry
+from mlsd.reporting import DesignReport, pipeline_diagram
 from mlsd.systems.ads.run import RUN_FILE, model_name
 
 REPLAY_FILE = "replay.json"

@@ -23,7 +23,7 @@ from mlsd.monitoring.profile import DatasetProfile, NumericProfile
 from mlsd.registry import Lineage, code_revision
 from mlsd.registry.promotion import promote
 from mlsd.system import Workspace
-from mlsd.systems.search.data import COLLECTED_S, FOLDS, JUDGMENT_SCHEMA, PARTS, Fold, load_judgments
+from mlsd.systems.search.data import COLLECTED_S, FOLDS, JUDGMENT_SCHEMA, Fold, load_judgments
 from mlsd.systems.search.features import VIEWS, frame_inputs, search_views
 from mlsd.systems.search.train import (
     Progress,
@@ -48,7 +48,8 @@ def judgment_frame(ws: Workspace, data: str | None, say: Progress) -> tuple[pa.T
     log = EventLog(ws.events("judgments"), JUDGMENT_SCHEMA)
     events = load_judgments(data)
     report = Ingestor(log).ingest_table(events, "letor-mq2008")
-    say(f"ingested {report.accepted:,} judgments ({report.duplicates:,} already in the log, {report.rejected} rejected)")
+    say(f"ingested {report.accepted:,} judgments ({report.duplicates:,} already in the log, "
+        f"{report.rejected} rejected)")
     labels = pa.table({"row": np.arange(len(events)), "query_id": events["query_id"], "doc_id": events["doc_id"],
                        "part": events["part"], "label": events["label"],
                        "event_timestamp": pa.array(np.full(len(events), AS_OF_S * US_PER_S), pa.int64()).cast(

@@ -13,9 +13,9 @@ from typing import Any
 import numpy as np
 import pyarrow.compute as pc
 
+from mlsd.events import EventLog
 from mlsd.serving.replay import ReplayItem
 from mlsd.system import Workspace
-from mlsd.events import EventLog
 from mlsd.systems.search.data import COLLECTED_S, FOLDS, JUDGMENT_SCHEMA
 
 

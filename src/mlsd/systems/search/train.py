@@ -50,7 +50,7 @@ class RankerBag:
         return self.members[0].features
 
     def predict(self, columns: Mapping[str, np.ndarray]) -> np.ndarray:
-        return np.mean([m.predict(columns) for m in self.members], axis=0)
+        return np.asarray(np.mean([m.predict(columns) for m in self.members], axis=0))
 
     def save(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
@@ -103,7 +103,8 @@ def select(train: Split, valid: Split, family: str, settings: SearchSettings, sa
         if best is None or score > best[0]:
             best = (score, bag, params, trees)
     assert best is not None
-    say(f"    {family}: valid nDCG@10 {best[0]:.4f} with {tried[[t['valid_ndcg@10'] for t in tried].index(best[0])]['params']}")
+    chosen = {k: v for k, v in best[2].items() if k not in POINTWISE}
+    say(f"    {family}: valid nDCG@10 {best[0]:.4f} with {chosen}")
     return best[1], {"valid_ndcg@10": best[0], "trees": best[3], "grid": tried}
 
 
