@@ -37,7 +37,9 @@ class LabelLog:
         self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
 
     def append(self, labels: list[dict[str, Any]], watermark_s: float | None) -> None:
-        lines = [json.dumps({"request_id": x["request_id"], "label": x["label"]}, separators=(",", ":"))
+        # A ranking label names the shown item it judges; a binary label is the request's outcome.
+        lines = [json.dumps({"request_id": x["request_id"], "label": x["label"],
+                             **({"item": x["item"]} if "item" in x else {})}, separators=(",", ":"))
                  for x in labels]
         if watermark_s is not None:
             lines.append(json.dumps({"watermark_s": watermark_s}))
