@@ -7,6 +7,7 @@ wait for the service's monitor -> the design report, for any system; a system wi
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 from pathlib import Path
@@ -41,7 +42,8 @@ def replay_running(system: System, ws: Workspace, host: str, port: int, config: 
         status, _ = client.request("GET", "/dashboard/data")
         if status == 200 and result.last_at_s is not None:
             state = wait_for_monitor(client, result.last_at_s + config.label_delay_s)
-            outcome.update(monitor_outcome(state, (ws.run_state() or {}).get("drift_at_s")))
+            drift_at = json.loads((ws.home / REPLAY_FILE).read_text()).get("drift_at_s")  # the source injected it
+            outcome.update(monitor_outcome(state, drift_at))
         return outcome
     finally:
         client.close()

@@ -53,6 +53,10 @@ class AdsSystem:
 
         return format_table(results["results"])
 
+    def json_summary(self, results: Mapping[str, Any]) -> dict[str, Any]:
+        """``--json``: ``{dataset: {model: test metrics}}``."""
+        return dict(results["results"])
+
     def service(self, ws: Workspace, config: ServeConfig) -> ScoringService:
         from mlsd.monitoring.drift import DriftThresholds
         from mlsd.systems.ads.service import AdsService
