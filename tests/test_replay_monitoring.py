@@ -16,6 +16,7 @@ from starlette.testclient import TestClient
 from mlsd.datasets.marketplace import AdMarketplace, click_log
 from mlsd.lifecycle.serve import build_monitoring
 from mlsd.monitoring.online import drift_outcome
+from mlsd.reporting import STEPS
 from mlsd.serving.app import create_app
 from mlsd.serving.feature_log import FeatureLog, read_feature_log
 from mlsd.serving.process import ServerProcess
@@ -139,8 +140,7 @@ def test_replay_ab_drift_dashboard_and_report_over_http(market_home: Path) -> No
     assert drawn["ROC on the test period"] > 10
     assert drawn["Reliability on the test period (quantile bins)"] > 5
     assert drawn["Feature drift: PSI per window (8 highest)"] > 0
-    for step in ("1. Requirements", "2. Framing", "3. Data", "4. Model", "5. Evaluation", "6. Serving",
-                 "7. Monitoring"):
+    for step in (f"{n}. {title}" for n, title in enumerate(STEPS, 1)):
         assert step in page
     assert 'class="architecture"' in page
     assert "src=\"http" not in page  # self-contained: nothing to fetch
