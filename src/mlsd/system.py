@@ -1,9 +1,9 @@
 """The System API: what a reference system provides, where it keeps its state, and how it is found.
 
-A system is one folder under ``mlsd.systems`` (or any package) plus one entry-point line::
+A system is one package (anywhere) plus one entry-point line in its project's metadata::
 
-    [project.entry-points."mlsd.systems"]
-    search = "mlsd.systems.search:SYSTEM"
+    [project.entry-points."mlsd.plugins.systems"]
+    NAME = "PACKAGE:SYSTEM"
 
 The registry reads entry-point *names* without importing anything, and imports a system's module
 only when that system is asked for, so ``mlsd --help`` and ``mlsd systems`` stay free of torch. A
@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from mlsd.serving.app import ScoringService
     from mlsd.serving.replay import ReplaySource
 
-ENTRY_POINT_GROUP = "mlsd.systems"
+ENTRY_POINT_GROUP = "mlsd.plugins.systems"  # the platform names no system module
 RUN_FILE = "run.json"
 
 
