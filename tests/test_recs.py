@@ -117,14 +117,22 @@ def synthetic_movielens(n_users: int = 120, n_items: int = 80, seed: int = 0) ->
 
 @pytest.fixture(scope="module")
 def recs_home(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, MovieLens, dict[str, object]]:
-    from mlsd.systems.recs.run import RecsSettings, prepare_serving, protocol_a
+    from mlsd.system import Workspace
+    from mlsd.systems.recs.build import prepare_serving
+    from mlsd.systems.recs.run import RecsSettings, protocol_a, protocol_b
 
     data = synthetic_movielens()
     home = tmp_path_factory.mktemp("recs")
     settings = RecsSettings(two_tower_k=30, co_visitation_k=30, popularity_k=10, candidates=50, ranking_depth=30)
-    model, metrics = protocol_a(data, home / "protocol_a", settings, lambda _: None)
-    prepare_serving(home, data, model, metrics)
+    _, metrics = protocol_a(data, home / "protocol_a", settings, lambda _: None)
+    trained, metrics_b = protocol_b(data, home / "protocol_b", settings, lambda _: None)
+    metrics["served"] = prepare_serving(Workspace(home), data, trained, metrics_b)
     return home, data, metrics
+
+
+def before_cut(data: MovieLens, metrics: dict) -> pd.DataFrame:
+    """The ratings the service starts from: those before protocol B's cut-off."""
+    return data.ratings[data.ratings["timestamp"] < metrics["served"]["cut_off_s"]]
 
 
 @pytest.mark.slow
@@ -161,14 +169,15 @@ def test_rerank_trades_relevance_for_genre_diversity(recs_home: tuple[Path, Movi
 def test_recs_service_known_cold_and_bad_requests(recs_home: tuple[Path, MovieLens, dict]) -> None:
     from mlsd.lifecycle.serve import build_app
 
-    home, data, _ = recs_home
+    home, data, metrics = recs_home
     with TestClient(build_app("recs", home)) as client:
         reply = client.post("/v1/recs/recommend", json={"user_id": 1, "k": 5})
         assert reply.status_code == 200, reply.text
         body = reply.json()
         assert body["path"] == "known_user"
         assert len(body["ranked"]) == 5
-        seen = set(data.ratings.loc[data.ratings["user_id"] == 1, "item_id"])
+        ratings = before_cut(data, metrics)
+        seen = set(ratings.loc[ratings["user_id"] == 1, "item_id"])
         listed = [r["item_id"] for r in body["ranked"]]
         assert not seen & set(listed)
         # user 1 (group 0 by u % 2 with u = 0) likes even item indices = odd item ids
@@ -199,14 +208,14 @@ def test_recs_service_follows_ratings_streamed_after_the_snapshot(recs_home: tup
     known user and a cold-start one) and changes the user's tower input."""
     import shutil
 
-    from mlsd.systems.recs.service import RecsService
+    from mlsd.systems.recs.serve import RecsService
 
     home = tmp_path / "home"
     shutil.copytree(recs_home[0], home)
     service = RecsService(home)
     try:
         def listed(user_id: int) -> list[int]:
-            body = {"user_id": user_id, "k": 10, "context": {"age": 30, "timestamp": 900_000_000}}
+            body = {"user_id": user_id, "k": 10, "timestamp": 900_000_000, "context": {"age": 30}}
             return [r["item_id"] for r in service.score(body, "r")[0]["ranked"]]
 
         first_known, first_cold = listed(1), listed(999_999)
@@ -257,7 +266,7 @@ def test_recs_service_takes_ratings_durably_and_follows_them(recs_home: tuple[Pa
     log = EventLog(home / "serving" / "events", RATINGS_SCHEMA, writer=False)
     stored = log.read(["user_id", "item_id"]).to_pylist()
     log.close()
-    assert len(stored) == len(recs_home[1].ratings) + 2
+    assert len(stored) == len(before_cut(recs_home[1], recs_home[2])) + 2
     assert {"user_id": 999_999, "item_id": cold[0]} in stored
 
 

@@ -85,8 +85,9 @@ def test_letor_metrics_by_hand() -> None:
 def test_ranking_monitor_scores_shown_lists_from_item_labels() -> None:
     profile = DatasetProfile.build({"x": np.random.default_rng(0).normal(size=500)})
     monitor = OnlineMonitor(profile, MonitorConfig(window_s=100, label_delay_s=10, task="ranking", k=2))
-    records = [{"request_id": "a", "at_us": 5_000_000, "features": {"x": [0.1, 0.2, 0.3]}, "items": ["d1", "d2", "d3"],
-                "predictions": [0.1, 0.9, 0.5]},  # shown d2, d3
+    # items are logged in the order shown, whatever their scores (a re-ranker may reorder them)
+    records = [{"request_id": "a", "at_us": 5_000_000, "features": {"x": [0.2, 0.3, 0.1]}, "items": ["d2", "d3", "d1"],
+                "predictions": [0.9, 0.4, 0.5]},  # shown d2, d3
                {"request_id": "b", "at_us": 6_000_000, "features": {"x": [0.0, 0.1]}, "items": ["d1", "d2"],
                 "predictions": [0.2, 0.1]}]
     monitor.add_records(records)
@@ -105,6 +106,20 @@ def test_ranking_monitor_scores_shown_lists_from_item_labels() -> None:
 def test_check_system_ads(tmp_path: Path) -> None:
     facts = check_system(load_system("ads"), tmp_path / "ads")
     assert facts["monitor"]["windows"] >= 1
+
+
+@pytest.mark.slow
+@pytest.mark.data
+@needs_data
+def test_check_system_recs(tmp_path: Path) -> None:
+    """Recs on the lifecycle: served as of protocol B's cut-off, replayed users' later ratings as labels."""
+    facts = check_system(load_system("recs"), tmp_path / "recs", data=DATA)
+    assert facts["monitor"]["rows"] == 40  # every replayed user's list was scored from their later ratings
+    run = json.loads((tmp_path / "recs" / "run.json").read_text())
+    served = run["served"]
+    assert {served["champion"], served["challenger"]} == set(served["versions"])
+    # everything the service starts from is older than the replayed requests
+    assert facts["replay"]["first_at_s"] >= served["cut_off_s"]
 
 
 @pytest.mark.slow

@@ -63,7 +63,8 @@ def check_system(system: System, home: Path, *, data: str | None = None, replay_
             windows = state.get("windows", [])
             _require(windows and all(w.get("labels") for w in windows), f"{system.name}: monitor windows {windows}")
             facts["monitor"] = {"windows": len(windows), "labels": state.get("labels"),
-                                "online": windows[-1]["labels"]["all"]}
+                                "online": windows[-1]["labels"]["all"],
+                                "rows": sum(int(w["labels"]["all"].get("rows") or 0) for w in windows)}
         else:
             facts["monitor"] = None
     report = write_design_report(system, ws)

@@ -133,10 +133,8 @@ class OnlineMonitor:
             if arm == CONTROL:  # the reference is the champion's; the challenger's scores differ by design
                 window.predictions.extend(predictions.tolist())
             request_id = str(record["request_id"])
-            if self.config.task == "ranking":  # the shown list, best first
-                items = record["items"]
-                order = np.argsort(-predictions, kind="stable")[: self.config.k]
-                window.requests[request_id] = (tuple(str(items[i]) for i in order.tolist()), arm)
+            if self.config.task == "ranking":  # the shown list, in the order shown (a re-ranker may reorder scores)
+                window.requests[request_id] = (tuple(str(item) for item in record["items"][: self.config.k]), arm)
             else:
                 top = int(predictions.argmax())  # the top-ranked candidate is the one shown
                 window.requests[request_id] = (float(predictions[top]), arm)

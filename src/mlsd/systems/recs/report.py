@@ -11,9 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from mlsd.core.errors import MlsdError
-from mlsd.reporting import DesignReport, pipeline_diagram
-from mlsd.systems.recs.cli import METRICS, RUN_FILE
+from mlsd.reporting import DesignReport, monitoring_state, pipeline_diagram
+from mlsd.system import Workspace
 from mlsd.systems.recs.run import PUBLISHED_ML100K
+from mlsd.systems.recs.tables import METRICS, width
 
 BENCHMARKS = Path(__file__).resolve().parents[4] / "benchmarks" / "results"
 
@@ -22,16 +23,9 @@ def _row(label: str, m: dict[str, Any]) -> list[Any]:
     return [label, *(round(m[k], 4) if k in m else "-" for k in METRICS)]
 
 
-def write_recs_report(home: Path, path: Path) -> Path:
-    """Write the HTML report for the recommendation system under ``home`` to ``path``."""
-    report = DesignReport("mlsd: video recommendation (MovieLens)")
-    fill_recs_report(home, report)
-    return report.write(path)
-
-
 def fill_recs_report(home: Path, report: DesignReport) -> None:
     """The seven steps of the recommendation system under ``home``, from ``run.json`` and the monitor."""
-    run_file = home / RUN_FILE
+    run_file = Workspace(home).run_file
     if not run_file.exists():
         raise MlsdError(f"{run_file} not found: run `mlsd run recs --data DIR` first")
     run = json.loads(run_file.read_text())
@@ -74,16 +68,21 @@ def fill_recs_report(home: Path, report: DesignReport) -> None:
     rows += [_row("mlsd protocol B", b), _row("mlsd B before re-ranking", b["before_rerank"])]
     report.table(header, rows)
     report.table(["protocol", "union", *a["candidate_recall_by_source"], "coverage", "diversity"], [
-        [p, round(m["candidate_recall@500"], 4), *(round(v, 4) for v in m["candidate_recall_by_source"].values()),
+        [p, round(m[width(m)], 4), *(round(v, 4) for v in m["candidate_recall_by_source"].values()),
          round(m["coverage"], 4), round(m["diversity"], 4)] for p, m in (("A", a), ("B", b))])
     new = b["new_items"]
     report.paragraph(f"New items in protocol B (no rating before the cut-off, embedded by the content tower alone): "
-                     f"{new['test_pairs']} test pairs, candidate recall@500 {new['candidate_recall@500']:.4f}, "
+                     f"{new['test_pairs']} test pairs, candidate recall@500 {new[width(new)]:.4f}, "
                      f"recall@10 {new['recall@10']:.4f}.")
     report.step(6)
     found = {n: json.loads((BENCHMARKS / f"{n}.json").read_text()) for n in ("recs_latency", "ann")
              if (BENCHMARKS / f"{n}.json").exists()}
-    lines = [f"Registered model recs-movielens v{run['served_version']} (champion) serves POST /v1/recs/recommend; "
+    served = run["served"]
+    lines = [f"Registered model recs-movielens v{served['champion']} ({served['champion_variant']}, champion) serves "
+             f"POST /v1/recs/recommend and v{served['challenger']} is its challenger for A/B tests (promotion on "
+             f"{served['valid_users']} validation users: gain {_signed(served['gain'])}, 95% lower bound "
+             f"{_signed(served['gain_lower_bound'])}); the service starts at protocol B's cut-off and the "
+             f"{served['held_out_ratings']:,} ratings after it are the replayed traffic; "
              "per-stage timings are on /metrics. POST /v1/recs/ratings takes new ratings: durable in the event log "
              "before the reply, then in the online features and the rater's seen items."]
     if "recs_latency" in found:
@@ -98,3 +97,14 @@ def fill_recs_report(home: Path, report: DesignReport) -> None:
     report.step(7)
     report.paragraph("Every response is written to the feature log with its ranking features, model version and "
                      "the stage that proposed each item, so training and serving use the same values.")
+    state = monitoring_state(Workspace(home))
+    if state:
+        report.paragraph(f"{len(state['windows'])} windows, {len(state['alerts'])} alerts; online nDCG@10, hit rate "
+                         "and MRR per arm from the later ratings of replayed users (labels joined by request id).")
+        report.monitoring(state)
+    else:
+        report.paragraph("No replay has run against this home yet: no monitor state.")
+
+
+def _signed(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:+.4f}"

@@ -170,7 +170,8 @@ def _sets(ratings: pd.DataFrame, rows: np.ndarray) -> list[np.ndarray]:
 
 
 def train_ranker(recommender: Recommender, users: Users, lookup: FeatureLookup, positives: list[np.ndarray],
-                 seed: int = 0, folds: int = 5, stopping_share: float = 0.2) -> tuple[LambdaMART, dict[str, Any]]:
+                 seed: int = 0, folds: int = 5, stopping_share: float = 0.2
+                 ) -> tuple[LambdaMART, dict[str, Any], dict[str, np.ndarray]]:
     """LambdaMART over each user's rankable candidates: relevant if the held-back ratings contain it.
 
     The other candidates are the negatives (hard ones: every source proposed them). Promotion is
@@ -179,7 +180,8 @@ def train_ranker(recommender: Recommender, users: Users, lookup: FeatureLookup, 
     others (early-stopped on ``stopping_share`` of them, never on the fold itself), and the ranker is
     promoted when the one-sided 95% paired-bootstrap bound of the per-user nDCG@10 gain over the
     co-visitation order it starts from is above 0. The served ranker is then fitted on every user,
-    for the median number of trees the folds stopped at.
+    for the median number of trees the folds stopped at. Also returns each evaluated user's held-out
+    nDCG@10 under the ranker and under the co-visitation order (the evidence promotion weighs).
     """
     cands = recommender.candidates(users)
     columns = recommender.ranking_columns(users, cands, lookup)
@@ -230,7 +232,7 @@ def train_ranker(recommender: Recommender, users: Users, lookup: FeatureLookup, 
                    "valid_ndcg@10_ranker": float(gains["ranker"].mean()),
                    "valid_ndcg@10_co_visitation": float(gains["co_visitation"].mean()),
                    "valid_gain_lower_bound": low, "promoted": bool(low > 0)})
-    return ranker, report
+    return ranker, report, gains
 
 
 def evaluate(recommender: Recommender, users: Users, lookup: FeatureLookup, relevant: list[np.ndarray],
@@ -256,15 +258,27 @@ def evaluate(recommender: Recommender, users: Users, lookup: FeatureLookup, rele
     return metrics
 
 
+@dataclass(frozen=True)
+class Trained:
+    """A protocol's outcome: the pipeline it evaluated, its ranker (promoted or not), the time its
+    training data ends, and each validation user's held-out nDCG@10 under the ranker and under the
+    co-visitation order (``"ranker"``, ``"co_visitation"``)."""
+
+    model: Recommender
+    ranker: LambdaMART
+    as_of_s: int
+    valid_ndcg: dict[str, np.ndarray]
+
+
 def run_protocol(data: MovieLens, fit: Phase, label: pd.DataFrame, full: Phase, test: pd.DataFrame, home: Path,
-                 settings: RecsSettings, say: Progress, seed: int = 0) -> tuple[Recommender, dict[str, Any]]:
+                 settings: RecsSettings, say: Progress, seed: int = 0) -> tuple[Trained, dict[str, Any]]:
     """Fit candidates on ``fit``, the ranker on ``label``; refit on ``full``; evaluate on ``test``."""
     rows = np.arange(data.n_users)
     say("candidate models on the ranker's training phase")
     early, early_report = fit_recommender(data, fit, settings, seed)
     store = PhaseStore(data, fit, home / "fit")
     say("ranker")
-    ranker, ranker_report = train_ranker(early, users_of(data, user_items(fit.ratings, data.n_users), rows),
+    ranker, ranker_report, valid_ndcg = train_ranker(early, users_of(data, user_items(fit.ratings, data.n_users), rows),
                                          store.lookup(), _sets(label, rows), seed)
     store.close()
     say(f"  ranker 5-fold nDCG@10 {ranker_report['valid_ndcg@10_ranker']:.4f} vs co-visitation order "
@@ -289,11 +303,11 @@ def run_protocol(data: MovieLens, fit: Phase, label: pd.DataFrame, full: Phase, 
     metrics["training"] = {"two_tower": {k: v for k, v in final_report.items() if k != "loss_history"},
                            "two_tower_loss": final_report["loss_history"], "ranker": ranker_report,
                            "early_two_tower_seconds": early_report["seconds"]}
-    return final, metrics
+    return Trained(final, ranker, full.as_of_s, valid_ndcg), metrics
 
 
 def protocol_a(data: MovieLens, home: Path, settings: RecsSettings, say: Progress,
-               seed: int = 0) -> tuple[Recommender, dict[str, Any]]:
+               seed: int = 0) -> tuple[Trained, dict[str, Any]]:
     ratings = data.ratings
     train_mask = stratified_split(ratings)
     train, test = ratings[train_mask], ratings[~train_mask]
@@ -305,62 +319,34 @@ def protocol_a(data: MovieLens, home: Path, settings: RecsSettings, say: Progres
 
 
 def protocol_b(data: MovieLens, home: Path, settings: RecsSettings, say: Progress, seed: int = 0,
-               test_share: float = 0.2, label_share: float = 0.1) -> tuple[Recommender, dict[str, Any]]:
+               test_share: float = 0.2, label_share: float = 0.1) -> tuple[Trained, dict[str, Any]]:
     ratings = data.ratings
     stamps = ratings["timestamp"].to_numpy()
     cut = int(np.quantile(stamps, 1 - test_share))
     label_start = int(np.quantile(stamps, 1 - test_share - label_share))
     before_label, label = ratings[stamps < label_start], ratings[(stamps >= label_start) & (stamps < cut)]
-    model, metrics = run_protocol(data, Phase(before_label, label_start), label, Phase(ratings[stamps < cut], cut),
+    trained, metrics = run_protocol(data, Phase(before_label, label_start), label, Phase(ratings[stamps < cut], cut),
                                   ratings[stamps >= cut], home, settings, say, seed)
     metrics["cut_off"] = pd.Timestamp(cut, unit="s").isoformat()
     metrics["ranker_labels_from"] = pd.Timestamp(label_start, unit="s").isoformat()
-    return model, metrics
+    return trained, metrics
 
 
 def run_recs(home: Path, data_root: str | None, dataset: str = "ml-100k", settings: RecsSettings | None = None,
              say: Progress = print, data: MovieLens | None = None) -> dict[str, Any]:
-    """Both protocols on one MovieLens release (or ``data``); returns ``{"protocol_a": ..., "protocol_b": ...}``."""
+    """Both protocols on one MovieLens release (or ``data``): ``{"protocol_a": ..., "protocol_b": ...}`` and,
+    under ``_protocol_a`` / ``_protocol_b``, what each trained (:class:`Trained`)."""
     data = data if data is not None else load_movielens(dataset, data_root)
     settings = settings or RecsSettings()
     results: dict[str, Any] = {"dataset": dataset, "settings": settings.__dict__}
     for name, protocol in (("protocol_a", protocol_a), ("protocol_b", protocol_b)):
         say(f"{name}:")
         started = time.perf_counter()
-        model, metrics = protocol(data, home / name, settings, lambda m: say(f"  {m}"))
+        trained, metrics = protocol(data, home / name, settings, lambda m: say(f"  {m}"))
         metrics["seconds"] = time.perf_counter() - started
         results[name] = metrics
-        results[f"_{name}_model"] = model
+        results[f"_{name}"] = trained
     return results
 
 
 MODEL_NAME = "recs-movielens"
-SERVING = "serving"
-
-
-def prepare_serving(home: Path, data: MovieLens, model: Recommender, metrics: dict[str, Any]) -> str:
-    """Register the protocol-B model as champion and set up what the service reads.
-
-    The service's feature store holds every rating (materialized online as of the log's end) and each
-    user's seen items are a snapshot of that log: what a deployment would have after the last batch.
-    """
-    from mlsd.registry import CHAMPION, Lineage, ModelRegistry, code_revision
-
-    serving = home / SERVING
-    phase = Phase(data.ratings, int(data.ratings["timestamp"].max()) + 1)
-    store = PhaseStore(data, phase, serving)
-    store.store.materialize(end_us=store.as_of_us)
-    seen = user_items(data.ratings, data.n_users)
-    np.savez(serving / "seen.npz", user_ids=data.users["user_id"].to_numpy(np.int64),
-             lengths=np.array([len(s) for s in seen]), items=np.concatenate(seen))
-    fingerprint = f"{data.name}:{len(data.ratings)}:{int(data.ratings['timestamp'].max())}"
-    store.close()
-    registry = ModelRegistry(home)
-    flat = {f"protocol_b.{k.replace('@', '_at_')}": float(v) for k, v in metrics.items()
-            if isinstance(v, int | float)}
-    version = registry.register(MODEL_NAME, model, params={"dataset": data.name, **model.settings.__dict__},
-                                metrics=flat, experiment="recs",
-                                lineage=Lineage(fingerprint, {"user_history": 1, "item_popularity": 1},
-                                                code_revision()))
-    registry.set_alias(MODEL_NAME, CHAMPION, version.version)
-    return version.version

@@ -27,30 +27,33 @@ class RecsSystem:
     options = (Option("dataset", "ml-100k", "the MovieLens release", choices=("ml-100k", "ml-1m-first-half")),)
 
     def build(self, ws: Workspace, config: RunConfig) -> dict[str, Any]:
-        from mlsd.systems.recs.cli import build_recs
+        from mlsd.systems.recs.build import build_recs
 
-        return build_recs(ws.home, config.data, str(config.options.get("dataset") or "ml-100k"),
+        return build_recs(ws, config.data, str(config.options.get("dataset") or "ml-100k"),
                           quiet=not config.progress, users=SMALL_USERS if config.small else None)
 
     def format_results(self, results: Mapping[str, Any]) -> str:
-        from mlsd.systems.recs.cli import format_tables
+        from mlsd.systems.recs.tables import format_tables
 
         return format_tables(dict(results))
 
     def json_summary(self, results: Mapping[str, Any]) -> dict[str, Any]:
-        from mlsd.systems.recs.cli import summary
+        from mlsd.systems.recs.tables import summary
 
         return summary(dict(results))
 
     def service(self, ws: Workspace, config: ServeConfig) -> ScoringService:
-        from mlsd.systems.recs.service import RecsService
+        from mlsd.monitoring.drift import DriftThresholds
+        from mlsd.systems.recs.serve import RecsService
 
-        return RecsService(ws.home)
+        return RecsService(ws.home, ab_share=config.ab_share, window_s=config.window_s,
+                           label_delay_s=config.label_delay_s,
+                           thresholds=DriftThresholds(psi=config.drift_psi, js=config.drift_js, p_value=config.drift_p))
 
     def traffic(self, ws: Workspace, config: ReplayConfig) -> ReplaySource:
-        from mlsd.core.errors import MlsdError
+        from mlsd.systems.recs.simulate import HeldOutReplay
 
-        raise MlsdError("recs: no replay source yet (the held-out period's replay is not built)")
+        return HeldOutReplay(ws, limit=config.limit)
 
     def report(self, ws: Workspace, report: DesignReport) -> None:
         from mlsd.systems.recs.report import fill_recs_report

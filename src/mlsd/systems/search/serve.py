@@ -110,12 +110,15 @@ class SearchService:
         model, version = (self.challenger if arm == TREATMENT and self.challenger else self.models).current
         scores = np.asarray(model.predict(columns))
         order = np.argsort(-scores, kind="stable")
-        docs = [d["doc_id"] for d in body["documents"]]
+        docs = [body["documents"][i]["doc_id"] for i in order.tolist()]
         stamp = float(body["timestamp"]) if body.get("timestamp") is not None else time.time()
+        # the log keeps the documents in the order shown, with their features and scores
         record = {"request_id": request_id, "at_us": round(stamp * 1e6), "model_version": version, "arm": arm,
                   "entities": {"query_id": [body["query_id"]] * len(docs)}, "items": docs,
-                  "features": {c: columns[c].tolist() for c in MONITORED}, "predictions": scores.tolist()}
-        ranked = [{"doc_id": docs[i], "score": float(scores[i])} for i in order.tolist()]
+                  "features": {c: columns[c][order].tolist() for c in MONITORED},
+                  "predictions": scores[order].tolist()}
+        ranked = [{"doc_id": doc, "score": float(score)} for doc, score in zip(docs, scores[order].tolist(),
+                                                                               strict=True)]
         return {"request_id": request_id, "model_version": version, "arm": arm, "ranked": ranked}, record
 
     def health(self) -> dict[str, Any]:

@@ -1,9 +1,12 @@
-"""The recommendation service: ``POST /v1/recs/recommend`` {user_id, k, context} -> ranked items with stages.
+"""The recommendation service: ``POST /v1/recs/recommend`` {user_id, k, timestamp, context} -> ranked items.
 
 A known user is read from the online store (attributes, last items) and the seen-items snapshot, plus
 any online last items the snapshot lacks (ratings streamed in since it was taken); an unknown user
 takes the cold-start path (attributes from ``context`` if given, history only from the online store:
-two-tower from attributes plus popularity). The champion recommender is followed through the registry alias.
+two-tower from attributes plus popularity). The champion recommender is followed through the registry
+alias; with an A/B share, users hashed to the treatment arm get the challenger. Each response is
+logged with the listed items in shown order (the monitor's ranking), and the monitor compares the
+listed items' features with the serving version's reference profile.
 Item features (popularity windows, profile) are read for the whole catalogue at once through an
 :class:`OnlineFeatureCache` and re-read every ``item_features_max_age_s`` (default 1 s), so a request
 pays for a memory gather rather than 500 online-store reads. Each response is logged with its features,
@@ -25,6 +28,7 @@ from prometheus_client import CollectorRegistry, Histogram
 from mlsd.core.errors import MlsdError
 from mlsd.core.timeutil import now_us
 from mlsd.events import EventLog
+from mlsd.experiments.ab import CONTROL, TREATMENT, assign_arm
 from mlsd.features import (
     FeatureStore,
     OfflineStore,
@@ -34,22 +38,27 @@ from mlsd.features import (
     SqliteOnlineStore,
 )
 from mlsd.features.offline import output_column
-from mlsd.registry import CHAMPION, ModelRegistry
+from mlsd.monitoring.drift import DriftThresholds
+from mlsd.monitoring.online import MonitorConfig
+from mlsd.monitoring.profile import DatasetProfile
+from mlsd.registry import CHALLENGER, CHAMPION, ModelRegistry
+from mlsd.serving.app import RANKING_LABEL_SCHEMA
 from mlsd.serving.validation import Field, RequestError, Schema
+from mlsd.systems.recs.build import PROFILE_FILE, SERVING
 from mlsd.systems.recs.features import ITEM_VIEWS, LAST_N, RATINGS_SCHEMA, USER_VIEWS, recs_views
 from mlsd.systems.recs.pipeline import FeatureLookup, Recommender, Users
-from mlsd.systems.recs.run import MODEL_NAME, SERVING, user_codes
+from mlsd.systems.recs.run import MODEL_NAME, user_codes
 
 MAX_K = 100
 REQUEST_SCHEMA: Schema = {
     "request_id": Field("string", required=False, description="client id; generated when absent"),
+    "timestamp": Field("number", required=False, minimum=0, description="event time, Unix seconds (default: now)"),
     "user_id": Field("integer", minimum=0, maximum=2**31 - 1, description="unknown users get cold-start lists"),
     "k": Field("integer", required=False, minimum=1, maximum=MAX_K, description="list length (default 10)"),
     "context": Field("object", required=False, properties={
         "age": Field("integer", required=False, minimum=0, maximum=120),
         "gender": Field("string", required=False, extra={"enum": ["M", "F"]}),
         "occupation": Field("integer", required=False, minimum=0, maximum=1000),
-        "timestamp": Field("number", required=False, minimum=0, description="request time, Unix seconds"),
     }),
 }
 MAX_RATINGS = 10_000
@@ -73,13 +82,21 @@ class RecsService:
     request_schema: Schema = REQUEST_SCHEMA
     intake_route = "/v1/recs/ratings"
     intake_schema: Schema = RATINGS_SCHEMA_HTTP
+    label_schema: Schema = RANKING_LABEL_SCHEMA
 
-    def __init__(self, home: Path, *, alias: str = CHAMPION, item_features_max_age_s: float = 1.0) -> None:
+    def __init__(self, home: Path, *, alias: str = CHAMPION, item_features_max_age_s: float = 1.0,
+                 ab_share: float = 0.0, experiment: str = "recs-ab", window_s: float = 3600.0,
+                 label_delay_s: float = 600.0, thresholds: DriftThresholds | None = None,
+                 poll_interval: float = 10.0) -> None:
         from mlsd.serving.models import ModelHolder
 
         self.home = Path(home)
         self.item_features_max_age_s = item_features_max_age_s
-        self._item_cache: tuple[Recommender, OnlineFeatureCache] | None = None
+        self.ab_share, self.experiment = ab_share, experiment
+        self.monitor_config = MonitorConfig(window_s=window_s, label_delay_s=label_delay_s,
+                                            thresholds=thresholds or DriftThresholds(), task="ranking")
+        # one item-feature cache per served model (champion and challenger), each with its own catalogue
+        self._item_caches: dict[int, tuple[Recommender, OnlineFeatureCache]] = {}
         serving = self.home / SERVING
         try:
             self.log, owner = EventLog(serving / "events", RATINGS_SCHEMA), True
@@ -92,8 +109,10 @@ class RecsService:
         seen = np.load(serving / "seen.npz")
         offsets = np.concatenate([[0], np.cumsum(seen["lengths"])])
         self.seen = {int(u): seen["items"][offsets[i]:offsets[i + 1]] for i, u in enumerate(seen["user_ids"])}
-        self.models = ModelHolder(ModelRegistry(self.home), MODEL_NAME, alias, loader=Recommender.load,
-                                  warm_up=self._warm_up)
+        self.registry = ModelRegistry(self.home)
+        self.models = ModelHolder(self.registry, MODEL_NAME, alias, poll_interval, warm_up=self._warm_up)
+        self.challenger = ModelHolder(self.registry, MODEL_NAME, CHALLENGER, poll_interval,
+                                      warm_up=self._warm_up) if ab_share > 0 else None
         self.metrics = CollectorRegistry()  # served on /metrics beside the app's own
         self.stage_seconds = Histogram("mlsd_recs_stage_seconds", "Time per recommendation stage", ["stage"],
                                        registry=self.metrics, buckets=(0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02))
@@ -102,6 +121,9 @@ class RecsService:
     @property
     def model_version(self) -> str:
         return self.models.version
+
+    def reference_profile(self) -> DatasetProfile:
+        return DatasetProfile.from_dict(self.registry.artifact_json(MODEL_NAME, self.models.version, PROFILE_FILE))
 
     def _warm_up(self, model: Recommender) -> None:
         self._recommend(model, {"user_id": next(iter(self.seen), 1), "k": 10})
@@ -135,11 +157,13 @@ class RecsService:
 
     def _item_features(self, model: Recommender) -> OnlineFeatureCache:
         """The catalogue's item-feature cache, rebuilt when a new model (with its own catalogue) is served."""
-        cached = self._item_cache
+        cached = self._item_caches.get(id(model))
         if cached is None or cached[0] is not model:
             cache = OnlineFeatureCache(self.store, list(ITEM_VIEWS), "item_id", model.item_ids.tolist(),
                                        max_age_s=self.item_features_max_age_s)
-            self._item_cache = cached = (model, cache)
+            if len(self._item_caches) >= 2:  # a swapped-out model's cache goes (champion + challenger stay)
+                self._item_caches.pop(next(iter(self._item_caches)))
+            self._item_caches[id(model)] = cached = (model, cache)
         return cached[1]
 
     def _lookup(self, model: Recommender, at_us: int, user_columns: dict[str, np.ndarray]) -> FeatureLookup:
@@ -151,15 +175,15 @@ class RecsService:
         return read
 
     def _recommend(self, model: Recommender, body: dict[str, Any]) -> dict[str, Any]:
-        context = body.get("context") or {}
-        at_us = round(float(context["timestamp"]) * 1e6) if context.get("timestamp") is not None else now_us()
+        at_us = round(float(body["timestamp"]) * 1e6) if body.get("timestamp") is not None else now_us()
         user_columns = self.store.online_features(list(USER_VIEWS), {"user_id": [int(body["user_id"])]}, at_us=at_us)
         users, known = self._user(model, body, user_columns)
         ranked = model.rank(users, self._lookup(model, at_us, user_columns), k=int(body.get("k") or 10))
         return {"ranked": ranked, "known": known, "at_us": at_us}
 
     def score(self, body: dict[str, Any], request_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
-        model, version = self.models.current
+        arm = assign_arm(body["user_id"], self.experiment, self.ab_share) if self.challenger else CONTROL
+        model, version = (self.challenger if arm == TREATMENT and self.challenger else self.models).current
         out = self._recommend(model, body)
         ranked = out["ranked"]
         for stage, histogram in self._stage_histograms.items():
@@ -170,13 +194,14 @@ class RecsService:
                   for i, s, stage in zip(items[:count].tolist(), ranked.scores[0][:count].tolist(), ranked.stages[0],
                                          strict=True)]
         path = "known_user" if out["known"] else "cold_start"
-        record = {"request_id": request_id, "at_us": out["at_us"], "model_version": version, "path": path,
+        record = {"request_id": request_id, "at_us": out["at_us"], "model_version": version, "arm": arm, "path": path,
                   "entities": {"user_id": [int(body["user_id"])]},
                   "candidates": int((ranked.candidates.items[0] >= 0).sum()), "features": ranked.features[0],
                   "items": [x["item_id"] for x in listed], "stages": [x["stage"] for x in listed],
                   "predictions": [x["score"] for x in listed],
                   "timings_ms": {k: round(v, 3) for k, v in ranked.timings.items()}}
-        return {"request_id": request_id, "model_version": version, "path": path, "ranked": listed}, record
+        answer = {"request_id": request_id, "model_version": version, "arm": arm, "path": path, "ranked": listed}
+        return answer, record
 
     def intake(self, body: dict[str, Any]) -> dict[str, Any]:
         """Ratings: durable in the event log, then in the online features and the raters' seen items."""
@@ -197,10 +222,12 @@ class RecsService:
 
     def health(self) -> dict[str, Any]:
         return {"users": len(self.seen), "model_swaps": self.models.swaps, "takes_ratings": self.ratings is not None,
-                "users_with_new_ratings": len(self.streamed)}
+                "users_with_new_ratings": len(self.streamed), "ab_share": self.ab_share}
 
     def close(self) -> None:
         self.models.close()
+        if self.challenger is not None:
+            self.challenger.close()
         self.store.online.close()
         self.log.close()
 

@@ -1,18 +1,17 @@
-"""`mlsd run recs`: both protocols, the metric tables beside the published ones, the model registered."""
+"""The tables `mlsd run recs` prints and the ``--json`` summary it writes."""
 
 from __future__ import annotations
 
-import time
-from pathlib import Path
 from typing import Any
 
-from mlsd.core.atomic import atomic_write_json
-from mlsd.datasets.movielens import MovieLens, load_movielens
-from mlsd.systems.recs.pipeline import RecsSettings
-from mlsd.systems.recs.run import PUBLISHED_ML100K, prepare_serving, run_recs
+from mlsd.systems.recs.run import PUBLISHED_ML100K
 
-RUN_FILE = "run.json"
 METRICS = ("ndcg@10", "precision@10", "recall@10", "map")
+
+
+def width(metrics: dict[str, Any]) -> str:
+    """The key of the candidate recall at the candidate list's width (500 unless configured otherwise)."""
+    return next(k for k in metrics if k.startswith("candidate_recall@"))
 
 
 def summary(results: dict[str, Any]) -> dict[str, Any]:
@@ -20,11 +19,10 @@ def summary(results: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name in ("protocol_a", "protocol_b"):
         m = results[name]
-        width = next(k for k in m if k.startswith("candidate_recall@"))
-        out[name] = {**{k: m[k] for k in METRICS}, "candidate_recall@500": m[width]}
+        out[name] = {**{k: m[k] for k in METRICS}, "candidate_recall@500": m[width(m)]}
         if name == "protocol_b":
             out[name].update(coverage=m["coverage"], diversity=m["diversity"],
-                             new_item_candidate_recall=m["new_items"][width])
+                             new_item_candidate_recall=m["new_items"][width(m)])
     return out
 
 
@@ -42,7 +40,7 @@ def format_tables(results: dict[str, Any]) -> str:
     if results["dataset"] == "ml-100k":
         for name, m in PUBLISHED_ML100K.items():
             lines.append(row(f"{name} (published)", m))
-    lines.append(f"  candidate recall@500: union {a['candidate_recall@500']:.4f}; " + ", ".join(
+    lines.append(f"  {width(a).replace('_', ' ')}: union {a[width(a)]:.4f}; " + ", ".join(
         f"{k} {v:.4f}" for k, v in a["candidate_recall_by_source"].items()))
     lines.append(_ranker_line(a))
     lines.append("")
@@ -54,11 +52,11 @@ def format_tables(results: dict[str, Any]) -> str:
     lines.append(row("mlsd before re-ranking", b["before_rerank"]) + f" {'':9s} {b['diversity_before_rerank']:9.4f}")
     if "cold_start" in b:
         lines.append(row("  cold-start users only", b["cold_start"]))
-    lines.append(f"  candidate recall@500: union {b['candidate_recall@500']:.4f}; " + ", ".join(
+    lines.append(f"  {width(b).replace('_', ' ')}: union {b[width(b)]:.4f}; " + ", ".join(
         f"{k} {v:.4f}" for k, v in b["candidate_recall_by_source"].items()))
     new = b["new_items"]
     lines.append(f"  new items (no rating before the cut-off; content-tower vectors): {new['test_pairs']} test pairs, "
-                 f"candidate recall@500 {new['candidate_recall@500']:.4f}, R@10 {new['recall@10']:.4f}")
+                 f"{width(new).replace('_', ' ')} {new[width(new)]:.4f}, R@10 {new['recall@10']:.4f}")
     lines.append(_ranker_line(b))
     return "\n".join(lines)
 
@@ -68,38 +66,3 @@ def _ranker_line(metrics: dict[str, Any]) -> str:
     return (f"  ranker: {'promoted' if ranker['promoted'] else 'kept out'} (5-fold held-out nDCG@10 "
             f"{ranker['valid_ndcg@10_ranker']:.4f} vs co-visitation {ranker['valid_ndcg@10_co_visitation']:.4f}, "
             f"gain's 95% lower bound {ranker['valid_gain_lower_bound']:+.4f})")
-
-
-def build_recs(home: Path, data_root: str | None, dataset: str, *, quiet: bool = False,
-               users: int | None = None) -> dict[str, Any]:
-    """``mlsd run recs``: both protocols, then the protocol-B model registered as champion and served.
-
-    ``users``: keep only the first this many users (a quick build for the check kit).
-    """
-    started = time.perf_counter()
-
-    def say(message: str) -> None:
-        if not quiet:
-            print(message, flush=True)
-
-    data = load_movielens(dataset, data_root)
-    settings = None
-    if users is not None:
-        data = first_users(data, users)
-        settings = RecsSettings(two_tower_k=50, co_visitation_k=50, popularity_k=20, candidates=100, ranking_depth=50)
-    results = run_recs(home, data_root, dataset, say=say, data=data, settings=settings)
-    model = results.pop("_protocol_b_model")
-    results.pop("_protocol_a_model")
-    say("registering the protocol-B model and preparing the service")
-    results["served_version"] = prepare_serving(home, data, model, results["protocol_b"])
-    results["seconds"] = time.perf_counter() - started
-    atomic_write_json(home / RUN_FILE, results)
-    say(f"model recs-movielens v{results['served_version']} is champion; serve it: mlsd serve recs --home {home}")
-    return results
-
-
-def first_users(data: MovieLens, n: int) -> MovieLens:
-    """The release cut to its first ``n`` users (dense indices 0..n-1) and their ratings; every item kept."""
-    users = data.users[data.users["user"] < n].reset_index(drop=True)
-    ratings = data.ratings[data.ratings["user"] < n].reset_index(drop=True)
-    return MovieLens(data.name, ratings, users, data.items, data.genres, data.genre_names)
