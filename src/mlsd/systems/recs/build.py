@@ -26,7 +26,7 @@ from mlsd.monitoring.profile import DatasetProfile, NumericProfile
 from mlsd.registry import Lineage, code_revision
 from mlsd.registry.promotion import promote
 from mlsd.system import Workspace
-from mlsd.systems.recs.pipeline import Recommender, RecsSettings
+from mlsd.systems.recs.pipeline import Recommender, RecsSettings, Users
 from mlsd.systems.recs.run import MODEL_NAME, Phase, PhaseStore, Trained, run_recs, user_items, users_of
 
 SERVING = "serving"
@@ -91,20 +91,26 @@ def prepare_serving(ws: Workspace, data: MovieLens, trained: Trained, metrics: d
                    serving / HELD_OUT_FILE)
     lineage = Lineage(f"{data.name}:{len(before)}:{cut}", {"user_history": 1, "item_popularity": 1}, code_revision())
     flat = {f"protocol_b.{k.replace('@', '_at_')}": float(v) for k, v in metrics.items() if isinstance(v, int | float)}
+    store.close()
+    # The reference population: the users who came in the ranker's label window, each as of its start
+    # (new users then are cold-start users, as many of the replayed ones are).
+    early = data.ratings[stamps < trained.labels_from_s]
+    came = np.unique(data.ratings["user"].to_numpy()[(stamps >= trained.labels_from_s) & (stamps < cut)])
+    profile_store = PhaseStore(data, Phase(early, trained.labels_from_s), serving / "reference")
+    profile_users = users_of(data, user_items(early, data.n_users), came[:PROFILE_USERS])
     versions: dict[str, str] = {}
-    known = np.flatnonzero([len(s) > 0 for s in seen])[:PROFILE_USERS]
     for variant in VARIANTS:
         model = trained.model
         model.ranker = trained.ranker if variant == "ranker" else None
         profile = serving / "profiles" / variant / PROFILE_FILE
         profile.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(profile, reference_profile(model, store, users_of(data, seen, known)).to_dict())
+        atomic_write_json(profile, reference_profile(model, profile_store, profile_users).to_dict())
         version = ws.registry.register(
             MODEL_NAME, model, params={"dataset": data.name, "variant": variant, **model.settings.__dict__},
             metrics=flat if variant == "ranker" else {}, experiment="recs", run_name=variant, lineage=lineage,
             artifacts=[profile])
         versions[variant] = version.version
-    store.close()
+    profile_store.close()
     promotion = promote(ws.registry, MODEL_NAME, {versions[v]: trained.valid_ndcg[v] for v in VARIANTS},
                         incumbent=versions["co_visitation"])
     variant_of = {v: k for k, v in versions.items()}
@@ -114,8 +120,8 @@ def prepare_serving(ws: Workspace, data: MovieLens, trained: Trained, metrics: d
             "valid_users": len(trained.valid_ndcg["ranker"])}
 
 
-def reference_profile(model: Recommender, store: PhaseStore, users: Any) -> DatasetProfile:
-    """The monitored features of the items ``model`` lists for ``users`` at the cut-off, and its scores."""
+def reference_profile(model: Recommender, store: PhaseStore, users: Users) -> DatasetProfile:
+    """The monitored features of the items ``model`` lists for ``users`` as of ``store``'s time, and its scores."""
     ranked = model.rank(users, store.lookup(), k=10)
     columns = {name: np.array([v for per_user in ranked.features for v in per_user[name]], dtype=np.float64)
                for name in MONITORED}

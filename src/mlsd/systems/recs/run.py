@@ -261,12 +261,14 @@ def evaluate(recommender: Recommender, users: Users, lookup: FeatureLookup, rele
 @dataclass(frozen=True)
 class Trained:
     """A protocol's outcome: the pipeline it evaluated, its ranker (promoted or not), the time its
-    training data ends, and each validation user's held-out nDCG@10 under the ranker and under the
-    co-visitation order (``"ranker"``, ``"co_visitation"``)."""
+    training data ends, the time the ranker's label window starts (its end under protocol A), and
+    each validation user's held-out nDCG@10 under the ranker and under the co-visitation order
+    (``"ranker"``, ``"co_visitation"``)."""
 
     model: Recommender
     ranker: LambdaMART
     as_of_s: int
+    labels_from_s: int
     valid_ndcg: dict[str, np.ndarray]
 
 
@@ -303,7 +305,7 @@ def run_protocol(data: MovieLens, fit: Phase, label: pd.DataFrame, full: Phase, 
     metrics["training"] = {"two_tower": {k: v for k, v in final_report.items() if k != "loss_history"},
                            "two_tower_loss": final_report["loss_history"], "ranker": ranker_report,
                            "early_two_tower_seconds": early_report["seconds"]}
-    return Trained(final, ranker, full.as_of_s, valid_ndcg), metrics
+    return Trained(final, ranker, full.as_of_s, fit.as_of_s, valid_ndcg), metrics
 
 
 def protocol_a(data: MovieLens, home: Path, settings: RecsSettings, say: Progress,
