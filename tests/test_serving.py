@@ -250,3 +250,24 @@ def test_serving_processes_cap_every_compute_pool_at_one_thread() -> None:
     assert out["torch"] == 1
     assert out["pools"]  # BLAS (numpy) and OpenMP (torch, LightGBM, FAISS) were found
     assert set(out["pools"]) == {1}
+
+
+def test_body_decoder_names_fields_and_enforces_what_openapi_says() -> None:
+    """The msgspec decoder keeps the schema's rules: enums, bounds, no NaN, null as absent."""
+    from mlsd.serving.decode import BodyDecoder, BodyError
+    from mlsd.serving.validation import Field, RequestError
+
+    decoder = BodyDecoder({"user_id": Field("integer", minimum=0), "k": Field("integer", required=False, maximum=5),
+                           "context": Field("object", required=False, properties={
+                               "gender": Field("string", required=False, extra={"enum": ["M", "F"]})})})
+    assert decoder.decode(b'{"user_id": 3, "k": null}') == {"user_id": 3, "k": None}
+    for raw, field, words in ((b'{"user_id": 1, "context": {"gender": "X"}}', "context.gender", "allowed values"),
+                              (b'{"user_id": 1.5}', "user_id", "expected integer, got number"),
+                              (b'{"user_id": 1, "k": 6}', "k", "must be <= 5"),
+                              (b'{"k": 1}', "user_id", "required field is missing"),
+                              (b'{"user_id": 1, "context": {"age": 3}}', "context.age", "unknown field")):
+        with pytest.raises(RequestError) as caught:
+            decoder.decode(raw)
+        assert caught.value.errors[0]["field"] == field and words in caught.value.errors[0]["message"], raw
+    with pytest.raises(BodyError):
+        decoder.decode(b'{"user_id": NaN}')

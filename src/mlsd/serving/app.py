@@ -10,7 +10,6 @@ worth awaiting (an online-store batch read of a local SQLite file or Redis).
 from __future__ import annotations
 
 import contextlib
-import json
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
@@ -28,8 +27,9 @@ from starlette.routing import Route
 from mlsd.core.errors import MlsdError
 from mlsd.monitoring.dashboard import dashboard_html
 from mlsd.monitoring.runner import LabelLog, MonitorCollector, MonitorRunner, read_state
+from mlsd.serving.decode import BodyDecoder, BodyError
 from mlsd.serving.feature_log import FeatureLog
-from mlsd.serving.validation import Field, RequestError, Schema, json_schema, validate
+from mlsd.serving.validation import Field, RequestError, Schema, json_schema
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -143,17 +143,17 @@ def create_app(service: ScoringService, feature_log: FeatureLog, *, max_in_fligh
     version = Gauge("mlsd_model_version", "Registered model version being served", registry=metrics)
     by_status = {code: requests.labels(str(code)) for code in (200, 400, 413, 422)}
     label_schema: Schema = getattr(service, "label_schema", LABEL_SCHEMA)
+    request_decoder, label_decoder = BodyDecoder(service.request_schema, "Request"), BodyDecoder(label_schema, "Labels")
 
     async def score(request: Request) -> Response:
         started = time.perf_counter()
         status = 200
         try:
-            body = await _json_body(request, max_body_bytes)
-            if isinstance(body, Response):
-                status = body.status_code
-                return body
             try:
-                validate(body, service.request_schema)
+                body = await _json_body(request, max_body_bytes, request_decoder)
+                if isinstance(body, Response):
+                    status = body.status_code
+                    return body
                 request_id = str(body.get("request_id") or uuid.uuid4().hex)
                 response, record = service.score(body, request_id)
             except RequestError as exc:
@@ -185,13 +185,12 @@ def create_app(service: ScoringService, feature_log: FeatureLog, *, max_in_fligh
 
     async def labels(request: Request) -> Response:
         assert monitoring is not None
-        body = await _json_body(request, max_body_bytes)
-        if isinstance(body, Response):
-            return body
         try:
-            validate(body, label_schema)
+            body = await _json_body(request, max_body_bytes, label_decoder)
         except RequestError as exc:
             return JSONResponse({"error": "invalid labels", "errors": exc.errors}, status_code=422)
+        if isinstance(body, Response):
+            return body
         monitoring.labels.append(body["labels"], body.get("watermark_s"))
         return JSONResponse({"accepted": len(body["labels"])})
 
@@ -228,12 +227,13 @@ def create_app(service: ScoringService, feature_log: FeatureLog, *, max_in_fligh
 
 
 def _intake_endpoint(service: EventIntake, max_body_bytes: int) -> Callable[[Request], Awaitable[Response]]:
+    decoder = BodyDecoder(service.intake_schema, "Events")
+
     async def intake(request: Request) -> Response:
-        body = await _json_body(request, max_body_bytes)
-        if isinstance(body, Response):
-            return body
         try:
-            validate(body, service.intake_schema)
+            body = await _json_body(request, max_body_bytes, decoder)
+            if isinstance(body, Response):
+                return body
             return FastJSONResponse(service.intake(body))
         except RequestError as exc:
             return JSONResponse({"error": "invalid events", "errors": exc.errors}, status_code=422)
@@ -249,15 +249,18 @@ class FastJSONResponse(JSONResponse):
         return orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY)
 
 
-async def _json_body(request: Request, max_body_bytes: int) -> Any:
-    """The parsed JSON body, or the 413 / 400 response that explains why there is none."""
+async def _json_body(request: Request, max_body_bytes: int, decoder: BodyDecoder) -> dict[str, Any] | Response:
+    """The parsed and checked body, or the 413 / 400 response that explains why there is none.
+
+    Raises :class:`RequestError` (a 422) when the body is JSON that breaks the route's schema.
+    """
     raw = await request.body()
     if len(raw) > max_body_bytes:
         return _error(413, f"body larger than {max_body_bytes} bytes")
     try:
-        return json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        return _error(400, f"body is not valid JSON: {exc}")
+        return decoder.decode(raw)
+    except BodyError as exc:
+        return _error(400, str(exc))
 
 
 def _error(status: int, message: str) -> JSONResponse:

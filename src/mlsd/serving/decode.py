@@ -1,0 +1,110 @@
+"""Typed request decoding with msgspec: a route's :data:`~mlsd.serving.validation.Schema` compiled once.
+
+The schema stays the single source (it also renders the OpenAPI document); :func:`compile_schema`
+turns it into a msgspec type with the same rules: types (an integer is not a float, a boolean is not
+a number), bounds, list lengths, enums, unknown fields refused, ``null`` taken as absent.
+:class:`BodyDecoder` parses and checks a body in one pass in C and raises
+:class:`~mlsd.serving.validation.RequestError` naming the field, as the hand-written validator does.
+Chosen over that validator with ``json``/orjson by ``benchmarks/request_decode.py`` (RESULTS.md);
+unlike it, msgspec reports the first problem only, and refuses NaN and Infinity.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+import msgspec
+
+from mlsd.serving.validation import Field, RequestError, Schema
+
+_SCALARS: dict[str, Any] = {"integer": int, "number": float, "string": str, "boolean": bool}
+_AT = re.compile(r"^(?P<message>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.DOTALL)
+_NAMED = re.compile(r"(?:unknown|missing required) field `(?P<name>[^`]+)`")
+_JSON_NAMES = {"int": "integer", "float": "number", "str": "string", "bool": "boolean", "array": "array",
+               "object": "object", "null": "null"}
+# msgspec's messages in the words the OpenAPI document uses (JSON type names, the schema's bounds)
+_MESSAGES: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"^Expected `(\w+)`, got `(\w+)`$"), "expected {0}, got {1}"),
+    (re.compile(r"^Expected `array` of length >= (\d+)$"), "needs at least {0} item(s)"),
+    (re.compile(r"^Expected `array` of length <= (\d+)$"), "at most {0} items"),
+    (re.compile(r"^Expected `\w+` (>=|<=) (\S+)$"), "must be {0} {1}"),
+    (re.compile(r"^Object contains unknown field"), "unknown field"),
+    (re.compile(r"^Object missing required field"), "required field is missing"),
+    (re.compile(r"^Invalid enum value (.*)$"), "not one of the allowed values: {0}"),
+)
+
+
+class BodyError(ValueError):
+    """A body that is not JSON at all (a 400, not a 422)."""
+
+
+def _field_type(spec: Field, name: str) -> Any:
+    kind: Any
+    if spec.type in _SCALARS:
+        kind = _SCALARS[spec.type]
+        enum = spec.extra.get("enum")
+        if enum:
+            kind = Literal[tuple(enum)]
+    elif spec.type == "object":
+        kind = compile_schema(spec.properties, name) if spec.properties is not None else dict[str, Any]
+    elif spec.type == "array":
+        kind = list[compile_schema(spec.items, f"{name}Item")] if spec.items is not None else list[Any]  # type: ignore[misc]
+    else:
+        raise ValueError(f"field {name}: unknown type {spec.type!r}")
+    bounds: dict[str, Any] = {key: value for key, value in (("ge", spec.minimum), ("le", spec.maximum),
+                                                            ("min_length", spec.min_items),
+                                                            ("max_length", spec.max_items)) if value is not None}
+    return Annotated[kind, msgspec.Meta(**bounds)] if bounds else kind
+
+
+def compile_schema(schema: Schema, name: str = "Body") -> type:
+    """A msgspec Struct type checking what ``schema`` describes (unknown fields refused)."""
+    fields: list[tuple[str, Any, Any] | tuple[str, Any]] = []
+    for field_name, spec in schema.items():
+        kind = _field_type(spec, f"{name}_{field_name}")
+        # null counts as absent, as in the validator: a required field must hold a value
+        fields.append((field_name, kind) if spec.required else (field_name, kind | None, None))
+    return msgspec.defstruct(name, fields, kw_only=True, forbid_unknown_fields=True)
+
+
+class BodyDecoder:
+    """Parses a raw body and checks it against a schema; returns it as plain Python values."""
+
+    def __init__(self, schema: Schema, name: str = "Body") -> None:
+        self.type = compile_schema(schema, name)
+        self._decoder = msgspec.json.Decoder()
+
+    def decode(self, raw: bytes) -> dict[str, Any]:
+        try:
+            body = self._decoder.decode(raw)
+        except msgspec.DecodeError as exc:
+            raise BodyError(f"body is not valid JSON: {exc}") from None
+        return self.check(body)
+
+    def check(self, body: Any) -> dict[str, Any]:
+        """``body`` (parsed JSON) if it matches the schema; else :class:`RequestError` naming the field."""
+        if not isinstance(body, dict):
+            kind = "array" if isinstance(body, list) else type(body).__name__
+            raise RequestError([{"field": "$", "message": f"expected a JSON object, got {kind}"}])
+        try:
+            msgspec.convert(body, self.type)
+        except msgspec.ValidationError as exc:
+            raise RequestError([field_error(str(exc))]) from None
+        return body
+
+
+def field_error(text: str) -> dict[str, str]:
+    """msgspec's ``"<message> - at `$.a[0].b`"`` as ``{"field": "a[0].b", "message": ...}``."""
+    match = _AT.match(text)
+    assert match is not None  # the pattern matches any text
+    message, path = match["message"], (match["path"] or "").removeprefix(".")
+    named = _NAMED.search(message)
+    if named:  # an unknown or missing field is named in the message, at its parent's path
+        path = f"{path}.{named['name']}" if path else named["name"]
+    for pattern, template in _MESSAGES:
+        found = pattern.match(message)
+        if found:
+            message = template.format(*(_JSON_NAMES.get(g, g) for g in found.groups()))
+            break
+    return {"field": path or "$", "message": message}
