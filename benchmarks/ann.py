@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from _common import emit
-from mlsd.serving.ann import ExactIndex, HnswIndex, IvfIndex, VectorIndex, recall_at_k
+from mlsd.retrieval.ann import ExactIndex, HnswIndex, IvfIndex, VectorIndex, recall_at_k
 
 
 def two_tower_like(n: int, dim: int, rng: np.random.Generator, centres: int = 1000, alpha: float = 1.1,

@@ -9,11 +9,12 @@ import pytest
 from scipy import stats
 from scipy.spatial.distance import jensenshannon
 
-from mlsd.experiments.ab import assign_arm, bootstrap_difference, bucket, paired_bootstrap_mean, two_proportion_ztest
+from mlsd.evaluation.classification import normalized_entropy, roc_auc
+from mlsd.evaluation.significance import bootstrap_difference, paired_bootstrap_mean, two_proportion_ztest
+from mlsd.experiments.ab import assign_arm, bucket
 from mlsd.monitoring import DatasetProfile, DriftThresholds, MonitorConfig, OnlineMonitor, detect_drift
 from mlsd.monitoring.drift import js_distance, psi
 from mlsd.monitoring.online import drift_outcome
-from mlsd.training.metrics import normalized_entropy, roc_auc
 
 
 def test_psi_and_js_match_their_definitions() -> None:

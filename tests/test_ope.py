@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from mlsd.cli import main
-from mlsd.experiments.ope import LoggedBandit, bootstrap_interval, doubly_robust, ips, snips
+from mlsd.evaluation.ope import LoggedBandit, bootstrap_interval, doubly_robust, ips, snips
 
 
 def simulated(n: int, seed: int, q_noise: float, scale: float = 1.0) -> tuple[LoggedBandit, float]:

@@ -10,10 +10,10 @@ import pytest
 from starlette.testclient import TestClient
 
 from mlsd.datasets.movielens import MovieLens
-from mlsd.serving.ann import ExactIndex, HnswIndex, IvfIndex, check_vector_index
-from mlsd.training.candidates import CoVisitation, interaction_matrix, top_k_excluding
+from mlsd.evaluation.topk import candidate_recall, intra_list_diversity, ndcg_per_user, topk_metrics
+from mlsd.retrieval.ann import ExactIndex, HnswIndex, IvfIndex, check_vector_index
+from mlsd.retrieval.candidates import CoVisitation, interaction_matrix, top_k_excluding
 from mlsd.training.models.lambdamart import LambdaMART
-from mlsd.training.ranking_metrics import candidate_recall, intra_list_diversity, ndcg_per_user, topk_metrics
 
 
 def test_topk_metrics_match_a_hand_computed_case() -> None:

@@ -19,8 +19,8 @@ from mlsd.monitoring.online import drift_outcome
 from mlsd.reporting import STEPS
 from mlsd.serving.app import create_app
 from mlsd.serving.feature_log import FeatureLog, read_feature_log
-from mlsd.serving.process import ServerProcess
-from mlsd.serving.replay import replay, wait_for_monitor
+from mlsd.simulation.process import ServerProcess
+from mlsd.simulation.replay import replay, wait_for_monitor
 from mlsd.systems.ads.replay import MarketplaceReplay, MarketplaceTraffic
 from mlsd.systems.ads.report import write_report
 from mlsd.systems.ads.run import AdsRun

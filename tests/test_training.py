@@ -9,9 +9,9 @@ import pyarrow as pa
 import pytest
 
 from mlsd.datasets.marketplace import AdMarketplace, best_logloss
+from mlsd.evaluation.classification import calibration_ratio, log_loss, reliability_curve, roc_auc
 from mlsd.systems.ads.training import marketplace_set
 from mlsd.training import ClickPipeline, FeatureEncoder, TimeSplit, hash_bucket, train_click_model
-from mlsd.training.metrics import calibration_ratio, log_loss, reliability_curve, roc_auc
 
 
 @pytest.fixture(scope="module")

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from mlsd.registry import ModelRegistry
     from mlsd.reporting.design import DesignReport
     from mlsd.serving.app import ScoringService
-    from mlsd.serving.replay import ReplaySource
+    from mlsd.simulation.replay import ReplaySource
 
 ENTRY_POINT_GROUP = "mlsd.plugins.systems"  # the platform names no system module
 RUN_FILE = "run.json"

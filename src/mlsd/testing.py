@@ -15,8 +15,8 @@ from typing import Any
 
 from mlsd.lifecycle.run import replay_system
 from mlsd.reporting import STEPS, write_design_report
-from mlsd.serving.process import ServerProcess
-from mlsd.serving.replay import wait_for_monitor
+from mlsd.simulation.process import ServerProcess
+from mlsd.simulation.replay import wait_for_monitor
 from mlsd.system import ReplayConfig, RunConfig, System, TaskType, Workspace
 
 MALFORMED: tuple[Any, ...] = ([], "text", {"unknown_field": 1}, {})

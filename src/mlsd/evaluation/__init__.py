@@ -1,1 +1,1 @@
-"""Offline evaluation: metrics per task type, on the scales people publish."""
+"""Offline evaluation: metrics per task type (classification, top-k, query ranking), significance, OPE."""

@@ -1,1 +1,1 @@
-"""Experiments: off-policy evaluation (and, next, online A/B tests)."""
+"""Experiments: online A/B test assignment."""

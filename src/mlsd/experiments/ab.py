@@ -1,21 +1,13 @@
-"""Online A/B tests: deterministic hashed assignment and the significance of arm differences.
+"""Online A/B tests: deterministic hashed assignment of units to arms.
 
 Assignment hashes ``experiment:unit`` with SHA-256, so a user lands in the same arm in every process
-and every run, arms are independent across experiments, and no assignment table is needed. Rates
-are compared with the two-proportion z-test (pooled variance); metrics without a closed-form
-variance (normalized entropy, AUC) get percentile-bootstrap intervals of the difference, resampling
-each arm's rows independently.
+and every run, arms are independent across experiments, and no assignment table is needed. The
+significance of arm differences is :mod:`mlsd.evaluation.significance`.
 """
 
 from __future__ import annotations
 
 import hashlib
-import math
-from collections.abc import Callable
-from dataclasses import dataclass
-
-import numpy as np
-from scipy import stats
 
 CONTROL = "champion"
 TREATMENT = "challenger"
@@ -30,68 +22,3 @@ def bucket(unit: object, experiment: str) -> float:
 def assign_arm(unit: object, experiment: str, treatment_share: float = 0.5) -> str:
     """``challenger`` for a ``treatment_share`` of units, ``champion`` for the rest."""
     return TREATMENT if bucket(unit, experiment) < treatment_share else CONTROL
-
-
-@dataclass(frozen=True)
-class ZTest:
-    """Two-proportion z-test of treatment vs control (difference = treatment - control)."""
-
-    rate_control: float
-    rate_treatment: float
-    difference: float
-    z: float
-    p_value: float
-    ci95: tuple[float, float]
-
-
-def two_proportion_ztest(successes_control: int, n_control: int, successes_treatment: int,
-                         n_treatment: int) -> ZTest:
-    """Pooled two-sided z-test; the interval uses the unpooled standard error."""
-    if min(n_control, n_treatment) <= 0:
-        raise ValueError("both arms need at least one row")
-    p0, p1 = successes_control / n_control, successes_treatment / n_treatment
-    pooled = (successes_control + successes_treatment) / (n_control + n_treatment)
-    se = math.sqrt(pooled * (1 - pooled) * (1 / n_control + 1 / n_treatment))
-    z = (p1 - p0) / se if se > 0 else 0.0
-    p_value = float(2 * stats.norm.sf(abs(z)))
-    se_diff = math.sqrt(p0 * (1 - p0) / n_control + p1 * (1 - p1) / n_treatment)
-    half = 1.959963984540054 * se_diff
-    return ZTest(p0, p1, p1 - p0, z, p_value, (p1 - p0 - half, p1 - p0 + half))
-
-
-def bootstrap_difference(metric: Callable[[np.ndarray, np.ndarray], float],
-                         control: tuple[np.ndarray, np.ndarray], treatment: tuple[np.ndarray, np.ndarray], *,
-                         resamples: int = 200, seed: int = 0) -> tuple[float, tuple[float, float]]:
-    """``metric(treatment) - metric(control)`` with a percentile-bootstrap 95% interval.
-
-    Each arm is ``(labels, predictions)``; resamples where the metric is undefined (NaN, e.g. AUC
-    with one class) are dropped.
-    """
-    rng = np.random.default_rng(seed)
-    (y0, p0), (y1, p1) = control, treatment
-    point = metric(y1, p1) - metric(y0, p0)
-    draws = []
-    for _ in range(resamples):
-        i0 = rng.integers(0, len(y0), len(y0))
-        i1 = rng.integers(0, len(y1), len(y1))
-        draws.append(metric(y1[i1], p1[i1]) - metric(y0[i0], p0[i0]))
-    finite = np.asarray(draws)[np.isfinite(draws)]
-    if finite.size == 0:
-        return point, (float("nan"), float("nan"))
-    return point, (float(np.percentile(finite, 2.5)), float(np.percentile(finite, 97.5)))
-
-
-def paired_bootstrap_mean(differences: np.ndarray, *, level: float = 0.95, resamples: int = 2000,
-                          seed: int = 0) -> tuple[float, tuple[float, float]]:
-    """Mean of paired differences (one per unit, e.g. per-user nDCG of B minus A) and its bootstrap interval.
-
-    Units are resampled with replacement; the interval is the central ``level`` percentile range of
-    the resampled means. A one-sided test at 1 - (1 - level) / 2 asks whether its lower end is above 0.
-    """
-    values = np.asarray(differences, dtype=np.float64)
-    if values.size == 0:
-        return float("nan"), (float("nan"), float("nan"))
-    rng = np.random.default_rng(seed)
-    means = values[rng.integers(0, values.size, (resamples, values.size))].mean(axis=1)
-    tail = 100 * (1 - level) / 2
-    return float(values.mean()), (float(np.percentile(means, tail)), float(np.percentile(means, 100 - tail)))

@@ -15,8 +15,8 @@ from typing import Any
 
 from mlsd.core.atomic import atomic_write_json
 from mlsd.monitoring.online import drift_outcome
-from mlsd.serving.process import ServerProcess
-from mlsd.serving.replay import ReplayResult, ServiceClient, replay, wait_for_monitor
+from mlsd.simulation.process import ServerProcess
+from mlsd.simulation.replay import ReplayResult, ServiceClient, replay, wait_for_monitor
 from mlsd.system import ReplayConfig, RunConfig, System, Workspace
 
 REPLAY_FILE = "replay.json"

@@ -17,10 +17,11 @@ from typing import Any
 
 import numpy as np
 
-from mlsd.experiments.ab import CONTROL, TREATMENT, bootstrap_difference, two_proportion_ztest
+from mlsd.evaluation.classification import calibration_ratio, normalized_entropy, roc_auc
+from mlsd.evaluation.significance import bootstrap_difference, two_proportion_ztest
+from mlsd.experiments.ab import CONTROL, TREATMENT
 from mlsd.monitoring.drift import DriftThresholds, detect_drift
 from mlsd.monitoring.profile import DatasetProfile
-from mlsd.training.metrics import calibration_ratio, normalized_entropy, roc_auc
 
 PREDICTION = "prediction"
 

@@ -1,8 +1,8 @@
 """Training: encoders, click models, negative downsampling and calibration, metrics."""
 
+from mlsd.evaluation.classification import evaluate
 from mlsd.training.calibration import IsotonicCalibrator, PlattCalibrator, downsample_negatives, recalibrate
 from mlsd.training.encoding import EncodedBatch, FeatureEncoder, hash_bucket
-from mlsd.training.metrics import evaluate
 from mlsd.training.pipeline import ClickPipeline, TimeSplit, TrainingResult, train_click_model
 
 __all__ = ["ClickPipeline", "EncodedBatch", "FeatureEncoder", "IsotonicCalibrator", "PlattCalibrator", "TimeSplit",

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from mlsd.evaluation.classification import evaluate
 from mlsd.training.calibration import (
     Calibrator,
     calibrator_from_dict,
@@ -24,7 +25,6 @@ from mlsd.training.calibration import (
     recalibrate,
 )
 from mlsd.training.encoding import Columns, EncodedBatch, FeatureEncoder, column_array
-from mlsd.training.metrics import evaluate
 from mlsd.training.models.base import ClickModel, FitReport, make_model, model_kinds
 
 

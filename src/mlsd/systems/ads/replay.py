@@ -30,7 +30,7 @@ from mlsd.events import EventLog
 from mlsd.events.replay import replay as replay_log
 from mlsd.features import FeatureStore, OfflineStore, SqliteOnlineStore
 from mlsd.features.streaming import StreamProcessor
-from mlsd.serving.replay import ReplayItem
+from mlsd.simulation.replay import ReplayItem
 from mlsd.systems.ads.features import click_views
 
 NEW_APP = 2_000_000  # an app id no training row has

@@ -26,6 +26,7 @@ from mlsd.core.errors import DataNotFoundError
 from mlsd.datasets import TALKINGDATA_SCHEMA, locate
 from mlsd.datasets.ctr import load_criteo, load_ipinyou
 from mlsd.datasets.marketplace import AdMarketplace, click_log
+from mlsd.evaluation.classification import reliability_curve, roc_points
 from mlsd.events import EventLog, Ingestor
 from mlsd.features import FeatureStore, OfflineStore, SqliteOnlineStore
 from mlsd.monitoring.online import PREDICTION
@@ -35,7 +36,6 @@ from mlsd.registry.promotion import promote
 from mlsd.systems.ads.features import ads_views, click_views
 from mlsd.systems.ads.training import MODELS, TrainingSet, flat_set, talkingdata_set, train_all
 from mlsd.training import TrainingResult
-from mlsd.training.metrics import reliability_curve, roc_points
 
 RUN_FILE = "run.json"
 PROFILE_FILE = "profile.json"

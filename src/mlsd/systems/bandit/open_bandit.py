@@ -23,7 +23,7 @@ import pyarrow as pa
 
 from mlsd.core.timeutil import TIMESTAMP
 from mlsd.datasets.registry import locate
-from mlsd.experiments.ope import LoggedBandit, evaluate_policy
+from mlsd.evaluation.ope import LoggedBandit, evaluate_policy
 from mlsd.features import Entity, Feature, FeatureView, OfflineStore, TableSource
 
 CAMPAIGNS = ("men", "women")

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from mlsd.serving.ann import HnswIndex, VectorIndex, load_index
-from mlsd.training.candidates import CoVisitation, top_k_excluding
+from mlsd.retrieval.ann import HnswIndex, VectorIndex, load_index
+from mlsd.retrieval.candidates import CoVisitation, top_k_excluding
 from mlsd.training.models.lambdamart import LambdaMART
 from mlsd.training.models.two_tower import TwoTower, UserInputs, UserVectorMemo, pad_histories
 

@@ -24,21 +24,21 @@ import pyarrow as pa
 
 from mlsd.core.timeutil import TIMESTAMP
 from mlsd.datasets.movielens import MovieLens, load_movielens
-from mlsd.events import EventLog, Ingestor
-from mlsd.experiments.ab import paired_bootstrap_mean
-from mlsd.features import FeatureStore, OfflineStore, SqliteOnlineStore
-from mlsd.systems.recs.features import ITEM_VIEWS, RATINGS_SCHEMA, USER_VIEWS, ratings_table, recs_views, write_profiles
-from mlsd.systems.recs.pipeline import RANKING_FEATURES, FeatureLookup, Recommender, RecsSettings, Users
-from mlsd.training.candidates import CoVisitation, interaction_matrix
-from mlsd.training.models.lambdamart import LambdaMART
-from mlsd.training.models.two_tower import ItemInputs, TowerConfig, UserInputs, train_two_tower
-from mlsd.training.ranking_metrics import (
+from mlsd.evaluation.significance import paired_bootstrap_mean
+from mlsd.evaluation.topk import (
     candidate_recall,
     catalogue_coverage,
     intra_list_diversity,
     ndcg_per_user,
     topk_metrics,
 )
+from mlsd.events import EventLog, Ingestor
+from mlsd.features import FeatureStore, OfflineStore, SqliteOnlineStore
+from mlsd.retrieval.candidates import CoVisitation, interaction_matrix
+from mlsd.systems.recs.features import ITEM_VIEWS, RATINGS_SCHEMA, USER_VIEWS, ratings_table, recs_views, write_profiles
+from mlsd.systems.recs.pipeline import RANKING_FEATURES, FeatureLookup, Recommender, RecsSettings, Users
+from mlsd.training.models.lambdamart import LambdaMART
+from mlsd.training.models.two_tower import ItemInputs, TowerConfig, UserInputs, train_two_tower
 
 PUBLISHED_ML100K = {  # Microsoft Recommenders' benchmark table, ML-100K, top-10
     "BiVAE": {"ndcg@10": 0.4751, "precision@10": 0.4118},

@@ -15,7 +15,7 @@ from typing import Any
 import pyarrow.parquet as pq
 
 from mlsd.core.errors import MlsdError
-from mlsd.serving.replay import ReplayItem
+from mlsd.simulation.replay import ReplayItem
 from mlsd.system import Workspace
 from mlsd.systems.recs.build import HELD_OUT_FILE, SERVING
 

@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow.compute as pc
 
 from mlsd.events import EventLog
-from mlsd.serving.replay import ReplayItem
+from mlsd.simulation.replay import ReplayItem
 from mlsd.system import Workspace
 from mlsd.systems.search.data import COLLECTED_S, FOLDS, JUDGMENT_SCHEMA
 

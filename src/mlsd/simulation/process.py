@@ -18,7 +18,7 @@ from pathlib import Path
 from types import TracebackType
 
 from mlsd.core.errors import MlsdError
-from mlsd.serving.replay import ServiceClient
+from mlsd.simulation.replay import ServiceClient
 
 
 def free_port() -> int:

@@ -1,0 +1,1 @@
+"""Candidate retrieval: vector indexes (ANN) and co-visitation candidates."""

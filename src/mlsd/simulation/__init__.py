@@ -1,0 +1,1 @@
+"""Traffic simulation: replaying held-out traffic through a running service, and starting one."""
