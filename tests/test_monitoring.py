@@ -9,6 +9,7 @@ import pytest
 from scipy import stats
 from scipy.spatial.distance import jensenshannon
 
+from mlsd.core.records import FeatureLogRecord
 from mlsd.evaluation.classification import normalized_entropy, roc_auc
 from mlsd.evaluation.significance import bootstrap_difference, paired_bootstrap_mean, two_proportion_ztest
 from mlsd.experiments.ab import assign_arm, bucket
@@ -147,10 +148,10 @@ def test_paired_bootstrap_mean_matches_the_normal_interval() -> None:
     assert np.isnan(paired_bootstrap_mean(np.zeros(0))[0])
 
 
-def _record(i: int, at: float, value: float, arm: str, p: float) -> dict[str, object]:
+def _record(i: int, at: float, value: float, arm: str, p: float) -> FeatureLogRecord:
     # Two candidates: the second is ranked lower and drawn like the first, so neither drifts by design.
-    return {"request_id": f"q{i}", "at_us": round(at * 1e6), "arm": arm, "features": {"x": [value, value]},
-            "entities": {"c": ["a", "b"]}, "predictions": [p, p * 0.999]}
+    return FeatureLogRecord(request_id=f"q{i}", at_us=round(at * 1e6), model_version="1", arm=arm,
+                            features={"x": [value, value]}, entities={"c": ["a", "b"]}, predictions=[p, p * 0.999])
 
 
 def test_online_monitor_windows_labels_alerts_and_ab() -> None:

@@ -105,7 +105,7 @@ def test_replay_ab_drift_dashboard_and_report_over_http(market_home: Path) -> No
 
     records = list(read_feature_log(market_home / "feature_log"))
     assert len(records) == result.requests == source.requests
-    assert {r["arm"] for r in records} == {"champion", "challenger"}
+    assert {r.arm for r in records} == {"champion", "challenger"}
     assert state["records"] == result.requests
     assert state["labels"] == result.labels_sent == result.requests
     ab = state["ab"]

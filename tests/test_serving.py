@@ -109,8 +109,8 @@ def test_scores_rank_candidates_and_log_exact_features(client: TestClient, servi
         time.sleep(0.02)
         records = list(read_feature_log(tmp_path / "feature_log"))
     assert len(records) == 16
-    assert records[0]["request_id"] == "r-1"
-    assert records[0]["predictions"] == pytest.approx(pipeline.predict(service.features(body)[1]).tolist())
+    assert records[0].request_id == "r-1"
+    assert records[0].predictions == pytest.approx(pipeline.predict(service.features(body)[1]).tolist())
     report = skew_check(records, service.store, service.view_names)
     assert report.rows == 20 + 15 * 4
     assert report.cells > 1000
@@ -236,7 +236,7 @@ def test_mlsd_serve_runs_two_worker_processes(ads_home: Path) -> None:
     finally:
         server.send_signal(signal.SIGINT)
         server.wait(timeout=30)
-    logged = [r for r in read_feature_log(ads_home / "feature_log") if r["request_id"] == "over-http"]
+    logged = [r for r in read_feature_log(ads_home / "feature_log") if r.request_id == "over-http"]
     assert len(logged) == 10  # every response reached the log before the workers exited
 
 

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from mlsd.cli import main
+from mlsd.core.records import FeatureLogRecord
 from mlsd.evaluation.query_ranking import query_scores, ranking_report
 from mlsd.monitoring.online import MonitorConfig, OnlineMonitor
 from mlsd.monitoring.profile import DatasetProfile
@@ -86,10 +87,10 @@ def test_ranking_monitor_scores_shown_lists_from_item_labels() -> None:
     profile = DatasetProfile.build({"x": np.random.default_rng(0).normal(size=500)})
     monitor = OnlineMonitor(profile, MonitorConfig(window_s=100, label_delay_s=10, task="ranking", k=2))
     # items are logged in the order shown, whatever their scores (a re-ranker may reorder them)
-    records = [{"request_id": "a", "at_us": 5_000_000, "features": {"x": [0.2, 0.3, 0.1]}, "items": ["d2", "d3", "d1"],
-                "predictions": [0.9, 0.4, 0.5]},  # shown d2, d3
-               {"request_id": "b", "at_us": 6_000_000, "features": {"x": [0.0, 0.1]}, "items": ["d1", "d2"],
-                "predictions": [0.2, 0.1]}]
+    records = [FeatureLogRecord(request_id="a", at_us=5_000_000, model_version="1", features={"x": [0.2, 0.3, 0.1]},
+                                items=["d2", "d3", "d1"], predictions=[0.9, 0.4, 0.5]),  # shown d2, d3
+               FeatureLogRecord(request_id="b", at_us=6_000_000, model_version="1", features={"x": [0.0, 0.1]},
+                                items=["d1", "d2"], predictions=[0.2, 0.1])]
     monitor.add_records(records)
     monitor.add_labels([{"request_id": "a", "item": "d3", "label": 1}, {"request_id": "a", "item": "d1", "label": 2}],
                        watermark_s=500)

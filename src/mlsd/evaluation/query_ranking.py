@@ -51,13 +51,17 @@ def query_scores(labels: np.ndarray, scores: np.ndarray, ks: Sequence[int] = KS)
 def ranking_report(labels: np.ndarray, scores: np.ndarray, groups: np.ndarray,
                    ks: Sequence[int] = KS) -> dict[str, float]:
     """The mean of :func:`query_scores` over queries; ``groups`` are the queries' sizes, in row order."""
+    return {name: float(values.mean()) for name, values in query_table(labels, scores, groups, ks).items()}
+
+
+def query_table(labels: np.ndarray, scores: np.ndarray, groups: np.ndarray,
+                ks: Sequence[int] = KS) -> dict[str, np.ndarray]:
+    """Every metric of :func:`query_scores`, one value per query in order (for intervals and paired tests)."""
     bounds = np.concatenate([[0], np.cumsum(groups)])
-    per_query = [query_scores(labels[a:b], scores[a:b], ks) for a, b in itertools.pairwise(bounds)]
-    return {name: float(np.mean([q[name] for q in per_query])) for name in per_query[0]} if per_query else {}
+    rows = [query_scores(labels[a:b], scores[a:b], ks) for a, b in itertools.pairwise(bounds)]
+    return {name: np.asarray([q[name] for q in rows]) for name in rows[0]} if rows else {}
 
 
 def per_query(labels: np.ndarray, scores: np.ndarray, groups: np.ndarray, metric: str) -> np.ndarray:
     """One metric per query (for intervals and paired tests)."""
-    bounds = np.concatenate([[0], np.cumsum(groups)])
-    return np.asarray([query_scores(labels[a:b], scores[a:b])[metric]
-                       for a, b in itertools.pairwise(bounds)])
+    return query_table(labels, scores, groups).get(metric, np.zeros(0))

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import hashlib
 
-CONTROL = "champion"
+from mlsd.core.records import CONTROL_ARM
+
+CONTROL = CONTROL_ARM  # the feature log's default arm
 TREATMENT = "challenger"
 
 

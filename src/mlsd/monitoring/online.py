@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from mlsd.core.records import FeatureLogRecord
 from mlsd.evaluation.classification import calibration_ratio, normalized_entropy, roc_auc
 from mlsd.evaluation.significance import bootstrap_difference, two_proportion_ztest
 from mlsd.experiments.ab import CONTROL, TREATMENT
@@ -108,10 +109,10 @@ class OnlineMonitor:
             self.windows[start] = _Window(start)
         return self.windows[start]
 
-    def add_records(self, records: Iterable[Mapping[str, Any]]) -> None:
-        """Feature-log records: ``request_id``, ``at_us``, ``features``, ``entities``, ``predictions``, ``arm``."""
+    def add_records(self, records: Iterable[FeatureLogRecord]) -> None:
+        """Feature-log records, in the order they were written."""
         for record in records:
-            at = record["at_us"] / 1e6
+            at = record.at_us / 1e6
             if at > self.request_watermark:
                 # Windows are aligned, so one can only end when the clock enters a later window:
                 # check then (at the event time it became possible), not on every record.
@@ -122,20 +123,20 @@ class OnlineMonitor:
             window = self._window(at)
             if window.report is not None:  # arrived after its window closed: too late to count
                 continue
-            predictions = np.asarray(record["predictions"], dtype=np.float64)
+            predictions = np.asarray(record.predictions, dtype=np.float64)
             if predictions.size == 0:
                 continue
-            features, entities = record["features"], record.get("entities", {})
+            features, entities = record.features, record.entities
             for name in self.monitored:
                 source = features if name in features else entities if name in entities else None
                 if source is not None:
                     window.columns.setdefault(name, []).extend(source[name])
-            arm = str(record.get("arm") or CONTROL)
+            arm = record.arm
             if arm == CONTROL:  # the reference is the champion's; the challenger's scores differ by design
                 window.predictions.extend(predictions.tolist())
-            request_id = str(record["request_id"])
+            request_id = record.request_id
             if self.config.task == "ranking":  # the shown list, in the order shown (a re-ranker may reorder scores)
-                window.requests[request_id] = (tuple(str(item) for item in record["items"][: self.config.k]), arm)
+                window.requests[request_id] = (tuple(str(item) for item in record.items[: self.config.k]), arm)
             else:
                 top = int(predictions.argmax())  # the top-ranked candidate is the one shown
                 window.requests[request_id] = (float(predictions[top]), arm)

@@ -22,6 +22,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from mlsd.core.atomic import atomic_write, atomic_write_json
+from mlsd.core.records import DECODER
 from mlsd.monitoring.online import OnlineMonitor
 
 log = logging.getLogger(__name__)
@@ -59,7 +60,7 @@ class _Tail:
         self.directory, self.pattern = directory, pattern
         self.offsets: dict[Path, int] = {}
 
-    def read(self) -> Iterator[dict[str, Any]]:
+    def read(self) -> Iterator[bytes]:
         for path in sorted(self.directory.glob(self.pattern)):
             with open(path, "rb") as handle:
                 handle.seek(self.offsets.get(path, 0))
@@ -68,7 +69,7 @@ class _Tail:
             self.offsets[path] = self.offsets.get(path, 0) + end
             for line in data[:end].splitlines():
                 if line:
-                    yield json.loads(line)
+                    yield line
 
 
 class MonitorRunner:
@@ -95,9 +96,10 @@ class MonitorRunner:
     def step(self) -> None:
         """One pass: read what is new, update the monitor, write ``state.json`` and ``alerts.jsonl``."""
         before = len(self.monitor.alerts)  # closing windows on new records raises alerts too
-        self.monitor.add_records(list(self._records.read()))
+        self.monitor.add_records([DECODER.decode(line) for line in self._records.read()])
         labels, watermark = [], None
-        for line in self._labels.read():
+        for raw in self._labels.read():
+            line = json.loads(raw)
             if "watermark_s" in line:
                 watermark = max(watermark or float("-inf"), float(line["watermark_s"]))
             else:

@@ -25,6 +25,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from mlsd.core.errors import MlsdError
+from mlsd.core.records import FeatureLogRecord
 from mlsd.monitoring.dashboard import dashboard_html
 from mlsd.monitoring.runner import LabelLog, MonitorCollector, MonitorRunner, read_state
 from mlsd.serving.decode import BodyDecoder, BodyError
@@ -48,7 +49,7 @@ class ScoringService(Protocol):
     @property
     def model_version(self) -> str: ...
 
-    def score(self, body: dict[str, Any], request_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    def score(self, body: dict[str, Any], request_id: str) -> tuple[dict[str, Any], FeatureLogRecord]:
         """Return the response body and the feature-log record for one validated request."""
         ...
 

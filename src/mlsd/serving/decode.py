@@ -6,7 +6,8 @@ a number), bounds, list lengths, enums, unknown fields refused, ``null`` taken a
 :class:`BodyDecoder` parses and checks a body in one pass in C and raises
 :class:`~mlsd.serving.validation.RequestError` naming the field, as the hand-written validator does.
 Chosen over that validator with ``json``/orjson by ``benchmarks/request_decode.py`` (RESULTS.md);
-unlike it, msgspec reports the first problem only, and refuses NaN and Infinity.
+msgspec stops at the first problem, so a refused body is checked again by the validator, which lists
+every problem (valid bodies, nearly all, take the fast path only). NaN and Infinity are refused.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-from mlsd.serving.validation import Field, RequestError, Schema
+from mlsd.serving.validation import Field, RequestError, Schema, validate
 
 _SCALARS: dict[str, Any] = {"integer": int, "number": float, "string": str, "boolean": bool}
 _AT = re.compile(r"^(?P<message>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.DOTALL)
@@ -72,7 +73,7 @@ class BodyDecoder:
     """Parses a raw body and checks it against a schema; returns it as plain Python values."""
 
     def __init__(self, schema: Schema, name: str = "Body") -> None:
-        self.type = compile_schema(schema, name)
+        self.schema, self.type = schema, compile_schema(schema, name)
         self._decoder = msgspec.json.Decoder()
 
     def decode(self, raw: bytes) -> dict[str, Any]:
@@ -90,6 +91,8 @@ class BodyDecoder:
         try:
             msgspec.convert(body, self.type)
         except msgspec.ValidationError as exc:
+            # msgspec stops at the first problem; a refused body is rare, so the validator lists them all
+            validate(body, self.schema)
             raise RequestError([field_error(str(exc))]) from None
         return body
 

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from mlsd.core.records import FeatureLogRecord
 from mlsd.core.timeutil import TIMESTAMP
 from mlsd.features.store import LABEL_TS, FeatureStore
 
@@ -35,7 +36,7 @@ class SkewReport:
         return self.mismatches / self.cells if self.cells else 0.0
 
 
-def skew_check(records: Iterable[dict[str, Any]], store: FeatureStore, view_names: Sequence[str], *,
+def skew_check(records: Iterable[FeatureLogRecord], store: FeatureStore, view_names: Sequence[str], *,
                sample: int | None = 200, seed: int = 0, rtol: float = 1e-9) -> SkewReport:
     """Compare up to ``sample`` logged records with the offline store's values at their request times."""
     chosen = list(records)
@@ -47,13 +48,13 @@ def skew_check(records: Iterable[dict[str, Any]], store: FeatureStore, view_name
     stamps: list[int] = []
     logged: dict[str, list[float]] = {}
     for record in chosen:
-        n = len(record["predictions"])
-        for key, values in record["entities"].items():
+        n = len(record.predictions)
+        for key, values in record.entities.items():
             columns.setdefault(key, []).extend(values)
-        for key, value in record["request"].items():
+        for key, value in record.request.items():
             columns.setdefault(key, []).extend(value if isinstance(value, list) else [value] * n)
-        stamps.extend([record["at_us"]] * n)
-        for name, values in record["features"].items():
+        stamps.extend([record.at_us] * n)
+        for name, values in record.features.items():
             logged.setdefault(name, []).extend(np.nan if v is None else v for v in values)
     rows = len(stamps)
     labels = pa.table({**{k: pa.array(v) for k, v in columns.items()}, "__row": pa.array(np.arange(rows)),

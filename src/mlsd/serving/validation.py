@@ -68,6 +68,10 @@ def _check_value(value: Any, spec: Field, where: str, errors: list[dict[str, str
     if not _is_type(value, spec.type):
         errors.append({"field": where, "message": f"expected {spec.type}, got {_json_type(value)}"})
         return
+    enum = spec.extra.get("enum")
+    if enum is not None and value not in enum:
+        errors.append({"field": where, "message": f"not one of the allowed values: {enum!r}"})
+        return
     if spec.type in ("integer", "number"):
         if spec.minimum is not None and value < spec.minimum:
             errors.append({"field": where, "message": f"must be >= {spec.minimum}"})

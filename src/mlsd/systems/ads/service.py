@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from mlsd.core.records import FeatureLogRecord
 from mlsd.datasets import TALKINGDATA_SCHEMA
 from mlsd.events import EventLog
 from mlsd.experiments.ab import CONTROL, TREATMENT, assign_arm
@@ -101,7 +102,7 @@ class AdsService:
         columns = model_inputs(features, {k: np.asarray(entities[k], dtype=np.int64) for k in CATEGORICAL})
         return entities, columns, stamp
 
-    def score(self, body: dict[str, Any], request_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    def score(self, body: dict[str, Any], request_id: str) -> tuple[dict[str, Any], FeatureLogRecord]:
         entities, columns, stamp = self.features(body)
         arm = CONTROL
         if self.challenger is not None:
@@ -112,12 +113,9 @@ class AdsService:
         candidates = body["candidates"]
         ranked = [{"app": candidates[i]["app"], "channel": candidates[i]["channel"], "probability": float(p[i])}
                   for i in order.tolist()]
-        record = {
-            "request_id": request_id, "at_us": round(stamp * 1e6), "model_version": version, "arm": arm,
-            "entities": entities, "request": {REQUEST_TIME: stamp},
-            "features": _json_columns(columns, pipeline.encoder.numeric),
-            "predictions": p.tolist(),
-        }
+        record = FeatureLogRecord(request_id=request_id, at_us=round(stamp * 1e6), model_version=version, arm=arm,
+                                  entities=entities, request={REQUEST_TIME: stamp},
+                                  features=_json_columns(columns, pipeline.encoder.numeric), predictions=p.tolist())
         return {"request_id": request_id, "model_version": version, "arm": arm, "ranked": ranked}, record
 
     def health(self) -> dict[str, Any]:

@@ -26,6 +26,7 @@ import numpy as np
 from prometheus_client import CollectorRegistry, Histogram
 
 from mlsd.core.errors import MlsdError
+from mlsd.core.records import FeatureLogRecord
 from mlsd.core.timeutil import now_us
 from mlsd.events import EventLog
 from mlsd.experiments.ab import CONTROL, TREATMENT, assign_arm
@@ -181,7 +182,7 @@ class RecsService:
         ranked = model.rank(users, self._lookup(model, at_us, user_columns), k=int(body.get("k") or 10))
         return {"ranked": ranked, "known": known, "at_us": at_us}
 
-    def score(self, body: dict[str, Any], request_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    def score(self, body: dict[str, Any], request_id: str) -> tuple[dict[str, Any], FeatureLogRecord]:
         arm = assign_arm(body["user_id"], self.experiment, self.ab_share) if self.challenger else CONTROL
         model, version = (self.challenger if arm == TREATMENT and self.challenger else self.models).current
         out = self._recommend(model, body)
@@ -194,12 +195,14 @@ class RecsService:
                   for i, s, stage in zip(items[:count].tolist(), ranked.scores[0][:count].tolist(), ranked.stages[0],
                                          strict=True)]
         path = "known_user" if out["known"] else "cold_start"
-        record = {"request_id": request_id, "at_us": out["at_us"], "model_version": version, "arm": arm, "path": path,
-                  "entities": {"user_id": [int(body["user_id"])]},
-                  "candidates": int((ranked.candidates.items[0] >= 0).sum()), "features": ranked.features[0],
-                  "items": [x["item_id"] for x in listed], "stages": [x["stage"] for x in listed],
-                  "predictions": [x["score"] for x in listed],
-                  "timings_ms": {k: round(v, 3) for k, v in ranked.timings.items()}}
+        items = [x["item_id"] for x in listed]
+        record = FeatureLogRecord(
+            request_id=request_id, at_us=out["at_us"], model_version=version, arm=arm,
+            entities={"user_id": [int(body["user_id"])] * len(items), "item_id": items}, items=items,
+            features=ranked.features[0], predictions=[x["score"] for x in listed],
+            extra={"path": path, "candidates": int((ranked.candidates.items[0] >= 0).sum()),
+                   "stages": [x["stage"] for x in listed],
+                   "timings_ms": {k: round(v, 3) for k, v in ranked.timings.items()}})
         answer = {"request_id": request_id, "model_version": version, "arm": arm, "path": path, "ranked": listed}
         return answer, record
 

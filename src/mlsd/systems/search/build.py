@@ -17,6 +17,7 @@ import pyarrow as pa
 
 from mlsd.core.atomic import atomic_write_json
 from mlsd.core.timeutil import US_PER_S
+from mlsd.evaluation.significance import paired_bootstrap_mean
 from mlsd.events import EventLog, Ingestor
 from mlsd.monitoring.online import PREDICTION
 from mlsd.monitoring.profile import DatasetProfile, NumericProfile
@@ -31,6 +32,7 @@ from mlsd.systems.search.train import (
     SearchSettings,
     Split,
     evaluate,
+    evaluate_queries,
     per_query_ndcg,
     select,
 )
@@ -69,21 +71,23 @@ def split_of(frame: pa.Table, columns: dict[str, np.ndarray], parts: tuple[int, 
                  groups, queries[np.concatenate([[0], change])] if len(queries) else queries)
 
 
-def run_fold(frame: pa.Table, columns: dict[str, np.ndarray], fold: Fold, settings: SearchSettings,
-             say: Progress) -> tuple[dict[str, Any], dict[str, RankerBag], tuple[Split, Split, Split]]:
+def run_fold(frame: pa.Table, columns: dict[str, np.ndarray], fold: Fold, settings: SearchSettings, say: Progress
+             ) -> tuple[dict[str, Any], dict[str, RankerBag], tuple[Split, Split, Split], dict[str, dict[str, Any]]]:
+    """One fold: each family selected on validation, scored on test; also the test metrics per query."""
     train_parts, valid_part, test_part = fold.parts
     train, valid, test = (split_of(frame, columns, train_parts), split_of(frame, columns, (valid_part,)),
                           split_of(frame, columns, (test_part,)))
     say(f"  fold {fold.number}: train S{'+S'.join(map(str, train_parts))} ({len(train.groups)} queries), "
         f"validate S{valid_part}, test S{test_part}")
     record: dict[str, Any] = {"fold": fold.number}
-    models = {}
+    models, queries = {}, {}
     for family in FAMILIES:
         model, selection = select(train, valid, family, settings, say)
-        record[family] = {"test": evaluate(model, test), "selection": selection}
+        queries[family] = evaluate_queries(model, test)
+        record[family] = {"test": {k: float(v.mean()) for k, v in queries[family].items()}, "selection": selection}
         models[family] = model
     record.update({k: record["lambdamart"]["test"][k] for k in HEADLINE})
-    return record, models, (train, valid, test)
+    return record, models, (train, valid, test), queries
 
 
 def build_search(ws: Workspace, data: str | None, *, small: bool = False, progress: bool = True) -> dict[str, Any]:
@@ -94,14 +98,20 @@ def build_search(ws: Workspace, data: str | None, *, small: bool = False, progre
     columns = frame_inputs({name: frame[name].to_numpy(zero_copy_only=False) for name in frame.column_names})
     settings = SearchSettings(seeds=2, grid=SearchSettings().grid[:1]) if small else SearchSettings()
     folds, served = [], None
+    queries: dict[str, dict[str, list[np.ndarray]]] = {f: {k: [] for k in HEADLINE} for f in FAMILIES}
     for fold in FOLDS[:1] if small else FOLDS:
-        record, models, splits = run_fold(frame, columns, fold, settings, say)
+        record, models, splits, per_query = run_fold(frame, columns, fold, settings, say)
         folds.append(record)
+        for family in FAMILIES:
+            for k in HEADLINE:
+                queries[family][k].append(per_query[family][k])
         if fold.number == 1:
             served = (models, splits)
     assert served is not None
     results: dict[str, Any] = {"dataset": "letor-mq2008", "folds": folds, "settings": settings.__dict__,
-                               "mean": _mean(folds, "lambdamart"), "pointwise_mean": _mean(folds, "pointwise")}
+                               "mean": _mean(folds, "lambdamart"), "pointwise_mean": _mean(folds, "pointwise"),
+                               **intervals({f: {k: np.concatenate(v) for k, v in m.items()}
+                                            for f, m in queries.items()})}
     results["served"] = register(ws, log, *served)
     store = ws.feature_store(search_views(log))
     store.materialize(end_us=AS_OF_S * US_PER_S)
@@ -110,6 +120,18 @@ def build_search(ws: Workspace, data: str | None, *, small: bool = False, progre
     results["seconds"] = round(time.perf_counter() - started, 1)
     atomic_write_json(ws.run_file, results)
     return results
+
+
+def intervals(queries: dict[str, dict[str, np.ndarray]]) -> dict[str, Any]:
+    """95% bootstrap intervals over test queries (every fold's test part: each query once) of each family's
+    mean, and of LambdaMART's paired gain over the pointwise peer."""
+    ci = {f: {k: list(paired_bootstrap_mean(v)[1]) for k, v in m.items()} for f, m in queries.items()}
+    gain = {}
+    for k in ("ndcg@10", "ndcg@10_letor", "map_letor"):
+        mean, (low, high) = paired_bootstrap_mean(queries["lambdamart"][k] - queries["pointwise"][k])
+        gain[k] = {"mean": mean, "ci95": [low, high]}
+    return {"test_queries": len(queries["lambdamart"]["ndcg@10"]), "ci95": ci["lambdamart"],
+            "pointwise_ci95": ci["pointwise"], "lambdamart_minus_pointwise": gain}
 
 
 def _mean(folds: list[dict[str, Any]], family: str) -> dict[str, float]:

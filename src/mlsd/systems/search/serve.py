@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from mlsd.core.errors import MlsdError
+from mlsd.core.records import FeatureLogRecord
 from mlsd.events import EventLog
 from mlsd.experiments.ab import CONTROL, TREATMENT, assign_arm
 from mlsd.monitoring.drift import DriftThresholds
@@ -104,7 +105,7 @@ class SearchService:
             means, count = matrix.mean(axis=0, keepdims=True).repeat(n, axis=0), float(n)
         return model_inputs(matrix, means, np.full(n, count))
 
-    def score(self, body: dict[str, Any], request_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    def score(self, body: dict[str, Any], request_id: str) -> tuple[dict[str, Any], FeatureLogRecord]:
         columns = self.inputs(body)
         arm = assign_arm(body["query_id"], self.experiment, self.ab_share) if self.challenger else CONTROL
         model, version = (self.challenger if arm == TREATMENT and self.challenger else self.models).current
@@ -113,10 +114,10 @@ class SearchService:
         docs = [body["documents"][i]["doc_id"] for i in order.tolist()]
         stamp = float(body["timestamp"]) if body.get("timestamp") is not None else time.time()
         # the log keeps the documents in the order shown, with their features and scores
-        record = {"request_id": request_id, "at_us": round(stamp * 1e6), "model_version": version, "arm": arm,
-                  "entities": {"query_id": [body["query_id"]] * len(docs)}, "items": docs,
-                  "features": {c: columns[c][order].tolist() for c in MONITORED},
-                  "predictions": scores[order].tolist()}
+        record = FeatureLogRecord(request_id=request_id, at_us=round(stamp * 1e6), model_version=version, arm=arm,
+                                  entities={"query_id": [body["query_id"]] * len(docs)}, items=list(docs),
+                                  features={c: columns[c][order].tolist() for c in MONITORED},
+                                  predictions=scores[order].tolist())
         ranked = [{"doc_id": doc, "score": float(score)} for doc, score in zip(docs, scores[order].tolist(),
                                                                                strict=True)]
         return {"request_id": request_id, "model_version": version, "arm": arm, "ranked": ranked}, record

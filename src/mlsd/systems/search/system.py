@@ -37,6 +37,13 @@ class SearchSystem:
             lines.append(f"{f['fold']:<6d} " + " ".join(f"{f[k]:13.4f}" for k in HEADLINE))
         lines.append(f"{'mean':6s} " + " ".join(f"{results['mean'][k]:13.4f}" for k in HEADLINE))
         lines.append(f"{'point':6s} " + " ".join(f"{results['pointwise_mean'][k]:13.4f}" for k in HEADLINE))
+        if "ci95" in results:
+            lines.append(f"{'95%':6s} " + " ".join(f"{f'{lo:.3f}-{hi:.3f}':>13s}" for lo, hi in
+                                                   (results["ci95"][k] for k in HEADLINE)))
+            gain = results["lambdamart_minus_pointwise"]
+            lines.append(f"bootstrap over {results['test_queries']} test queries; LambdaMART minus pointwise: "
+                         + ", ".join(f"{k} {g['mean']:+.4f} [{g['ci95'][0]:+.4f}, {g['ci95'][1]:+.4f}]"
+                                     for k, g in gain.items()))
         lines.append("plain keys: linear gain, all-zero queries 0; _letor: LETOR 4.0's official evaluation; "
                      "'point': the pointwise peer")
         return "\n".join(lines)
@@ -44,7 +51,8 @@ class SearchSystem:
     def json_summary(self, results: Mapping[str, Any]) -> dict[str, Any]:
         keys = ("ndcg@10", "ndcg@10_letor", "map_letor")
         return {"folds": [{"fold": f["fold"], **{k: f[k] for k in keys}} for f in results["folds"]],
-                "mean": dict(results["mean"]), "pointwise_mean": dict(results["pointwise_mean"])}
+                "mean": dict(results["mean"]), "pointwise_mean": dict(results["pointwise_mean"]),
+                **{k: results[k] for k in ("ci95", "lambdamart_minus_pointwise", "test_queries") if k in results}}
 
     def service(self, ws: Workspace, config: ServeConfig) -> ScoringService:
         from mlsd.monitoring.drift import DriftThresholds

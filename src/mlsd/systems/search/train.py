@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from mlsd.evaluation.query_ranking import per_query, ranking_report
+from mlsd.evaluation.query_ranking import per_query, query_table, ranking_report
 from mlsd.systems.search.features import MODEL_FEATURES
 from mlsd.training.models.lambdamart import LambdaMART
 
@@ -110,6 +110,11 @@ def select(train: Split, valid: Split, family: str, settings: SearchSettings, sa
 
 def evaluate(model: RankerBag, split: Split) -> dict[str, float]:
     return ranking_report(split.labels, model.predict(split.columns), split.groups)
+
+
+def evaluate_queries(model: RankerBag, split: Split) -> dict[str, np.ndarray]:
+    """Every metric per query of ``split`` (for intervals over queries and paired comparisons)."""
+    return query_table(split.labels, model.predict(split.columns), split.groups)
 
 
 def per_query_ndcg(model: RankerBag, split: Split) -> np.ndarray:
