@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-from mlsd.core.records import DECODER, ENCODER, FeatureLogRecord
+from mlsd.core.records import DECODER, FeatureLogRecord, encode_record
 
 
 class FeatureLog:
@@ -35,8 +35,8 @@ class FeatureLog:
 
     def append(self, record: FeatureLogRecord) -> None:
         # Serialized here, not in the writer thread: big batches serialized there hold the GIL in
-        # bursts and showed up as p99 spikes on the request path. msgspec writes NaN as null.
-        self._queue.put(ENCODER.encode(record))
+        # bursts and showed up as p99 spikes on the request path.
+        self._queue.put(encode_record(record))
 
     def _write(self) -> None:
         running = True
