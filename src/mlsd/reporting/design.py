@@ -40,6 +40,14 @@ class DesignReport(HtmlReport):
         self.steps_done = number
         self.section(f"{number}. {STEPS[number - 1]}")
 
+    def monitor_section(self, state: dict[str, Any] | None, what: str) -> None:
+        """The monitor's windows, alerts and charts, said in one line with ``what`` they measure."""
+        if not state:
+            self.paragraph("No replay has run against this home yet: no monitor state.")
+            return
+        self.paragraph(f"{len(state['windows'])} windows, {len(state['alerts'])} alerts; {what}")
+        self.monitoring(state)
+
     def render(self) -> str:
         if self.steps_done != len(STEPS):
             raise MlsdError(f"design report {self.title!r}: {self.steps_done} of {len(STEPS)} steps written")

@@ -13,7 +13,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from mlsd.registry import CHAMPION, ModelRegistry
+from mlsd.experiments.ab import CONTROL, TREATMENT, assign_arm
+from mlsd.registry import CHALLENGER, CHAMPION, ModelRegistry
 from mlsd.registry.mlflow_registry import load_model
 
 log = logging.getLogger(__name__)
@@ -26,7 +27,7 @@ class ModelHolder:
                  warm_up: Callable[[Any], object] | None = None,
                  loader: Callable[[Path], Any] = load_model) -> None:
         self.registry, self.name, self.alias = registry, name, alias
-        self._warm_up, self._loader = warm_up, loader
+        self._warm_up, self.loader = warm_up, loader
         pipeline, version = registry.load_with(loader, name, alias=alias)
         self._prepare(pipeline)
         self.current: tuple[Any, str] = (pipeline, version)
@@ -49,7 +50,7 @@ class ModelHolder:
         version = self.registry.version_for(self.name, self.alias)
         if version == self.current[1]:
             return False
-        pipeline, version = self.registry.load_with(self._loader, self.name, version=version)
+        pipeline, version = self.registry.load_with(self.loader, self.name, version=version)
         self._prepare(pipeline)
         self.current = (pipeline, version)  # one assignment: readers see the old pair or the new one
         self.swaps += 1
@@ -67,3 +68,28 @@ class ModelHolder:
     def close(self) -> None:
         self._stop.set()
         self._thread.join(timeout=5)
+
+
+class Arms:
+    """A/B routing: the champion's holder and, with a ``share`` above 0, a challenger holder of the same name.
+
+    A unit (a user, an ip, a query) is hashed to an arm (:func:`~mlsd.experiments.ab.assign_arm`), so it
+    sees one model for the whole test; both holders follow their aliases on their own.
+    """
+
+    def __init__(self, champion: ModelHolder, share: float, experiment: str, poll_interval: float = 10.0,
+                 warm_up: Callable[[Any], object] | None = None) -> None:
+        self.champion, self.share, self.experiment = champion, share, experiment
+        self.challenger = ModelHolder(champion.registry, champion.name, CHALLENGER, poll_interval, warm_up,
+                                      champion.loader) if share > 0 else None
+
+    def pick(self, unit: object) -> tuple[str, Any, str]:
+        """``(arm, model, version)`` for ``unit``."""
+        if self.challenger is not None and assign_arm(unit, self.experiment, self.share) == TREATMENT:
+            return (TREATMENT, *self.challenger.current)
+        return (CONTROL, *self.champion.current)
+
+    def close(self) -> None:
+        self.champion.close()
+        if self.challenger is not None:
+            self.challenger.close()

@@ -125,12 +125,7 @@ def fill_report(home: Path, report: DesignReport) -> None:
                     f"{(state or {}).get('label_delay_s', 0):g} s; /metrics, /dashboard"),
     ]))
     report.step(7)
-    if state:
-        drift_at = (replayed or {}).get("drift_at_s")
-        delay, false_alarms, rate = drift_outcome(state, drift_at)
-        report.paragraph(f"{len(state['windows'])} windows, {len(state['alerts'])} alerts. Injected drift at "
-                         f"{drift_at}: detected after {delay} event seconds; {false_alarms} false alarms before it "
-                         f"(share of pre-drift windows alerting: {rate}).")
-        report.monitoring(state)
-    else:
-        report.paragraph("No replay has run against this home yet: no monitor state.")
+    drift_at = (replayed or {}).get("drift_at_s")
+    delay, false_alarms, rate = drift_outcome(state, drift_at) if state else (None, 0, None)
+    report.monitor_section(state, f"injected drift at {drift_at}: detected after {delay} event seconds; "
+                           f"{false_alarms} false alarms before it (share of pre-drift windows alerting: {rate}).")

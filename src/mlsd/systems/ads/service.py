@@ -16,13 +16,12 @@ import numpy as np
 from mlsd.core.records import FeatureLogRecord
 from mlsd.datasets import TALKINGDATA_SCHEMA
 from mlsd.events import EventLog
-from mlsd.experiments.ab import CONTROL, TREATMENT, assign_arm
 from mlsd.features import FeatureStore, OfflineStore, SqliteOnlineStore
 from mlsd.monitoring.drift import DriftThresholds
 from mlsd.monitoring.online import MonitorConfig
 from mlsd.monitoring.profile import DatasetProfile
-from mlsd.registry import CHALLENGER, CHAMPION, ModelRegistry
-from mlsd.serving.models import ModelHolder
+from mlsd.registry import CHAMPION, ModelRegistry
+from mlsd.serving.models import Arms, ModelHolder
 from mlsd.serving.validation import Field, Schema
 from mlsd.systems.ads.features import CATEGORICAL, REQUEST_TIME, ads_views, model_inputs
 from mlsd.systems.ads.run import PROFILE_FILE, model_name, served_dataset
@@ -62,7 +61,7 @@ class AdsService:
                  thresholds: DriftThresholds | None = None) -> None:
         self.home = Path(home)
         dataset = dataset or served_dataset(self.home)
-        self.dataset, self.experiment, self.ab_share = dataset, experiment, ab_share
+        self.dataset = dataset
         self.monitor_config = MonitorConfig(window_s=window_s, label_delay_s=label_delay_s,
                                             thresholds=thresholds or DriftThresholds(), exclude=NOT_MONITORED)
         self.log = EventLog(self.home / "events" / "clicks", TALKINGDATA_SCHEMA, writer=False)
@@ -72,8 +71,7 @@ class AdsService:
         self.registry = ModelRegistry(self.home)
         self.models = ModelHolder(self.registry, model_name(dataset), alias, poll_interval, warm_up=self._warm_up)
         # A/B test: a hashed share of ips is scored by the challenger, which is followed like the champion.
-        self.challenger = ModelHolder(self.registry, model_name(dataset), CHALLENGER, poll_interval,
-                                      warm_up=self._warm_up) if ab_share > 0 else None
+        self.arms = Arms(self.models, ab_share, experiment, poll_interval, warm_up=self._warm_up)
 
     def reference_profile(self) -> DatasetProfile:
         """The monitoring reference registered with the champion version."""
@@ -104,10 +102,7 @@ class AdsService:
 
     def score(self, body: dict[str, Any], request_id: str) -> tuple[dict[str, Any], FeatureLogRecord]:
         entities, columns, stamp = self.features(body)
-        arm = CONTROL
-        if self.challenger is not None:
-            arm = assign_arm(body["context"]["ip"], self.experiment, self.ab_share)
-        pipeline, version = (self.challenger if arm == TREATMENT and self.challenger else self.models).current
+        arm, pipeline, version = self.arms.pick(body["context"]["ip"])
         p = pipeline.predict(columns)
         order = np.argsort(-p, kind="stable")
         candidates = body["candidates"]
@@ -120,12 +115,10 @@ class AdsService:
 
     def health(self) -> dict[str, Any]:
         return {"model_swaps": self.models.swaps, "views": self.view_names, "dataset": self.dataset,
-                "ab_share": self.ab_share}
+                "ab_share": self.arms.share}
 
     def close(self) -> None:
-        self.models.close()
-        if self.challenger is not None:
-            self.challenger.close()
+        self.arms.close()
         self.store.online.close()
         self.log.close()
 

@@ -97,13 +97,8 @@ def fill_recs_report(home: Path, report: DesignReport) -> None:
     report.step(7)
     report.paragraph("Every response is written to the feature log with its ranking features, model version and "
                      "the stage that proposed each item, so training and serving use the same values.")
-    state = monitoring_state(Workspace(home))
-    if state:
-        report.paragraph(f"{len(state['windows'])} windows, {len(state['alerts'])} alerts; online nDCG@10, hit rate "
-                         "and MRR per arm from the later ratings of replayed users (labels joined by request id).")
-        report.monitoring(state)
-    else:
-        report.paragraph("No replay has run against this home yet: no monitor state.")
+    report.monitor_section(monitoring_state(Workspace(home)), "online nDCG@10, hit rate and MRR per arm from the "
+                           "later ratings of replayed users (labels joined by request id).")
 
 
 def _signed(value: float | None) -> str:

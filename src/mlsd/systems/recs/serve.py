@@ -29,7 +29,6 @@ from mlsd.core.errors import MlsdError
 from mlsd.core.records import FeatureLogRecord
 from mlsd.core.timeutil import now_us
 from mlsd.events import EventLog
-from mlsd.experiments.ab import CONTROL, TREATMENT, assign_arm
 from mlsd.features import (
     FeatureStore,
     OfflineStore,
@@ -42,7 +41,7 @@ from mlsd.features.offline import output_column
 from mlsd.monitoring.drift import DriftThresholds
 from mlsd.monitoring.online import MonitorConfig
 from mlsd.monitoring.profile import DatasetProfile
-from mlsd.registry import CHALLENGER, CHAMPION, ModelRegistry
+from mlsd.registry import CHAMPION, ModelRegistry
 from mlsd.serving.app import RANKING_LABEL_SCHEMA
 from mlsd.serving.validation import Field, RequestError, Schema
 from mlsd.systems.recs.build import PROFILE_FILE, SERVING
@@ -89,11 +88,10 @@ class RecsService:
                  ab_share: float = 0.0, experiment: str = "recs-ab", window_s: float = 3600.0,
                  label_delay_s: float = 600.0, thresholds: DriftThresholds | None = None,
                  poll_interval: float = 10.0) -> None:
-        from mlsd.serving.models import ModelHolder
+        from mlsd.serving.models import Arms, ModelHolder
 
         self.home = Path(home)
         self.item_features_max_age_s = item_features_max_age_s
-        self.ab_share, self.experiment = ab_share, experiment
         self.monitor_config = MonitorConfig(window_s=window_s, label_delay_s=label_delay_s,
                                             thresholds=thresholds or DriftThresholds(), task="ranking")
         # one item-feature cache per served model (champion and challenger), each with its own catalogue
@@ -112,8 +110,7 @@ class RecsService:
         self.seen = {int(u): seen["items"][offsets[i]:offsets[i + 1]] for i, u in enumerate(seen["user_ids"])}
         self.registry = ModelRegistry(self.home)
         self.models = ModelHolder(self.registry, MODEL_NAME, alias, poll_interval, warm_up=self._warm_up)
-        self.challenger = ModelHolder(self.registry, MODEL_NAME, CHALLENGER, poll_interval,
-                                      warm_up=self._warm_up) if ab_share > 0 else None
+        self.arms = Arms(self.models, ab_share, experiment, poll_interval, warm_up=self._warm_up)
         self.metrics = CollectorRegistry()  # served on /metrics beside the app's own
         self.stage_seconds = Histogram("mlsd_recs_stage_seconds", "Time per recommendation stage", ["stage"],
                                        registry=self.metrics, buckets=(0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02))
@@ -183,8 +180,7 @@ class RecsService:
         return {"ranked": ranked, "known": known, "at_us": at_us}
 
     def score(self, body: dict[str, Any], request_id: str) -> tuple[dict[str, Any], FeatureLogRecord]:
-        arm = assign_arm(body["user_id"], self.experiment, self.ab_share) if self.challenger else CONTROL
-        model, version = (self.challenger if arm == TREATMENT and self.challenger else self.models).current
+        arm, model, version = self.arms.pick(body["user_id"])
         out = self._recommend(model, body)
         ranked = out["ranked"]
         for stage, histogram in self._stage_histograms.items():
@@ -225,12 +221,10 @@ class RecsService:
 
     def health(self) -> dict[str, Any]:
         return {"users": len(self.seen), "model_swaps": self.models.swaps, "takes_ratings": self.ratings is not None,
-                "users_with_new_ratings": len(self.streamed), "ab_share": self.ab_share}
+                "users_with_new_ratings": len(self.streamed), "ab_share": self.arms.share}
 
     def close(self) -> None:
-        self.models.close()
-        if self.challenger is not None:
-            self.challenger.close()
+        self.arms.close()
         self.store.online.close()
         self.log.close()
 

@@ -52,10 +52,4 @@ def fill_search_report(ws: Workspace, report: DesignReport) -> None:
         ("Monitor", "drift per window; online nDCG@10, hit@10, MRR per arm"),
     ]))
     report.step(7)
-    state = monitoring_state(ws)
-    if state:
-        report.paragraph(f"{len(state['windows'])} windows, {len(state['alerts'])} alerts; online ranking metrics "
-                         "from replayed relevance judgments.")
-        report.monitoring(state)
-    else:
-        report.paragraph("No replay has run against this home yet: no monitor state.")
+    report.monitor_section(monitoring_state(ws), "online ranking metrics from replayed relevance judgments.")

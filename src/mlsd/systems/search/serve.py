@@ -17,13 +17,12 @@ import numpy as np
 from mlsd.core.errors import MlsdError
 from mlsd.core.records import FeatureLogRecord
 from mlsd.events import EventLog
-from mlsd.experiments.ab import CONTROL, TREATMENT, assign_arm
 from mlsd.monitoring.drift import DriftThresholds
 from mlsd.monitoring.online import MonitorConfig
 from mlsd.monitoring.profile import DatasetProfile
-from mlsd.registry import CHALLENGER, CHAMPION, ModelRegistry
+from mlsd.registry import CHAMPION, ModelRegistry
 from mlsd.serving.app import RANKING_LABEL_SCHEMA
-from mlsd.serving.models import ModelHolder
+from mlsd.serving.models import Arms, ModelHolder
 from mlsd.serving.validation import Field, Schema
 from mlsd.systems.search.build import MODEL_NAME, MONITORED, PROFILE_FILE
 from mlsd.systems.search.data import FEATURES, JUDGMENT_SCHEMA
@@ -63,14 +62,13 @@ class SearchService:
         from mlsd.system import Workspace
 
         self.ws = Workspace(home)
-        self.ab_share, self.experiment = ab_share, experiment
         self.monitor_config = MonitorConfig(window_s=window_s, label_delay_s=label_delay_s,
                                             thresholds=thresholds or DriftThresholds(), task="ranking")
         self.log = EventLog(self.ws.events("judgments"), JUDGMENT_SCHEMA, writer=False)
         self.store = self.ws.feature_store(search_views(self.log))
         self.registry = ModelRegistry(self.ws.home)
         self.models = ModelHolder(self.registry, MODEL_NAME, CHAMPION, poll_interval)
-        self.challenger = ModelHolder(self.registry, MODEL_NAME, CHALLENGER, poll_interval) if ab_share > 0 else None
+        self.arms = Arms(self.models, ab_share, experiment, poll_interval)
 
     @property
     def model_version(self) -> str:
@@ -107,8 +105,7 @@ class SearchService:
 
     def score(self, body: dict[str, Any], request_id: str) -> tuple[dict[str, Any], FeatureLogRecord]:
         columns = self.inputs(body)
-        arm = assign_arm(body["query_id"], self.experiment, self.ab_share) if self.challenger else CONTROL
-        model, version = (self.challenger if arm == TREATMENT and self.challenger else self.models).current
+        arm, model, version = self.arms.pick(body["query_id"])
         scores = np.asarray(model.predict(columns))
         order = np.argsort(-scores, kind="stable")
         docs = [body["documents"][i]["doc_id"] for i in order.tolist()]
@@ -123,11 +120,9 @@ class SearchService:
         return {"request_id": request_id, "model_version": version, "arm": arm, "ranked": ranked}, record
 
     def health(self) -> dict[str, Any]:
-        return {"model_swaps": self.models.swaps, "ab_share": self.ab_share}
+        return {"model_swaps": self.models.swaps, "ab_share": self.arms.share}
 
     def close(self) -> None:
-        self.models.close()
-        if self.challenger is not None:
-            self.challenger.close()
+        self.arms.close()
         self.store.online.close()
         self.log.close()
