@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from mlsd.training import metrics as m
+from mlsd.evaluation import classification as m
 from mlsd.training.calibration import (
     IsotonicCalibrator,
     PlattCalibrator,
