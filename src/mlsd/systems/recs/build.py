@@ -85,8 +85,10 @@ def prepare_serving(ws: Workspace, data: MovieLens, trained: Trained, metrics: d
     store = PhaseStore(data, Phase(before, cut), serving)
     store.store.materialize(end_us=store.as_of_us)
     seen = user_items(before, data.n_users)
-    np.savez(serving / "seen.npz", user_ids=data.users["user_id"].to_numpy(np.int64),
-             lengths=np.array([len(s) for s in seen]), items=np.concatenate([np.zeros(0, np.int64), *seen]))
+    rated = np.flatnonzero([len(s) > 0 for s in seen])  # the users the service knows: the rest are cold-start
+    np.savez(serving / "seen.npz", user_ids=data.users["user_id"].to_numpy(np.int64)[rated],
+             lengths=np.array([len(seen[u]) for u in rated], np.int64),
+             items=np.concatenate([np.zeros(0, np.int64), *(seen[u] for u in rated)]))
     pq.write_table(pa.Table.from_pandas(after[["user_id", "item_id", "rating", "timestamp"]], preserve_index=False),
                    serving / HELD_OUT_FILE)
     lineage = Lineage(f"{data.name}:{len(before)}:{cut}", {"user_history": 1, "item_popularity": 1}, code_revision())

@@ -128,15 +128,20 @@ class RecsService:
 
     def _user(self, model: Recommender, body: dict[str, Any],
               columns: dict[str, np.ndarray]) -> tuple[Users, bool]:
-        """The request's user from its online feature ``columns`` (cold start: from ``context``)."""
+        """The request's user from its online feature ``columns``.
+
+        A user with no rating in the snapshot is a cold-start user (no id embedding: it was never
+        trained), as in offline evaluation; attributes come from the user table when it knows the
+        user (signed up, not rated yet), else from what the client sends in ``context``.
+        """
         user_id = int(body["user_id"])
         context = body.get("context") or {}
         known = user_id in self.seen
-        age, gender, occupation = (columns[output_column("user_profile", f)] for f in ("age", "gender", "occupation"))
-        if not known:  # cold start: what the client tells us about the user, nothing else
-            age = np.array([context.get("age", np.nan)], np.float64)
-            gender = np.array([{"F": 1.0, "M": 0.0}.get(context.get("gender", ""), np.nan)])
-            occupation = np.array([context.get("occupation", np.nan)], np.float64)
+        given = {"age": float(context.get("age", np.nan)), "occupation": float(context.get("occupation", np.nan)),
+                 "gender": {"F": 1.0, "M": 0.0}.get(context.get("gender", ""), np.nan)}
+        stored = {f: np.asarray(columns[output_column("user_profile", f)], np.float64) for f in given}
+        age, gender, occupation = (np.where(np.isnan(stored[f]), given[f], stored[f])
+                                   for f in ("age", "gender", "occupation"))
         codes = user_codes(age, gender, occupation)
         seen = self._seen(model, user_id, columns)
         return Users(np.array([model.dense_user(user_id) if known else -1]), np.array([user_id]), codes, [seen]), known
