@@ -87,9 +87,12 @@ def _serve(args: argparse.Namespace) -> int:
     from mlsd.lifecycle.serve import serve
     from mlsd.system import ServeConfig, load_system, option_values
 
-    config = ServeConfig(ab_share=args.ab_share, window_s=args.window_s, label_delay_s=args.label_delay_s,
+    system = load_system(args.system)
+    # a system may say what window its traffic needs (optional attribute ``window_s``)
+    window_s = args.window_s if args.window_s is not None else float(getattr(system, "window_s", 3600.0))
+    config = ServeConfig(ab_share=args.ab_share, window_s=window_s, label_delay_s=args.label_delay_s,
                          drift_psi=args.drift_psi, drift_js=args.drift_js, drift_p=args.drift_p,
-                         options=option_values(load_system(args.system), "serve", vars(args)))
+                         options=option_values(system, "serve", vars(args)))
     serve(args.system, home=_workspace(args).home, host=args.host, port=args.port,
           max_in_flight=args.max_in_flight, workers=args.workers, config=config)
     return 0
@@ -184,7 +187,8 @@ def build_parser(system_options: Sequence[Option] = ()) -> argparse.ArgumentPars
     serve.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
     serve.add_argument("--ab-share", type=float, default=0.0,
                        help="A/B test: share of users (hashed) served by the challenger (default 0: off)")
-    serve.add_argument("--window-s", type=float, default=3600.0, help="monitoring window, event-time seconds")
+    serve.add_argument("--window-s", type=float, default=None,
+                       help="monitoring window, event-time seconds (default: the system's, else 3600)")
     serve.add_argument("--label-delay-s", type=float, default=600.0,
                        help="how long the monitor waits for a request's labels before counting them as 0")
     serve.add_argument("--drift-psi", type=float, default=0.25, help="alert at this PSI (test permitting)")

@@ -20,6 +20,7 @@ from typing import Any, Protocol, runtime_checkable
 import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
@@ -192,6 +193,9 @@ def create_app(service: ScoringService, feature_log: FeatureLog, *, max_in_fligh
             return JSONResponse({"error": "invalid labels", "errors": exc.errors}, status_code=422)
         if isinstance(body, Response):
             return body
+        # Records of requests answered before these labels reach the feature log first: else a label
+        # watermark could close a window before its last records are read, and they would be dropped.
+        await run_in_threadpool(feature_log.flush)
         monitoring.labels.append(body["labels"], body.get("watermark_s"))
         return JSONResponse({"accepted": len(body["labels"])})
 

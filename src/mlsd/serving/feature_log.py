@@ -26,7 +26,8 @@ class FeatureLog:
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self.path = self.directory / f"features-{os.getpid()}-{uuid.uuid4().hex[:8]}.jsonl"
-        self._queue: queue.Queue[bytes | None] = queue.Queue()
+        # a line, None (close), or an Event to set once everything queued before it is on disk (flush)
+        self._queue: queue.Queue[bytes | threading.Event | None] = queue.Queue()
         self._interval = flush_interval
         self._file = open(self.path, "ab")  # noqa: SIM115 - owned by the writer thread
         self._thread = threading.Thread(target=self._write, name="feature-log", daemon=True)
@@ -38,22 +39,30 @@ class FeatureLog:
         # bursts and showed up as p99 spikes on the request path.
         self._queue.put(encode_record(record))
 
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Wait until every record appended so far is written and synced; False if that took too long."""
+        if not self._thread.is_alive():
+            return True
+        done = threading.Event()
+        self._queue.put(done)
+        return done.wait(timeout)
+
     def _write(self) -> None:
         running = True
         while running:
             lines: list[bytes] = []
+            waiting: list[threading.Event] = []
             try:
                 item = self._queue.get(timeout=self._interval)
-                if item is None:
-                    running = False
-                else:
-                    lines.append(item)
                 while True:
-                    item = self._queue.get_nowait()
                     if item is None:
                         running = False
                         break
-                    lines.append(item)
+                    if isinstance(item, threading.Event):
+                        waiting.append(item)
+                    else:
+                        lines.append(item)
+                    item = self._queue.get_nowait()
             except queue.Empty:
                 pass
             if lines:
@@ -61,6 +70,8 @@ class FeatureLog:
                 self._file.flush()
                 os.fsync(self._file.fileno())
                 self.written += len(lines)
+            for done in waiting:
+                done.set()
 
     def close(self) -> None:
         """Write everything queued, then close."""

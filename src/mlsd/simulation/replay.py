@@ -159,9 +159,9 @@ def replay(source: ReplaySource, client: ServiceClient, *, route: str, labels_ro
     if stream_rows and result.last_at_s is not None:
         source.process_stream(stream_rows, result.last_at_s)
     if result.last_at_s is not None:
-        # The replay is over: every label there will ever be is sent, so the watermark can move a day
-        # past the last request and every monitoring window closes.
-        send_labels(result.last_at_s + label_delay_s + 86_400, final=True)
+        # The replay is over: every label there will ever be is sent, so the watermark can move a year
+        # past the last request and every monitoring window closes (weekly windows need more than a day).
+        send_labels(result.last_at_s + label_delay_s + 365 * 86_400, final=True)
     result.wall_s = time.perf_counter() - started
     if latencies:
         ms = np.asarray(latencies) * 1e3

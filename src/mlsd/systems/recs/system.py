@@ -24,6 +24,7 @@ class RecsSystem:
     datasets = ("movielens-100k", "movielens-1m-first-half")
     route = "/v1/recs/recommend"
     model_name = "recs-movielens"
+    window_s = 7 * 86_400.0  # the held-out period is ~7 weeks of a few hundred users: weekly windows
     options = (Option("dataset", "ml-100k", "the MovieLens release", choices=("ml-100k", "ml-1m-first-half")),)
 
     def build(self, ws: Workspace, config: RunConfig) -> dict[str, Any]:
