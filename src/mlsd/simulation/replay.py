@@ -45,6 +45,24 @@ class ReplaySource(Protocol):
         ...
 
 
+class JudgedTraffic:
+    """Base of a traffic source whose labels are known in advance (relevance judgments, later ratings):
+    nothing streams into the service while it is replayed, and it holds nothing to release."""
+
+    def process_stream(self, rows: list[dict[str, Any]], watermark_s: float) -> None:
+        """Nothing to stream: the labels are batch data."""
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+def judged(label: list[tuple[str, float]]) -> Callable[[dict[str, Any]], tuple[list[tuple[str, float]], list[Any]]]:
+    """The outcome of a request whose labels do not depend on the answer: ``label``, no stream rows."""
+    def outcome(answer: dict[str, Any]) -> tuple[list[tuple[str, float]], list[Any]]:
+        return label, []
+    return outcome
+
+
 class ServiceClient:
     """A keep-alive HTTP/1.1 JSON client for one service (one connection, reconnecting when dropped)."""
 

@@ -113,6 +113,7 @@ def prepare_serving(ws: Workspace, data: MovieLens, trained: Trained, metrics: d
             artifacts=[profile])
         versions[variant] = version.version
     profile_store.close()
+    trained.model.ranker = trained.ranker if metrics["training"]["ranker"]["promoted"] else None  # as evaluated
     promotion = promote(ws.registry, MODEL_NAME, {versions[v]: trained.valid_ndcg[v] for v in VARIANTS},
                         incumbent=versions["co_visitation"])
     variant_of = {v: k for k, v in versions.items()}

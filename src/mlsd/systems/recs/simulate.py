@@ -10,17 +10,16 @@ service during the replay: each user is asked once, before any of their held-out
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 import pyarrow.parquet as pq
 
 from mlsd.core.errors import MlsdError
-from mlsd.simulation.replay import ReplayItem
+from mlsd.simulation.replay import JudgedTraffic, ReplayItem, judged
 from mlsd.system import Workspace
 from mlsd.systems.recs.build import HELD_OUT_FILE, SERVING
 
 
-class HeldOutReplay:
+class HeldOutReplay(JudgedTraffic):
     """Users of the held-out period, in the order of their first held-out rating."""
 
     def __init__(self, ws: Workspace, *, k: int = 10, limit: int | None = None) -> None:
@@ -37,17 +36,5 @@ class HeldOutReplay:
 
     def __iter__(self) -> Iterator[ReplayItem]:
         for user, at_s in zip(self.users.tolist(), self.first_s.tolist(), strict=True):
-            judged = [(str(item), 1.0) for item in dict.fromkeys(self.rated[user])]
-            yield ReplayItem(float(at_s), {"user_id": int(user), "k": self.k}, _rated(judged))
-
-    def process_stream(self, rows: list[dict[str, Any]], watermark_s: float) -> None:
-        """Nothing streams: each user is asked before their held-out ratings (see the module's docstring)."""
-
-    def close(self) -> None:
-        pass
-
-
-def _rated(judged: list[tuple[str, float]]) -> Any:
-    def outcome(answer: dict[str, Any]) -> tuple[list[tuple[str, float]], list[dict[str, Any]]]:
-        return judged, []
-    return outcome
+            rated = [(str(item), 1.0) for item in dict.fromkeys(self.rated[user])]
+            yield ReplayItem(float(at_s), {"user_id": int(user), "k": self.k}, judged(rated))

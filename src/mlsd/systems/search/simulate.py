@@ -14,12 +14,12 @@ import numpy as np
 import pyarrow.compute as pc
 
 from mlsd.events import EventLog
-from mlsd.simulation.replay import ReplayItem
+from mlsd.simulation.replay import JudgedTraffic, ReplayItem, judged
 from mlsd.system import Workspace
 from mlsd.systems.search.data import COLLECTED_S, FOLDS, JUDGMENT_SCHEMA
 
 
-class QueryReplay:
+class QueryReplay(JudgedTraffic):
     """The held-out queries of fold 1 as replay requests."""
 
     def __init__(self, ws: Workspace, *, interval_s: float = 60.0, limit: int | None = None,
@@ -38,18 +38,6 @@ class QueryReplay:
     def __iter__(self) -> Iterator[ReplayItem]:
         for n, query in enumerate(self.order):
             rows = np.flatnonzero(self.queries == query)
-            judged = [(str(self.docs[i]), float(self.labels[i])) for i in rows if self.labels[i] > 0]
+            relevant = [(str(self.docs[i]), float(self.labels[i])) for i in rows if self.labels[i] > 0]
             body: dict[str, Any] = {"query_id": int(query), "documents": [{"doc_id": str(self.docs[i])} for i in rows]}
-            yield ReplayItem(self.start_s + n * self.interval_s, body, _judged(judged))
-
-    def process_stream(self, rows: list[dict[str, Any]], watermark_s: float) -> None:
-        """Judgments are batch data here: nothing streams while queries are replayed."""
-
-    def close(self) -> None:
-        pass
-
-
-def _judged(judged: list[tuple[str, float]]) -> Any:
-    def outcome(answer: dict[str, Any]) -> tuple[list[tuple[str, float]], list[dict[str, Any]]]:
-        return judged, []
-    return outcome
+            yield ReplayItem(self.start_s + n * self.interval_s, body, judged(relevant))
