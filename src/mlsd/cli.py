@@ -84,7 +84,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from mlsd.lifecycle.serve import serve
+    from mlsd.lifecycle.serve import edge_limits, serve
     from mlsd.system import ServeConfig, load_system, option_values
 
     system = load_system(args.system)
@@ -93,8 +93,12 @@ def _serve(args: argparse.Namespace) -> int:
     config = ServeConfig(ab_share=args.ab_share, window_s=window_s, label_delay_s=args.label_delay_s,
                          drift_psi=args.drift_psi, drift_js=args.drift_js, drift_p=args.drift_p,
                          options=option_values(system, "serve", vars(args)))
-    serve(args.system, home=_workspace(args).home, host=args.host, port=args.port,
-          max_in_flight=args.max_in_flight, workers=args.workers, config=config)
+    home = _workspace(args).home
+    limits = edge_limits(home, args.host, token=not args.no_token, token_all=args.token_all,
+                         max_in_flight=args.max_in_flight, queue_budget_s=args.queue_budget_ms / 1e3,
+                         max_body_bytes=args.max_body_bytes, body_timeout_s=args.body_timeout_s)
+    serve(args.system, home=home, host=args.host, port=args.port, workers=args.workers, config=config,
+          limits=limits, max_connections=args.max_connections)
     return 0
 
 
@@ -183,7 +187,18 @@ def build_parser(system_options: Sequence[Option] = ()) -> argparse.ArgumentPars
     serve.add_argument("--home", help="the system's directory (default: $MLSD_HOME/SYSTEM)")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--max-in-flight", type=int, default=64, help="per worker; beyond it: 503 + Retry-After")
+    serve.add_argument("--max-in-flight", type=int, default=64,
+                       help="scoring queue length per worker; beyond it: 503 + Retry-After (default 64)")
+    serve.add_argument("--queue-budget-ms", type=float, default=25.0,
+                       help="shed a request whose expected wait in the scoring queue exceeds this (default 25)")
+    serve.add_argument("--max-body-bytes", type=int, default=1 << 20, help="larger bodies: 413 (default 1 MiB)")
+    serve.add_argument("--body-timeout-s", type=float, default=10.0,
+                       help="a body not received within this: 408 (default 10)")
+    serve.add_argument("--max-connections", type=int, default=2048,
+                       help="open connections per worker; beyond them: 503 (default 2048)")
+    serve.add_argument("--no-token", action="store_true",
+                       help="writes (labels, events) without the home's token; loopback addresses only")
+    serve.add_argument("--token-all", action="store_true", help="the scoring route needs the token too")
     serve.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
     serve.add_argument("--ab-share", type=float, default=0.0,
                        help="A/B test: share of users (hashed) served by the challenger (default 0: off)")

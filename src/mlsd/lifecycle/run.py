@@ -15,6 +15,7 @@ from typing import Any
 
 from mlsd.core.atomic import atomic_write_json
 from mlsd.monitoring.online import drift_outcome
+from mlsd.serving.auth import read_token
 from mlsd.simulation.process import ServerProcess
 from mlsd.simulation.replay import ReplayResult, ServiceClient, replay, wait_for_monitor
 from mlsd.system import ReplayConfig, RunConfig, System, Workspace
@@ -35,7 +36,7 @@ def replay_system(system: System, ws: Workspace, client: ServiceClient, config: 
 
 def replay_running(system: System, ws: Workspace, host: str, port: int, config: ReplayConfig) -> dict[str, Any]:
     """``mlsd replay SYSTEM``: against a service someone started; the replay's and the monitor's figures."""
-    client = ServiceClient(host, port)
+    client = ServiceClient(host, port, token=read_token(ws.home))
     try:
         result = replay_system(system, ws, client, config)
         outcome: dict[str, Any] = {"replay": result.to_dict()}

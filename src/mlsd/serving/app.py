@@ -1,10 +1,12 @@
 """The ASGI inference service: scoring route, health, Prometheus metrics, OpenAPI, load shedding.
 
 A system plugs in a :class:`ScoringService` (its request schema and its scoring function); this
-module gives every system the same HTTP behaviour: malformed JSON is a 400, schema problems a 422
-listing each field, too many requests in flight a fast 503 with ``Retry-After``, and every scored
-request a line in the feature log. Scoring runs on the event loop: it is short CPU work with no I/O
-worth awaiting (an online-store batch read of a local SQLite file or Redis).
+module gives every system the same HTTP behaviour: a body that is not ``application/json`` is a
+415, malformed JSON a 400, an oversized body a 413 (before it is read), a slow one a 408, schema
+problems a 422 listing each field, a full scoring queue a fast 503 with ``Retry-After``
+(:mod:`mlsd.serving.admission`), a write without the token a 401 (:mod:`mlsd.serving.auth`), and
+every scored request a line in the feature log. Scoring runs on the event loop, one request at a
+time: it is short CPU work with no I/O worth awaiting (an online-store batch read of SQLite or Redis).
 """
 
 from __future__ import annotations
@@ -29,9 +31,11 @@ from mlsd.core.errors import MlsdError
 from mlsd.core.records import FeatureLogRecord
 from mlsd.monitoring.dashboard import dashboard_html
 from mlsd.monitoring.runner import LabelLog, MonitorCollector, MonitorRunner, read_state
+from mlsd.serving.admission import Admission, BodyRefused, read_body
+from mlsd.serving.auth import authorized, is_json
 from mlsd.serving.decode import BodyDecoder, BodyError
 from mlsd.serving.feature_log import FeatureLog
-from mlsd.serving.validation import Field, RequestError, Schema, json_schema
+from mlsd.serving.validation import MAX_EVENT_TIME_S, Field, RequestError, Schema, future_event_time, json_schema
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -77,7 +81,7 @@ LABEL_SCHEMA: Schema = {
     "labels": Field("array", max_items=MAX_LABELS, items={
         "request_id": Field("string", description="the scored request's id"),
         "label": Field("number", minimum=0, maximum=1, description="1 clicked / converted, 0 not")}),
-    "watermark_s": Field("number", required=False,
+    "watermark_s": Field("number", required=False, minimum=0, maximum=MAX_EVENT_TIME_S + 2 * 365 * 86_400,
                          description="every label of requests up to this event time has now been sent"),
 }
 # Ranking services take graded relevance per shown item: {"request_id", "item", "label"}.
@@ -104,35 +108,27 @@ class Monitoring:
         self.labels.close()
 
 
-class LoadShedding:
-    """ASGI middleware: beyond ``max_in_flight`` concurrent requests on ``paths``, answer 503 at once."""
+@dataclass(frozen=True)
+class EdgeLimits:
+    """What the service's edge accepts: body size and read time, the scoring queue, who may write."""
 
-    def __init__(self, app: ASGIApp, max_in_flight: int, paths: tuple[str, ...], on_shed: Callable[[], None]) -> None:
-        self.app, self.max_in_flight, self.paths, self.on_shed = app, max_in_flight, paths, on_shed
-        self.in_flight = 0
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] not in self.paths:
-            await self.app(scope, receive, send)
-            return
-        if self.in_flight >= self.max_in_flight:
-            self.on_shed()
-            body = b'{"error":"overloaded: too many requests in flight, retry shortly"}'
-            await send({"type": "http.response.start", "status": 503,
-                        "headers": [(b"content-type", b"application/json"), (b"retry-after", b"1"),
-                                    (b"content-length", str(len(body)).encode())]})
-            await send({"type": "http.response.body", "body": body})
-            return
-        self.in_flight += 1
-        try:
-            await self.app(scope, receive, send)
-        finally:
-            self.in_flight -= 1
+    max_in_flight: int = 64  # admitted requests (waiting or being scored) per process
+    queue_budget_s: float = 0.025  # expected wait in the queue beyond which a request is shed
+    max_body_bytes: int = 1 << 20
+    body_timeout_s: float = 10.0
+    token: str | None = None  # bearer token of the routes that change state (None: open, loopback only)
+    token_all: bool = False  # the scoring route needs the token too
 
 
 def create_app(service: ScoringService, feature_log: FeatureLog, *, max_in_flight: int = 64,
-               max_body_bytes: int = 1 << 20, monitoring: Monitoring | None = None) -> ASGIApp:
-    """The service's ASGI application (wrapped in load shedding); with ``monitoring``, labels and a dashboard."""
+               max_body_bytes: int = 1 << 20, monitoring: Monitoring | None = None,
+               limits: EdgeLimits | None = None) -> ASGIApp:
+    """The service's ASGI application; with ``monitoring``, labels and a dashboard.
+
+    ``limits`` sets the edge (``max_in_flight`` and ``max_body_bytes`` are shorthands for its fields).
+    """
+    limits = limits or EdgeLimits(max_in_flight=max_in_flight, max_body_bytes=max_body_bytes)
+    admission = Admission(limits.max_in_flight, limits.queue_budget_s)
     metrics = CollectorRegistry()
     if monitoring is not None:
         metrics.register(MonitorCollector(monitoring.out_dir))
@@ -143,7 +139,7 @@ def create_app(service: ScoringService, feature_log: FeatureLog, *, max_in_fligh
     candidates = Histogram("mlsd_candidates", "Candidates per request", registry=metrics,
                            buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000))
     version = Gauge("mlsd_model_version", "Registered model version being served", registry=metrics)
-    by_status = {code: requests.labels(str(code)) for code in (200, 400, 413, 422)}
+    by_status = {code: requests.labels(str(code)) for code in (200, 400, 413, 422, 503)}
     label_schema: Schema = getattr(service, "label_schema", LABEL_SCHEMA)
     request_decoder, label_decoder = BodyDecoder(service.request_schema, "Request"), BodyDecoder(label_schema, "Labels")
 
@@ -151,20 +147,33 @@ def create_app(service: ScoringService, feature_log: FeatureLog, *, max_in_fligh
         started = time.perf_counter()
         status = 200
         try:
-            try:
-                body = await _json_body(request, max_body_bytes, request_decoder)
-                if isinstance(body, Response):
-                    status = body.status_code
-                    return body
-                request_id = str(body.get("request_id") or uuid.uuid4().hex)
-                response, record = service.score(body, request_id)
-            except RequestError as exc:
+            body = await _json_body(request, limits, request_decoder, write=limits.token_all)
+            if isinstance(body, Response):
+                status = body.status_code
+                return body
+            problem = future_event_time(body, time.time())
+            if problem is not None:  # it would move the monitor's clock past every window
                 status = 422
-                return JSONResponse({"error": "invalid request", "errors": exc.errors}, status_code=422)
-            except MlsdError as exc:
-                status = 422
-                return _error(422, str(exc))
-            feature_log.append(record)
+                return JSONResponse({"error": "invalid request", "errors": [problem]}, status_code=422)
+            if not admission.admit():
+                status = 503
+                shed.inc()
+                return _overloaded()
+            async with admission.turn() as scored:
+                if not scored:
+                    status = 503
+                    shed.inc()
+                    return _overloaded()
+                try:
+                    request_id = str(body.get("request_id") or uuid.uuid4().hex)
+                    response, record = service.score(body, request_id)
+                except RequestError as exc:
+                    status = 422
+                    return JSONResponse({"error": "invalid request", "errors": exc.errors}, status_code=422)
+                except MlsdError as exc:
+                    status = 422
+                    return _error(422, str(exc))
+                feature_log.append(record)
             candidates.observe(len(response.get("ranked", ())))
             return FastJSONResponse(response)
         finally:
@@ -187,10 +196,7 @@ def create_app(service: ScoringService, feature_log: FeatureLog, *, max_in_fligh
 
     async def labels(request: Request) -> Response:
         assert monitoring is not None
-        try:
-            body = await _json_body(request, max_body_bytes, label_decoder)
-        except RequestError as exc:
-            return JSONResponse({"error": "invalid labels", "errors": exc.errors}, status_code=422)
+        body = await _json_body(request, limits, label_decoder, write=True)
         if isinstance(body, Response):
             return body
         # Records of requests answered before these labels reach the feature log first: else a label
@@ -223,22 +229,21 @@ def create_app(service: ScoringService, feature_log: FeatureLog, *, max_in_fligh
         Route("/openapi.json", openapi, methods=["GET"]),
     ]
     if isinstance(service, EventIntake):
-        routes.append(Route(service.intake_route, _intake_endpoint(service, max_body_bytes), methods=["POST"]))
+        routes.append(Route(service.intake_route, _intake_endpoint(service, limits), methods=["POST"]))
     if monitoring is not None:
         routes += [Route(LABELS_ROUTE, labels, methods=["POST"]), Route("/dashboard", dashboard, methods=["GET"]),
                    Route("/dashboard/data", dashboard_data, methods=["GET"])]
-    app = Starlette(routes=routes, lifespan=lifespan)
-    return LoadShedding(app, max_in_flight, (service.route,), shed.inc)
+    return Starlette(routes=routes, lifespan=lifespan)
 
 
-def _intake_endpoint(service: EventIntake, max_body_bytes: int) -> Callable[[Request], Awaitable[Response]]:
+def _intake_endpoint(service: EventIntake, limits: EdgeLimits) -> Callable[[Request], Awaitable[Response]]:
     decoder = BodyDecoder(service.intake_schema, "Events")
 
     async def intake(request: Request) -> Response:
+        body = await _json_body(request, limits, decoder, write=True)
+        if isinstance(body, Response):
+            return body
         try:
-            body = await _json_body(request, max_body_bytes, decoder)
-            if isinstance(body, Response):
-                return body
             return FastJSONResponse(service.intake(body))
         except RequestError as exc:
             return JSONResponse({"error": "invalid events", "errors": exc.errors}, status_code=422)
@@ -254,18 +259,34 @@ class FastJSONResponse(JSONResponse):
         return orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY)
 
 
-async def _json_body(request: Request, max_body_bytes: int, decoder: BodyDecoder) -> dict[str, Any] | Response:
-    """The parsed and checked body, or the 413 / 400 response that explains why there is none.
+async def _json_body(request: Request, limits: EdgeLimits, decoder: BodyDecoder,
+                     *, write: bool) -> dict[str, Any] | Response:
+    """The parsed and checked body, or the 401 / 415 / 408 / 413 / 400 / 422 response that explains why there is none.
 
-    Raises :class:`RequestError` (a 422) when the body is JSON that breaks the route's schema.
+    ``write``: the route changes state, so it needs the token. The checks that cost nothing come
+    first: credentials and media type before a byte of the body is read.
     """
-    raw = await request.body()
-    if len(raw) > max_body_bytes:
-        return _error(413, f"body larger than {max_body_bytes} bytes")
+    if write and not authorized(request, limits.token):
+        return JSONResponse({"error": "this route needs the service's token: Authorization: Bearer TOKEN"},
+                            status_code=401, headers={"www-authenticate": "Bearer"})
+    if not is_json(request):
+        return _error(415, "content-type must be application/json")
+    try:
+        raw = await read_body(request, limits.max_body_bytes, limits.body_timeout_s)
+    except BodyRefused as exc:
+        # a body left unread cannot be followed by another request on this connection
+        return JSONResponse({"error": str(exc)}, status_code=exc.status, headers={"connection": "close"})
     try:
         return decoder.decode(raw)
     except BodyError as exc:
         return _error(400, str(exc))
+    except RequestError as exc:
+        return JSONResponse({"error": "invalid body", "errors": exc.errors}, status_code=422)
+
+
+def _overloaded() -> Response:
+    return JSONResponse({"error": "overloaded: the scoring queue is full, retry shortly"}, status_code=503,
+                        headers={"retry-after": "1"})
 
 
 def _error(status: int, message: str) -> JSONResponse:

@@ -7,7 +7,10 @@ a number), bounds, list lengths, enums, unknown fields refused, ``null`` taken a
 :class:`~mlsd.serving.validation.RequestError` naming the field, as the hand-written validator does.
 Chosen over that validator with ``json``/orjson by ``benchmarks/request_decode.py`` (RESULTS.md);
 msgspec stops at the first problem, so a refused body is checked again by the validator, which lists
-every problem (valid bodies, nearly all, take the fast path only). NaN and Infinity are refused.
+every problem (valid bodies, nearly all, take the fast path only). NaN and Infinity are refused, and
+so are numbers beyond a float's range or integers beyond 64 bits (400), and nesting deeper than the
+parser's recursion limit (400). An integer field takes an integer-valued number (``3.0``), as JSON
+Schema and so the OpenAPI document say, and the service receives it as an ``int``.
 """
 
 from __future__ import annotations
@@ -81,6 +84,8 @@ class BodyDecoder:
             body = self._decoder.decode(raw)
         except msgspec.DecodeError as exc:
             raise BodyError(f"body is not valid JSON: {exc}") from None
+        except RecursionError:
+            raise BodyError("body is nested too deeply") from None
         return self.check(body)
 
     def check(self, body: Any) -> dict[str, Any]:
@@ -91,10 +96,28 @@ class BodyDecoder:
         try:
             msgspec.convert(body, self.type)
         except msgspec.ValidationError as exc:
+            if "got `float`" in str(exc) and _integral(body, self.schema):
+                return self.check(body)  # 3.0 where an integer goes: taken as 3, then checked again
             # msgspec stops at the first problem; a refused body is rare, so the validator lists them all
             validate(body, self.schema)
             raise RequestError([field_error(str(exc))]) from None
         return body
+
+
+def _integral(body: dict[str, Any], schema: Schema) -> bool:
+    """Turn integer-valued floats in ``body``'s integer fields into ints, in place; whether any was."""
+    changed = False
+    for name, spec in schema.items():
+        value = body.get(name)
+        if spec.type == "integer" and isinstance(value, float) and value.is_integer():
+            body[name], changed = int(value), True
+        elif spec.type == "object" and spec.properties is not None and isinstance(value, dict):
+            changed = _integral(value, spec.properties) or changed
+        elif spec.type == "array" and spec.items is not None and isinstance(value, list):
+            for item in value:
+                if isinstance(item, dict):
+                    changed = _integral(item, spec.items) or changed
+    return changed
 
 
 def field_error(text: str) -> dict[str, str]:

@@ -32,6 +32,23 @@ class Field:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+MAX_EVENT_TIME_S = float(2**32)  # 2106-02-07: a larger "Unix time" is a mistake (or an attack), not an event time
+MAX_FUTURE_S = 86_400.0  # an event time this far past the service's own clock is refused
+
+
+def event_time(description: str = "event time, Unix seconds (default: now)", *, required: bool = False) -> Field:
+    """The field of an event time: finite, non-negative, bounded (the service also refuses the far future)."""
+    return Field("number", required=required, minimum=0, maximum=MAX_EVENT_TIME_S, description=description)
+
+
+def future_event_time(body: Mapping[str, Any], now_s: float, name: str = "timestamp") -> dict[str, str] | None:
+    """The problem with ``body[name]`` if it lies more than :data:`MAX_FUTURE_S` after ``now_s``, else None."""
+    at = body.get(name)
+    if at is not None and at > now_s + MAX_FUTURE_S:
+        return {"field": name, "message": f"more than {MAX_FUTURE_S:g} s after the service's clock ({now_s:.0f})"}
+    return None
+
+
 class RequestError(Exception):
     """A request body that failed validation; ``errors`` lists ``{"field", "message"}``."""
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from types import TracebackType
 
 from mlsd.core.errors import MlsdError
+from mlsd.serving.auth import load_or_create_token
 from mlsd.simulation.replay import ServiceClient
 
 
@@ -37,7 +38,9 @@ class ServerProcess:
         self.start_timeout_s = start_timeout_s
         self.log_path = log_path or self.home / "serve.log"
         self.process: subprocess.Popen[bytes] | None = None
-        self.client = ServiceClient("127.0.0.1", self.port)
+        # the server reads the same token from the home (made here so the client has it from the start)
+        self.token = None if "--no-token" in self.args else load_or_create_token(self.home)[0]
+        self.client = ServiceClient("127.0.0.1", self.port, token=self.token)
 
     def __enter__(self) -> ServerProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)

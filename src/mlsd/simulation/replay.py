@@ -66,13 +66,14 @@ def judged(label: list[tuple[str, float]]) -> Callable[[dict[str, Any]], tuple[l
 class ServiceClient:
     """A keep-alive HTTP/1.1 JSON client for one service (one connection, reconnecting when dropped)."""
 
-    def __init__(self, host: str, port: int, timeout: float = 30.0) -> None:
+    def __init__(self, host: str, port: int, timeout: float = 30.0, token: str | None = None) -> None:
         self.host, self.port, self.timeout = host, port, timeout
+        self._auth = {"authorization": f"Bearer {token}"} if token else {}  # the service's write token
         self._conn = http.client.HTTPConnection(host, port, timeout=timeout)
 
     def request(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
         payload = json.dumps(body).encode() if body is not None else None
-        headers = {"content-type": "application/json"} if payload is not None else {}
+        headers = {**self._auth, **({"content-type": "application/json"} if payload is not None else {})}
         for attempt in (0, 1):
             try:
                 self._conn.request(method, path, payload, headers)

@@ -23,6 +23,7 @@ from mlsd.core.atomic import atomic_write_json
 from mlsd.datasets.marketplace import AdMarketplace
 from mlsd.monitoring.online import drift_outcome
 from mlsd.simulation.process import ServerProcess
+from mlsd.serving.auth import read_token
 from mlsd.simulation.replay import ReplayResult, ServiceClient, replay, wait_for_monitor
 from mlsd.systems.ads.replay import ClickLogReplay, MarketplaceReplay, MarketplaceTraffic
 from mlsd.systems.ads.report import REPLAY_FILE, write_report
@@ -144,7 +145,7 @@ def replay_service(home: Path, client: ServiceClient, *, speed: float | None = N
 def replay_running(home: Path, host: str, port: int, *, speed: float | None, label_delay_s: float,
                    drift_at_hours: float | None) -> dict[str, Any]:
     """``mlsd replay ads``: replay against a service someone started; returns the replay and monitor figures."""
-    client = ServiceClient(host, port)
+    client = ServiceClient(host, port, token=read_token(home))
     try:
         result, drift_at = replay_service(home, client, speed=speed, label_delay_s=label_delay_s,
                                           drift_at_hours=drift_at_hours)

@@ -22,7 +22,7 @@ from mlsd.monitoring.online import MonitorConfig
 from mlsd.monitoring.profile import DatasetProfile
 from mlsd.registry import CHAMPION, ModelRegistry
 from mlsd.serving.models import Arms, ModelHolder
-from mlsd.serving.validation import Field, Schema
+from mlsd.serving.validation import Field, Schema, event_time
 from mlsd.systems.ads.features import CATEGORICAL, REQUEST_TIME, ads_views, model_inputs
 from mlsd.systems.ads.run import PROFILE_FILE, model_name, served_dataset
 from mlsd.training.pipeline import ClickPipeline
@@ -36,7 +36,7 @@ def _id() -> Field:
 
 REQUEST_SCHEMA = {
     "request_id": Field("string", required=False, description="client id; generated when absent"),
-    "timestamp": Field("number", required=False, minimum=0, description="event time, Unix seconds (default: now)"),
+    "timestamp": event_time(),
     "context": Field("object", properties={
         "ip": _id(), "device": _id(), "os": _id()}),
     "candidates": Field("array", min_items=1, max_items=MAX_CANDIDATES, items={

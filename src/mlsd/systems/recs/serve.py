@@ -43,7 +43,7 @@ from mlsd.monitoring.online import MonitorConfig
 from mlsd.monitoring.profile import DatasetProfile
 from mlsd.registry import CHAMPION, ModelRegistry
 from mlsd.serving.app import RANKING_LABEL_SCHEMA
-from mlsd.serving.validation import Field, RequestError, Schema
+from mlsd.serving.validation import Field, RequestError, Schema, event_time
 from mlsd.systems.recs.build import PROFILE_FILE, SERVING
 from mlsd.systems.recs.features import ITEM_VIEWS, LAST_N, RATINGS_SCHEMA, USER_VIEWS, recs_views
 from mlsd.systems.recs.pipeline import FeatureLookup, Recommender, Users
@@ -52,7 +52,7 @@ from mlsd.systems.recs.run import MODEL_NAME, user_codes
 MAX_K = 100
 REQUEST_SCHEMA: Schema = {
     "request_id": Field("string", required=False, description="client id; generated when absent"),
-    "timestamp": Field("number", required=False, minimum=0, description="event time, Unix seconds (default: now)"),
+    "timestamp": event_time(),
     "user_id": Field("integer", minimum=0, maximum=2**31 - 1, description="unknown users get cold-start lists"),
     "k": Field("integer", required=False, minimum=1, maximum=MAX_K, description="list length (default 10)"),
     "context": Field("object", required=False, properties={
@@ -68,7 +68,7 @@ RATINGS_SCHEMA_HTTP: Schema = {
         "user_id": Field("integer", minimum=0, maximum=2**62),
         "item_id": Field("integer", minimum=0, maximum=2**62),
         "rating": Field("number", minimum=0, maximum=5),
-        "timestamp": Field("number", minimum=0, description="when the user rated (watched), Unix seconds"),
+        "timestamp": event_time("when the user rated (watched), Unix seconds", required=True),
     }),
 }
 STAGES = ("two_tower_ms", "co_visitation_ms", "merge_ms", "features_ms", "ranking_ms", "rerank_ms")

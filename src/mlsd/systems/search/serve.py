@@ -23,7 +23,7 @@ from mlsd.monitoring.profile import DatasetProfile
 from mlsd.registry import CHAMPION, ModelRegistry
 from mlsd.serving.app import RANKING_LABEL_SCHEMA
 from mlsd.serving.models import Arms, ModelHolder
-from mlsd.serving.validation import Field, Schema
+from mlsd.serving.validation import Field, Schema, event_time
 from mlsd.systems.search.build import MODEL_NAME, MONITORED, PROFILE_FILE
 from mlsd.systems.search.data import FEATURES, JUDGMENT_SCHEMA
 from mlsd.systems.search.features import (
@@ -38,7 +38,7 @@ from mlsd.systems.search.features import (
 MAX_DOCUMENTS = 1000
 REQUEST_SCHEMA: Schema = {
     "request_id": Field("string", required=False, description="client id; generated when absent"),
-    "timestamp": Field("number", required=False, minimum=0, description="event time, Unix seconds (default: now)"),
+    "timestamp": event_time(),
     "query_id": Field("integer", minimum=0, maximum=2**31 - 1, description="the query (hashed to arms in A/B tests)"),
     "documents": Field("array", min_items=1, max_items=MAX_DOCUMENTS, items={
         "doc_id": Field("string", description="the document"),

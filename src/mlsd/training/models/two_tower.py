@@ -64,9 +64,16 @@ class ItemInputs:
     dense: np.ndarray
 
 
-def _shift(codes: np.ndarray) -> torch.Tensor:
-    """Codes with -1 = unknown become indices with 0 = unknown."""
-    return torch.as_tensor(np.asarray(codes, dtype=np.int64) + 1)
+def _shift(codes: np.ndarray, vocab: tuple[int, ...] | int) -> torch.Tensor:
+    """Codes with -1 = unknown become indices with 0 = unknown; a code outside its vocabulary is unknown too.
+
+    ``vocab``: the size of each column's vocabulary (one int for a single column of ids). A served
+    request may carry a value training never saw (an occupation code its schema allows): it must
+    take the unknown embedding, never index past the table.
+    """
+    shifted = np.asarray(codes, dtype=np.int64) + 1
+    sizes = np.asarray(vocab, dtype=np.int64)
+    return torch.as_tensor(np.where((shifted > 0) & (shifted <= sizes), shifted, 0))
 
 
 class _Tower(nn.Module):
@@ -103,11 +110,13 @@ class TwoTower(nn.Module):
 
     def _users(self, users: UserInputs) -> torch.Tensor:
         history = torch.as_tensor(np.asarray(users.history, dtype=np.int64)[:, -self.config.history:] + 1)
-        return self.user_tower(_shift(users.ids), _shift(users.categorical), history=history)  # type: ignore[no-any-return]
+        return self.user_tower(_shift(users.ids, self.config.n_users), _shift(users.categorical, self.config.user_vocab),
+                               history=history)  # type: ignore[no-any-return]
 
     def _items(self, items: ItemInputs) -> torch.Tensor:
         dense = torch.as_tensor(np.asarray(items.dense, dtype=np.float32))
-        return self.item_tower(_shift(items.ids), _shift(items.categorical), dense)  # type: ignore[no-any-return]
+        return self.item_tower(_shift(items.ids, self.config.n_items), _shift(items.categorical, self.config.item_vocab),
+                               dense)  # type: ignore[no-any-return]
 
     @torch.no_grad()
     def user_vectors(self, users: UserInputs) -> np.ndarray:
@@ -196,8 +205,8 @@ def train_two_tower(config: TowerConfig, users: UserInputs, items: ItemInputs, p
     frequency = np.bincount(pair_items, minlength=config.n_items).astype(np.float64)
     log_q = torch.as_tensor(np.log(np.maximum(frequency, 1) / frequency.sum()), dtype=torch.float32)
     item_dense = torch.as_tensor(np.asarray(items.dense, dtype=np.float32))
-    item_cat = _shift(items.categorical)
-    user_cat = _shift(users.categorical)
+    item_cat = _shift(items.categorical, config.item_vocab)
+    user_cat = _shift(users.categorical, config.user_vocab)
     started, losses = time.perf_counter(), []
     model.train()
     for _ in range(config.epochs):
