@@ -194,3 +194,58 @@ def test_online_monitor_windows_labels_alerts_and_ab() -> None:
     assert rate == 0
     assert delay is not None
     assert 0 < delay <= 101
+
+
+def test_window_counts_give_the_same_drift_as_every_value() -> None:
+    """The window keeps bin counts, not values: its drift equals the statistics over every value."""
+    rng = np.random.default_rng(11)
+    profile = DatasetProfile.build({"x": rng.normal(0, 1, 20_000), "prediction": rng.uniform(0, 0.2, 20_000)},
+                                   {"c": rng.choice(["a", "b", "c"], 20_000)})
+    monitor = OnlineMonitor(profile, MonitorConfig(window_s=1000, label_delay_s=10))
+    xs, cs, ps = [], [], []
+    records = []
+    for i in range(9000):  # more values than one buffer: counted in several chunks
+        x = [float(rng.normal(1.0, 1)), None] if i % 7 == 0 else [float(rng.normal(1.0, 1))] * 2
+        c = [str(rng.choice(["a", "b", "d"]))] * 2
+        p = float(rng.uniform(0, 0.25))
+        records.append(FeatureLogRecord(request_id=f"r{i}", at_us=round(i * 0.1 * 1e6), model_version="1",
+                                        features={"x": x}, entities={"c": c}, predictions=[p, p / 2]))
+        xs += [np.nan if v is None else v for v in x]
+        cs += c
+        ps += [p, p / 2]
+    monitor.add_records(records)
+    monitor.add_labels([], watermark_s=2000.0)
+    window = monitor.closed[0]
+    expected = detect_drift(profile, {"x": np.asarray(xs), "c": np.asarray(cs, dtype=object),
+                                      "prediction": np.asarray(ps)}, sample_size=9000)
+    assert window["drift"] == {name: d.to_dict() for name, d in expected.items()}
+    assert window["drift"]["x"]["drift"]  # a real shift, found either way
+
+
+def test_untrusted_event_times_cannot_move_the_monitors_clock() -> None:
+    rng = np.random.default_rng(3)
+    profile = DatasetProfile.build({"x": rng.normal(0, 1, 5_000)})
+    monitor = OnlineMonitor(profile, MonitorConfig(window_s=100, label_delay_s=10))
+    start = 1.5e9
+    monitor.add_records([_record(i, start + i, 0.0, "champion", 0.1) for i in range(50)])
+    monitor.add_records([_record(10_000, 4_102_444_800.0, 0.0, "champion", 0.1)])  # a request dated 2100
+    monitor.add_records([_record(10_001, 1.0, 0.0, "champion", 0.1)])  # and one from 1970
+    assert monitor.future_records == 1 and monitor.late_records == 1
+    assert monitor.closed == [] and len(monitor.windows) == 1  # nothing closed early, no 1970 window
+    monitor.add_records([_record(i, start + i, 0.0, "champion", 0.1) for i in range(50, 150)])
+    assert monitor.records == 150  # later requests are still monitored
+    assert [w["start"] for w in monitor.closed] == [start - start % 100]
+    # the label stream (a writer with the token) may move the clock across a real gap in traffic
+    monitor.add_labels([], watermark_s=start + 10 * 86_400)
+    monitor.add_records([_record(20_000, start + 10 * 86_400, 0.0, "champion", 0.1)])
+    assert monitor.future_records == 1 and monitor.records == 151
+    state = monitor.state()
+    assert state["future_records"] == 1 and state["late_records"] == 1
+
+
+def test_labels_of_unknown_requests_are_bounded() -> None:
+    profile = DatasetProfile.build({"x": np.arange(100.0)})
+    monitor = OnlineMonitor(profile, MonitorConfig(max_early_labels=1000))
+    for batch in range(20):
+        monitor.add_labels([{"request_id": f"nobody-{batch}-{i}", "label": 1} for i in range(500)])
+    assert len(monitor._label_ids) <= 2000

@@ -192,7 +192,13 @@ def test_recs_service_known_cold_and_bad_requests(recs_home: tuple[Path, MovieLe
             reply = client.post("/v1/recs/recommend", json=bad)
             assert reply.status_code == 422, (bad, reply.text)
             assert reply.json()["errors"][0]["field"] == field, (bad, reply.text)
-        assert client.post("/v1/recs/recommend", content=b"{").status_code == 400
+        assert client.post("/v1/recs/recommend", content=b"{", headers={"content-type": "application/json"}
+                           ).status_code == 400
+        # an occupation code training never saw (the schema allows up to 1000): the unknown embedding, not a 500
+        for occupation in (21, 500, 1000):
+            odd = client.post("/v1/recs/recommend", json={"user_id": 999_998, "k": 3,
+                                                          "context": {"occupation": occupation, "age": 120}})
+            assert odd.status_code == 200, odd.text
         metrics = client.get("/metrics").text
         assert 'mlsd_recs_stage_seconds_count{stage="two_tower"}' in metrics
     logged = "".join(p.read_text() for p in (home / "feature_log").glob("*.jsonl"))

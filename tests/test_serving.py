@@ -153,8 +153,9 @@ def test_bad_requests_get_field_level_4xx(client: TestClient, body: Any, field: 
 
 
 def test_malformed_json_health_metrics_and_openapi(client: TestClient, service: AdsService) -> None:
-    assert client.post("/v1/ads/score", content=b"{nope").status_code == 400
-    assert client.post("/v1/ads/score", content=b"\xff\xfe").status_code == 400
+    json_type = {"content-type": "application/json"}
+    assert client.post("/v1/ads/score", content=b"{nope", headers=json_type).status_code == 400
+    assert client.post("/v1/ads/score", content=b"\xff\xfe", headers=json_type).status_code == 400
     health = client.get("/healthz").json()
     assert health["status"] == "ok"
     assert health["model_version"] == service.model_version
@@ -168,7 +169,9 @@ def test_malformed_json_health_metrics_and_openapi(client: TestClient, service: 
 
 
 def test_load_shedding_answers_503_fast(service: AdsService, tmp_path: Path) -> None:
-    app = create_app(service, FeatureLog(tmp_path / "log"), max_in_flight=0)  # type: ignore[arg-type]
+    app = create_app(service, FeatureLog(tmp_path / "log"), max_in_flight=1)  # type: ignore[arg-type]
+    admission = app.state.admission  # type: ignore[attr-defined]
+    admission.queued = 1  # a request already waits: the queue is full
     with TestClient(app) as shed:
         response = shed.post("/v1/ads/score", json=_body(service))
         assert response.status_code == 503

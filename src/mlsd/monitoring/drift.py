@@ -106,6 +106,43 @@ def chi2_goodness(reference_shares: np.ndarray, current_counts: np.ndarray) -> f
     return float(stats.chi2.sf(statistic, max(len(current_counts) - 1, 1)))
 
 
+@dataclass
+class ColumnCounts:
+    """A column's current values as counts in its profile's bins (fine bins, or categories + other) and missing.
+
+    What a monitoring window keeps instead of the values: its size depends on the profile, not on traffic.
+    """
+
+    bins: np.ndarray
+    missing: int = 0
+
+    @classmethod
+    def empty(cls, profile: ColumnProfile) -> ColumnCounts:
+        size = profile.cuts.size + 1 if isinstance(profile, NumericProfile) else len(profile.categories) + 1
+        return cls(np.zeros(size, np.float64))
+
+    @classmethod
+    def of(cls, profile: ColumnProfile, values: Any) -> ColumnCounts:
+        counts = cls.empty(profile)
+        counts.add(profile, values)
+        return counts
+
+    def add(self, profile: ColumnProfile, values: Any) -> None:
+        if isinstance(profile, NumericProfile):
+            x = np.asarray(values, dtype=np.float64)
+            present = x[~np.isnan(x)]
+            self.bins += fine_counts(profile.cuts, present)
+            self.missing += int(x.size - present.size)
+        else:
+            counts, missing = profile.counts(values)
+            self.bins += counts
+            self.missing += missing
+
+    @property
+    def rows(self) -> int:
+        return int(self.bins.sum())
+
+
 def column_drift(name: str, profile: ColumnProfile, values: Any, thresholds: DriftThresholds = DriftThresholds(),
                  sample_size: int | None = None) -> ColumnDrift:
     """Drift of one column's current values against its reference profile.
@@ -113,26 +150,28 @@ def column_drift(name: str, profile: ColumnProfile, values: Any, thresholds: Dri
     ``sample_size``: the number of independent observations behind ``values`` when rows are not
     independent (several candidates of one request); the tests use it instead of the row count.
     """
+    return counts_drift(name, profile, ColumnCounts.of(profile, values), thresholds, sample_size)
+
+
+def counts_drift(name: str, profile: ColumnProfile, current: ColumnCounts,
+                 thresholds: DriftThresholds = DriftThresholds(), sample_size: int | None = None) -> ColumnDrift:
+    """Drift of one column from its current counts (see :func:`column_drift`)."""
+    rows = current.rows
+    missing = current.missing / (rows + current.missing) if rows + current.missing else 0.0
+    scale = min(sample_size / rows, 1.0) if sample_size and rows else 1.0
     if isinstance(profile, NumericProfile):
-        x = np.asarray(values, dtype=np.float64)
-        present = x[~np.isnan(x)]
-        fine = fine_counts(profile.cuts, present)
-        rows, missing = int(present.size), float(1 - present.size / x.size) if x.size else 0.0
+        fine = current.bins
         ref_coarse = np.bincount(profile.groups, weights=profile.shares)
         cur_coarse = np.bincount(profile.groups, weights=fine) / max(rows, 1)
-        scale = min(sample_size / rows, 1.0) if sample_size and rows else 1.0
         ks, ks_p = ks_binned(profile.shares, fine * scale, profile.count) if rows else (0.0, 1.0)
         chi2_p = None
         p = psi(ref_coarse, cur_coarse)
         js = js_distance(ref_coarse, cur_coarse) if rows else 0.0
     else:
-        counts, missing_rows = profile.counts(values)
-        rows = int(counts.sum())
-        missing = missing_rows / (rows + missing_rows) if rows + missing_rows else 0.0
+        counts = current.bins
         shares = counts / max(rows, 1)
         p = psi(profile.shares, shares)
         js = js_distance(profile.shares, shares) if rows else 0.0
-        scale = min(sample_size / rows, 1.0) if sample_size and rows else 1.0
         ks, ks_p, chi2_p = None, None, chi2_goodness(profile.shares, counts * scale) if rows else 1.0
     reasons: list[str] = []
     significance = ks_p if ks_p is not None else chi2_p
@@ -159,5 +198,5 @@ def detect_drift(profile: DatasetProfile, columns: Mapping[str, Any], thresholds
     return {name: one(name) for name in names}
 
 
-__all__ = ["CategoricalProfile", "ColumnDrift", "DriftThresholds", "chi2_goodness", "column_drift", "detect_drift",
-           "js_distance", "ks_binned", "psi"]
+__all__ = ["CategoricalProfile", "ColumnCounts", "ColumnDrift", "DriftThresholds", "chi2_goodness", "column_drift",
+           "counts_drift", "detect_drift", "js_distance", "ks_binned", "psi"]

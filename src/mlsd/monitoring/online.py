@@ -7,10 +7,26 @@ a label then counts as not clicked (an attribution window, as ad systems count c
 scores one or more candidates: drift compares every scored candidate with the reference (which also
 covers all candidates), with the number of requests as the sample size of its tests; label metrics
 use the top-ranked candidate, the ad that was shown.
+
+Memory does not grow with traffic: a window keeps each column as counts in its reference profile's
+bins (values are buffered a few thousand at a time, then counted), and per request only what its
+label needs, in arrays: a 64-bit hash of its id, the shown prediction (or the shown items' hashes)
+and the arm, ~13 bytes (a dict of ids took ~450). Labels wait in arrays too and are joined to their
+window's requests by hash when its labels are complete; labels matching no open window are kept
+up to ``max_early_labels`` (a request may be read after its label). The A/B totals keep a label and
+a prediction per request of closed windows, in arrays.
+
+The monitor's clock (the request watermark) is event time, and requests are untrusted: a request
+more than ``max_lead_s`` ahead of the clock is counted as ``future_records`` and neither monitored
+nor allowed to move the clock (one request dated 2100 would close every window); a request for a
+window already closed, or older, is counted as ``late_records``. The label stream comes from a
+writer holding the service's token: its watermark moves the clock freely, so a real gap in traffic
+longer than ``max_lead_s`` resumes as soon as labels pass it.
 """
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,8 +37,8 @@ from mlsd.core.records import FeatureLogRecord
 from mlsd.evaluation.classification import calibration_ratio, normalized_entropy, roc_auc
 from mlsd.evaluation.significance import bootstrap_difference, two_proportion_ztest
 from mlsd.experiments.ab import CONTROL, TREATMENT
-from mlsd.monitoring.drift import DriftThresholds, detect_drift
-from mlsd.monitoring.profile import DatasetProfile
+from mlsd.monitoring.drift import ColumnCounts, DriftThresholds, counts_drift
+from mlsd.monitoring.profile import ColumnProfile, DatasetProfile
 
 PREDICTION = "prediction"
 
@@ -37,17 +53,57 @@ class MonitorConfig:
     exclude: tuple[str, ...] = ()
     task: str = "binary"  # "ranking": labels are graded relevance per shown item; metrics nDCG@k, hit rate, MRR
     k: int = 10
+    max_lead_s: float | None = None  # how far ahead of the clock a request may be (default: a window, >= 1 day)
+    max_early_labels: int = 100_000  # labels of requests not seen (yet) kept at most, oldest dropped first
+
+    @property
+    def lead_s(self) -> float:
+        return self.max_lead_s if self.max_lead_s is not None else max(self.window_s, 86_400.0)
+
+
+BUFFER = 4096  # values of a column held before they are counted into its bins
+
+
+class _Column:
+    """One column of one window: bin counts plus a short buffer of values not yet counted."""
+
+    __slots__ = ("buffer", "counts", "profile")
+
+    def __init__(self, profile: ColumnProfile) -> None:
+        self.profile, self.counts, self.buffer = profile, ColumnCounts.empty(profile), []
+
+    def extend(self, values: Iterable[Any]) -> None:
+        self.buffer.extend(values)
+        if len(self.buffer) >= BUFFER:
+            self.flush()
+
+    def flush(self) -> ColumnCounts:
+        if self.buffer:
+            kind = np.float64 if self.profile.kind == "numeric" else object  # a null number is NaN: missing
+            self.counts.add(self.profile, np.asarray(self.buffer, dtype=kind))
+            self.buffer = []
+        return self.counts
 
 
 @dataclass
 class _Window:
     start: float
-    columns: dict[str, list[Any]] = field(default_factory=dict)
-    predictions: list[float] = field(default_factory=list)
-    # id -> (shown prediction, arm); ranking: (the shown items in ranked order, arm)
-    requests: dict[str, tuple[Any, str]] = field(default_factory=dict)
-    labels: dict[str, Any] = field(default_factory=dict)  # ranking: id -> {item: relevance}
+    columns: dict[str, _Column] = field(default_factory=dict)
+    ids: array[int] = field(default_factory=lambda: array("q"))  # hashed request ids, in arrival order
+    shown: array[float] = field(default_factory=lambda: array("d"))  # binary: the shown (top) prediction
+    items: array[int] = field(default_factory=lambda: array("q"))  # ranking: k hashed shown items per request (0: none)
+    arms: array[int] = field(default_factory=lambda: array("b"))  # arm code per request
     report: dict[str, Any] | None = None
+
+    @property
+    def requests(self) -> int:
+        return len(self.ids)
+
+    def column(self, name: str, profile: ColumnProfile) -> _Column:
+        column = self.columns.get(name)
+        if column is None:
+            column = self.columns[name] = _Column(profile)
+        return column
 
 
 def ranking_outcome(shown: tuple[str, ...], relevance: Mapping[str, float] | None,
@@ -96,11 +152,15 @@ class OnlineMonitor:
         self.alerts: list[dict[str, Any]] = []
         self.request_watermark = float("-inf")
         self.label_watermark = float("-inf")
-        self._request_window: dict[str, float] = {}
-        self._early_labels: dict[str, Any] = {}
-        self._arms: dict[str, tuple[list[float], list[float]]] = {}
+        self._arm_codes: dict[str, int] = {}
+        # labels not yet joined to a closed window: hashed request id, hashed item (ranking), value
+        self._label_ids, self._label_items, self._label_values = array("q"), array("q"), array("d")
+        # per arm: labels and shown predictions (binary), or per-request nDCG (ranking), of closed windows
+        self._arms: dict[str, tuple[array[float], array[float]]] = {}
         self.records = 0
         self.labels = 0
+        self.future_records = 0
+        self.late_records = 0
         self._ab: dict[str, Any] | None = None
 
     def _window(self, at: float) -> _Window:
@@ -111,18 +171,28 @@ class OnlineMonitor:
 
     def add_records(self, records: Iterable[FeatureLogRecord]) -> None:
         """Feature-log records, in the order they were written."""
+        window_s = self.config.window_s
+        profile = self.profile.columns
         for record in records:
             at = record.at_us / 1e6
             if at > self.request_watermark:
+                if at > self.request_watermark + self.config.lead_s and np.isfinite(self.request_watermark):
+                    self.future_records += 1  # an untrusted clock: it may not move the monitor's
+                    continue
                 # Windows are aligned, so one can only end when the clock enters a later window:
                 # check then (at the event time it became possible), not on every record.
-                entered = at // self.config.window_s > self.request_watermark // self.config.window_s
+                entered = at // window_s > self.request_watermark // window_s
                 self.request_watermark = at
                 if entered:
                     self._close_drift(at)
-            window = self._window(at)
-            if window.report is not None:  # arrived after its window closed: too late to count
+            start = at - at % window_s
+            window = self.windows.get(start)
+            if (window is None and start + window_s <= self.request_watermark) or \
+                    (window is not None and window.report is not None):
+                self.late_records += 1  # its window has closed: too late to count
                 continue
+            if window is None:
+                window = self.windows[start] = _Window(start)
             predictions = np.asarray(record.predictions, dtype=np.float64)
             if predictions.size == 0:
                 continue
@@ -130,37 +200,34 @@ class OnlineMonitor:
             for name in self.monitored:
                 source = features if name in features else entities if name in entities else None
                 if source is not None:
-                    window.columns.setdefault(name, []).extend(source[name])
+                    window.column(name, profile[name]).extend(source[name])
             arm = record.arm
-            if arm == CONTROL:  # the reference is the champion's; the challenger's scores differ by design
-                window.predictions.extend(predictions.tolist())
-            request_id = record.request_id
+            if arm == CONTROL and PREDICTION in profile:
+                # the reference is the champion's; the challenger's scores differ by design
+                window.column(PREDICTION, profile[PREDICTION]).extend(predictions.tolist())
+            window.ids.append(hash(record.request_id))
+            window.arms.append(self._arm_codes.setdefault(arm, len(self._arm_codes)))
             if self.config.task == "ranking":  # the shown list, in the order shown (a re-ranker may reorder scores)
-                window.requests[request_id] = (tuple(str(item) for item in record.items[: self.config.k]), arm)
+                shown = [hash(str(item)) for item in record.items[: self.config.k]]
+                window.items.extend(shown + [0] * (self.config.k - len(shown)))
             else:
-                top = int(predictions.argmax())  # the top-ranked candidate is the one shown
-                window.requests[request_id] = (float(predictions[top]), arm)
-            self._request_window[request_id] = window.start
-            if request_id in self._early_labels:
-                window.labels[request_id] = self._early_labels.pop(request_id)
+                window.shown.append(float(predictions.max()))  # the top-ranked candidate is the one shown
             self.records += 1
 
     def add_labels(self, labels: Iterable[Mapping[str, Any]], watermark_s: float | None = None) -> None:
         """Labels ``{request_id, label}``; ``watermark_s``: the label stream is complete up to this time."""
         ranking = self.config.task == "ranking"
         for label in labels:
-            request_id = str(label["request_id"])
-            value: Any = float(label["label"])
-            start = self._request_window.get(request_id)
-            target: dict[str, Any] = (self._early_labels if start is None or start not in self.windows
-                                      else self.windows[start].labels)
-            if ranking:  # one label per shown item: collect them per request
-                target.setdefault(request_id, {})[str(label.get("item"))] = value
-            else:
-                target[request_id] = value
+            self._label_ids.append(hash(str(label["request_id"])))
+            self._label_items.append(hash(str(label.get("item"))) if ranking else 0)
+            self._label_values.append(float(label["label"]))
             self.labels += 1
-        if watermark_s is not None:
+        if len(self._label_ids) > 2 * self.config.max_early_labels:
+            self._prune_labels()  # amortized: labels of requests never seen must not pile up
+        if watermark_s is not None and np.isfinite(watermark_s):
             self.label_watermark = max(self.label_watermark, watermark_s)
+            # the trusted clock: requests up to here have been sent, so the request clock may follow it
+            self.request_watermark = max(self.request_watermark, self.label_watermark - self.config.label_delay_s)
             # Labels are sent after their requests: requests up to here have all been seen.
             self._close_drift(self.label_watermark - self.config.label_delay_s)
         self._close_labels()
@@ -170,22 +237,19 @@ class OnlineMonitor:
         for start, window in sorted(self.windows.items()):
             if window.report is not None or now < start + self.config.window_s:
                 continue
-            columns: dict[str, Any] = {
-                name: np.asarray(values, dtype=np.float64 if self.profile.columns[name].kind == "numeric" else object)
-                for name, values in window.columns.items()}
-            if window.predictions:
-                columns[PREDICTION] = np.asarray(window.predictions)
+            counts = {name: column.flush() for name, column in window.columns.items()}
             # Candidates of one request share its context: significance counts requests, not candidates.
-            drift = detect_drift(self.profile, columns, self.config.thresholds, sample_size=len(window.requests))
+            drift = {name: counts_drift(name, self.profile.columns[name], counts[name], self.config.thresholds,
+                                        window.requests)
+                     for name in self.profile.columns if name in counts}
             end = start + self.config.window_s
-            window.report = {"start": start, "end": end, "requests": len(window.requests),
+            window.report = {"start": start, "end": end, "requests": window.requests,
                              "drift": {name: d.to_dict() for name, d in drift.items()}, "labels": None}
             for name, d in drift.items():
                 if d.drift:
                     self.alerts.append({"window_start": start, "window_end": end, "raised_at": now,
                                         "column": name, "reasons": list(d.reasons), "psi": d.psi, "js": d.js})
             window.columns.clear()
-            window.predictions.clear()
             self.closed.append(window.report)
 
     def _close_labels(self) -> None:
@@ -194,42 +258,76 @@ class OnlineMonitor:
             end = start + self.config.window_s
             if window.report is None or self.label_watermark < end + self.config.label_delay_s:
                 continue
+            ids = np.frombuffer(window.ids, np.int64) if window.requests else np.zeros(0, np.int64)
+            matched = np.isin(np.frombuffer(self._label_ids, np.int64), ids) if len(self._label_ids) \
+                else np.zeros(0, bool)
             if self.config.task == "ranking":
-                self._close_ranking(window)
-                done.append(start)
-                continue
-            by_arm: dict[str, tuple[list[float], list[float]]] = {}
-            for request_id, (shown, arm) in window.requests.items():
-                y, p = by_arm.setdefault(arm, ([], []))
-                y.append(window.labels.get(request_id, 0.0))
-                p.append(shown)
-                self._request_window.pop(request_id, None)
-            window.report["labels"] = {
-                "all": online_metrics(np.asarray([v for y, _ in by_arm.values() for v in y]),
-                                      np.asarray([v for _, p in by_arm.values() for v in p])),
-                **{arm: online_metrics(np.asarray(y), np.asarray(p)) for arm, (y, p) in sorted(by_arm.items())}}
-            for arm, (y, p) in by_arm.items():
-                total = self._arms.setdefault(arm, ([], []))
-                total[0].extend(y)
-                total[1].extend(p)
+                self._close_ranking(window, ids, matched)
+            else:
+                self._close_binary(window, ids, matched)
+            self._keep_labels(~matched)
             done.append(start)
         for start in done:
             del self.windows[start]
         if done:
             self._ab = None  # the arms' totals changed
+            self._prune_labels()
 
-    def _close_ranking(self, window: _Window) -> None:
-        k = self.config.k
-        by_arm: dict[str, list[tuple[float, float, float]]] = {}
-        for request_id, (shown, arm) in window.requests.items():
-            by_arm.setdefault(arm, []).append(ranking_outcome(shown, window.labels.get(request_id), k))
-            self._request_window.pop(request_id, None)
+    def _arm_names(self, window: _Window) -> dict[str, np.ndarray]:
+        """Each arm's rows of ``window`` (arms by name, in name order)."""
+        codes = np.frombuffer(window.arms, np.int8) if window.requests else np.zeros(0, np.int8)
+        return {name: np.flatnonzero(codes == code) for name, code in sorted(self._arm_codes.items())
+                if (codes == code).any()}
+
+    def _close_binary(self, window: _Window, ids: np.ndarray, matched: np.ndarray) -> None:
         assert window.report is not None
-        every = np.asarray([o for v in by_arm.values() for o in v]).reshape(-1, 3)
-        window.report["labels"] = {"all": ranking_metrics(every, k),
-                                   **{arm: ranking_metrics(np.asarray(v), k) for arm, v in sorted(by_arm.items())}}
-        for arm, v in by_arm.items():
-            self._arms.setdefault(arm, ([], []))[0].extend(o[0] for o in v)
+        y = np.zeros(len(ids))
+        if matched.any():  # a request's label is the last one sent for it
+            label_ids = np.frombuffer(self._label_ids, np.int64)[matched]
+            values = np.frombuffer(self._label_values, np.float64)[matched]
+            last = {int(i): float(v) for i, v in zip(label_ids, values, strict=True)}
+            y = np.asarray([last.get(int(i), 0.0) for i in ids])
+        p = np.frombuffer(window.shown, np.float64) if window.requests else np.zeros(0)
+        arms = self._arm_names(window)
+        window.report["labels"] = {"all": online_metrics(y, p),
+                                   **{arm: online_metrics(y[rows], p[rows]) for arm, rows in arms.items()}}
+        for arm, rows in arms.items():
+            total = self._arms.setdefault(arm, (array("f"), array("d")))
+            total[0].extend(y[rows].tolist())
+            total[1].extend(p[rows].tolist())
+
+    def _close_ranking(self, window: _Window, ids: np.ndarray, matched: np.ndarray) -> None:
+        assert window.report is not None
+        k = self.config.k
+        relevance: dict[int, dict[int, float]] = {}
+        for i in np.flatnonzero(matched):  # one label per shown item
+            relevance.setdefault(self._label_ids[i], {})[self._label_items[i]] = self._label_values[i]
+        shown = np.frombuffer(window.items, np.int64).reshape(-1, k) if window.requests else np.zeros((0, k), np.int64)
+        outcomes = np.asarray([ranking_outcome(tuple(int(x) for x in row if x != 0), relevance.get(int(rid)), k)
+                               for rid, row in zip(ids, shown, strict=True)]).reshape(-1, 3)
+        arms = self._arm_names(window)
+        window.report["labels"] = {"all": ranking_metrics(outcomes, k),
+                                   **{arm: ranking_metrics(outcomes[rows], k) for arm, rows in arms.items()}}
+        for arm, rows in arms.items():
+            self._arms.setdefault(arm, (array("d"), array("d")))[0].extend(outcomes[rows, 0].tolist())
+
+    def _keep_labels(self, keep: np.ndarray) -> None:
+        if len(keep) and not keep.all():
+            for name, code in (("_label_ids", "q"), ("_label_items", "q"), ("_label_values", "d")):
+                values = np.frombuffer(getattr(self, name), np.int64 if code == "q" else np.float64)[keep]
+                setattr(self, name, array(code, values.tobytes()))
+
+    def _prune_labels(self) -> None:
+        """Drop the oldest labels that match no open window's request beyond ``max_early_labels``."""
+        if len(self._label_ids) <= self.config.max_early_labels:
+            return
+        open_ids = [np.frombuffer(w.ids, np.int64) for w in self.windows.values() if w.requests]
+        waiting = np.isin(np.frombuffer(self._label_ids, np.int64), np.concatenate(open_ids)) if open_ids \
+            else np.zeros(len(self._label_ids), bool)
+        orphans = np.flatnonzero(~waiting)
+        keep = np.ones(len(waiting), bool)
+        keep[orphans[: max(len(orphans) - self.config.max_early_labels, 0)]] = False
+        self._keep_labels(keep)
 
     def ab_summary(self, resamples: int = 200) -> dict[str, Any] | None:
         """Per-arm online metrics over every label-complete window and the significance of the differences.
@@ -245,7 +343,7 @@ class OnlineMonitor:
     def _ab_summary(self, resamples: int) -> dict[str, Any]:
         if self.config.task == "ranking":
             return self._ranking_ab(resamples)
-        arrays = {arm: (np.asarray(y), np.asarray(p)) for arm, (y, p) in self._arms.items()}
+        arrays = {arm: (np.asarray(y, np.float64), np.asarray(p, np.float64)) for arm, (y, p) in self._arms.items()}
         y0, y1 = arrays[CONTROL][0], arrays[TREATMENT][0]
         test = two_proportion_ztest(int(y0.sum()), len(y0), int(y1.sum()), len(y1))
         summary: dict[str, Any] = {arm: online_metrics(*arrays[arm]) for arm in (CONTROL, TREATMENT)}
@@ -262,7 +360,7 @@ class OnlineMonitor:
         from scipy import stats
 
         k = self.config.k
-        a, b = (np.asarray(self._arms[arm][0]) for arm in (CONTROL, TREATMENT))
+        a, b = (np.asarray(self._arms[arm][0], np.float64) for arm in (CONTROL, TREATMENT))
         diff, ci = bootstrap_difference(lambda y, _p: float(np.mean(y)), (a, a), (b, b), resamples=resamples)
         test = stats.ttest_ind(b, a, equal_var=False) if min(len(a), len(b)) > 1 else None
         return {CONTROL: {"rows": len(a), f"ndcg@{k}": float(a.mean())},
@@ -273,7 +371,8 @@ class OnlineMonitor:
     def state(self) -> dict[str, Any]:
         """Everything the dashboard, ``/metrics`` and the report show, as JSON-ready data."""
         return {"windows": self.closed, "alerts": self.alerts, "ab": self.ab_summary(),
-                "records": self.records, "labels": self.labels, "request_watermark": _finite(self.request_watermark),
+                "records": self.records, "labels": self.labels, "future_records": self.future_records,
+                "late_records": self.late_records, "request_watermark": _finite(self.request_watermark),
                 "label_watermark": _finite(self.label_watermark), "window_s": self.config.window_s,
                 "label_delay_s": self.config.label_delay_s, "monitored": self.monitored}
 

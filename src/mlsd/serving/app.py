@@ -233,7 +233,9 @@ def create_app(service: ScoringService, feature_log: FeatureLog, *, max_in_fligh
     if monitoring is not None:
         routes += [Route(LABELS_ROUTE, labels, methods=["POST"]), Route("/dashboard", dashboard, methods=["GET"]),
                    Route("/dashboard/data", dashboard_data, methods=["GET"])]
-    return Starlette(routes=routes, lifespan=lifespan)
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.admission = admission
+    return app
 
 
 def _intake_endpoint(service: EventIntake, limits: EdgeLimits) -> Callable[[Request], Awaitable[Response]]:
