@@ -9,7 +9,9 @@ plain in-flight counter: under overload they pile up and every answer is late. H
 - a body is refused on its ``Content-Length`` before any byte is read, and counted while it
   streams (chunked uploads), so an oversized body costs at most one chunk of memory;
 - the queue in front of the scorer is bounded twice: at most ``max_queue`` admitted requests, and
-  an expected wait (requests ahead x the recent mean scoring time) within ``budget_s``. A request
+  an expected wait within ``budget_s``: requests ahead x the recent mean time between two answers
+  while the queue is busy (scoring plus everything else the loop did meanwhile: reading bodies,
+  answering 503s), or the mean scoring time when it is not. A request
   that still waited longer than twice the budget (a pause, a burst) is answered 503 when its turn
   comes rather than scored late. Every refusal is a 503 with ``Retry-After``, at once.
 """
@@ -65,11 +67,13 @@ class Admission:
         self.max_queue, self.budget_s = max_queue, budget_s
         self.queued = 0  # admitted and not finished: waiting for the scorer or being scored
         self.service_s = initial_service_s  # moving mean of one request's scoring time
+        self.drain_s = initial_service_s  # moving mean of the time between two answers while requests wait
+        self._last_done = 0.0
         self._turn: asyncio.Lock | None = None  # made on first use, in the serving loop
 
     def admit(self) -> bool:
         """Whether a new request fits: room in the queue and an expected wait within the budget."""
-        return self.queued < self.max_queue and self.queued * self.service_s <= self.budget_s
+        return self.queued < self.max_queue and self.queued * max(self.service_s, self.drain_s) <= self.budget_s
 
     @asynccontextmanager
     async def turn(self) -> AsyncIterator[bool]:
@@ -88,6 +92,12 @@ class Admission:
                     yield False
                     return
                 yield True
-                self.service_s += 0.05 * (time.perf_counter() - started - self.service_s)
+                done = time.perf_counter()
+                self.service_s += 0.05 * (done - started - self.service_s)
+                if self._last_done > arrived:  # the one before finished while this one waited: a busy queue
+                    self.drain_s += 0.05 * (done - self._last_done - self.drain_s)
+                else:
+                    self.drain_s += 0.05 * (done - started - self.drain_s)
+                self._last_done = done
         finally:
             self.queued -= 1

@@ -1,0 +1,92 @@
+"""The ads service beyond its capacity: load shedding, admitted latency, slow clients (issue "Hold under overload").
+
+Builds an ads home (real TalkingData with --data / MLSD_DATA_DIR, else generated clicks), starts
+``mlsd serve ads`` (one uvicorn process, default edge settings) and drives it from load processes
+on loopback with 10-candidate requests:
+- closed loop, 4 connections: the peak rate (answers 200 per second);
+- open loop at 80% of the peak: the baseline p99 (latency from the scheduled send time);
+- open loop at 2x and 3x the peak: p99 of the admitted (200) answers, p99 of the shed (503)
+  answers, client timeouts (no answer within 2 s);
+- open loop at 80% of the peak while 256 connections each hold a partial body (reopened when the
+  server cuts them off after its body timeout).
+Targets: admitted p99 at 2x/3x <= 2x the 80% p99, 0 timeouts, shed p99 <= 5 ms, and the 80% p99 with
+slow clients within 2x of the one without.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from _common import emit
+from mlsd.core.errors import DataNotFoundError
+from mlsd.datasets import locate, synthetic_clicks
+from mlsd.systems.ads.run import AdsRun
+from serve_latency import HERE, bodies, free_port, load, wait_ready
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--data", default=os.environ.get("MLSD_DATA_DIR"))
+    parser.add_argument("--duration", type=float, default=8.0, help="seconds per phase")
+    parser.add_argument("--candidates", type=int, default=10)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="mlsd-overload-"))
+    home = work / "ads"
+    try:
+        locate("talkingdata", args.data)
+        source, clicks = "talkingdata", None
+    except DataNotFoundError:
+        source, clicks = "generated clicks", synthetic_clicks(100_000)
+    AdsRun(home, data=args.data, clicks=clicks, models=("lgbm",), progress=False, flat_datasets=False).run()
+    body_file = work / "bodies.jsonl"
+    body_file.write_text("\n".join(bodies(home, args.candidates, 1000, seed=1)))
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "mlsd.cli", "serve", "ads", "--home", str(home),
+                               "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    result: dict[str, Any] = {"data": source, "candidates": args.candidates, "duration_s": args.duration}
+    try:
+        wait_ready(port, "/v1/ads/score")
+        load("closed", port, body_file, 8, 2.0)  # warm up
+        # a few connections: enough to keep the scorer busy, too few to fill the queue (shed answers
+        # are not capacity)
+        closed = load("closed", port, body_file, 4, args.duration)
+        peak = round(closed["admitted"] / closed["requests"] * closed["rps"], 1)
+        base = load("open", port, body_file, 0.8 * peak, args.duration)
+        result.update({"peak_rps": peak, "p99_ms_80pct": base["p99_ms"], "errors_80pct": base["errors"]})
+        timeouts = 0
+        shed_p99 = 0.0
+        for factor in (2, 3):
+            over = load("open", port, body_file, factor * peak, args.duration)
+            timeouts += over["timeouts"]
+            shed_p99 = max(shed_p99, over.get("shed_p99_ms", 0.0))
+            result.update({f"p99_ms_admitted_{factor}x": over.get("admitted_p99_ms"),
+                           f"admitted_share_{factor}x": round(over["admitted"] / max(over["requests"], 1), 3),
+                           f"shed_p99_ms_{factor}x": over.get("shed_p99_ms")})
+        slow = subprocess.Popen([sys.executable, str(HERE / "_http_load.py"), "slow", str(port), "/v1/ads/score",
+                                 str(body_file), "256", str(args.duration + 4)],
+                                stdout=subprocess.PIPE, text=True)
+        import time
+
+        time.sleep(2.0)  # the slow connections are open before the measured traffic starts
+        with_slow = load("open", port, body_file, 0.8 * peak, args.duration)
+        slow_out, _ = slow.communicate(timeout=args.duration + 30)
+        result.update({"timeouts": timeouts, "shed_p99_ms": shed_p99,
+                       "p99_ms_80pct_slow_clients": with_slow["p99_ms"], "errors_80pct_slow_clients":
+                       with_slow["errors"], "slow_clients": slow_out.strip().splitlines()[-1] if slow_out else None})
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    result["admitted_2x_vs_80pct"] = round(result["p99_ms_admitted_2x"] / result["p99_ms_80pct"], 2)
+    result["admitted_3x_vs_80pct"] = round(result["p99_ms_admitted_3x"] / result["p99_ms_80pct"], 2)
+    result["slow_clients_vs_80pct"] = round(result["p99_ms_80pct_slow_clients"] / result["p99_ms_80pct"], 2)
+    emit("overload", result)
+
+
+if __name__ == "__main__":
+    main()
