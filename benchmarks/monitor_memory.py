@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import time
 
-
 import numpy as np
 
 from _common import emit
@@ -69,7 +68,8 @@ def main() -> None:
         if first + args.batch >= warmup and not baseline:
             baseline = _rss_mb()
     end = _rss_mb()
-    emit("monitor_memory", {"requests": args.requests, "rss_baseline_mb": round(baseline, 1), "rss_end_mb": round(end, 1),
+    emit("monitor_memory", {"requests": args.requests, "rss_baseline_mb": round(baseline, 1),
+                            "rss_end_mb": round(end, 1),
                             "rss_growth_mb": round(end - baseline, 1), "windows_closed": len(monitor.closed),
                             "records_per_s": round(args.requests / (time.perf_counter() - started))})
 

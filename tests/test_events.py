@@ -15,7 +15,7 @@ import pyarrow.compute as pc
 import pytest
 
 from mlsd.core.errors import MlsdError
-from mlsd.events import EmbeddedStream, EventLog, EventSchema, Ingestor, RedisStream, replay
+from mlsd.events import DeadLetterFile, EmbeddedStream, EventLog, EventSchema, Ingestor, RedisStream, replay
 
 CLICKS = EventSchema(
     "clicks",
@@ -86,7 +86,14 @@ def test_compaction_keeps_every_event_once(tmp_path: Path) -> None:
         ingestor.ingest_records([GOOD | {"ip": i}], f"batch{i}")
     assert log.compact() == 1
     assert sorted(log.read().column("ip").to_pylist()) == list(range(6))
-    assert len(list((tmp_path / "segments").iterdir())) == 1
+    assert len(log.segment_paths()) == 1
+    # the merged files stay one compaction longer (for readers of the previous manifest), then go
+    ingestor.ingest_records([GOOD | {"ip": 6}], "batch6")
+    log.compact()
+    on_disk = {p.name for p in (tmp_path / "segments").iterdir()}
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert on_disk == {s["file"] for s in manifest["segments"]} | set(manifest["retired"])
+    assert len(on_disk) == 3
 
 
 WRITER = """
@@ -174,3 +181,28 @@ def test_dead_letter_lines_are_json(tmp_path: Path) -> None:
     ingestor.ingest_records([GOOD | {"is_attributed": "maybe"}], "x")
     line = (tmp_path / "deadletter.jsonl").read_text().strip()
     assert json.loads(line)["field"] == "is_attributed"
+
+
+def test_dead_letters_are_written_once_when_a_batch_is_ingested_again(tmp_path: Path) -> None:
+    records = [GOOD, GOOD | {"ip": "x"}, GOOD | {"app": "y"}]
+    for _ in range(2):  # the same batch retried (or the same file ingested twice)
+        ingestor = Ingestor(EventLog(tmp_path, CLICKS))
+        report = ingestor.ingest_records(records, "file.csv")
+        assert report.rejected == 2
+        ingestor.log.close()
+    assert len(DeadLetterFile(tmp_path / "deadletter.jsonl")) == 2  # before: 4 lines
+
+
+def test_the_log_compacts_itself_as_small_pushes_accumulate(tmp_path: Path) -> None:
+    log = EventLog(tmp_path, CLICKS)
+    ingestor = Ingestor(log)
+    for i in range(300):  # one event per push, as a service's intake takes them
+        assert ingestor.ingest_records([GOOD | {"ip": i}], "push").accepted == 1
+    segments = log.segment_paths()
+    assert len(segments) <= 2 * EventLog.compact_every  # before: 300 segments, a manifest naming each
+    assert log.read(["ip"]).num_rows == 300
+    assert sorted(log.read(["ip"]).column("ip").to_pylist()) == list(range(300))
+    log.close()
+    again = EventLog(tmp_path, CLICKS, writer=False)
+    assert again.read(["ip"]).num_rows == 300
+    again.close()

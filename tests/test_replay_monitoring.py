@@ -54,7 +54,8 @@ def test_labels_route_validates_and_logs_durably(market_home: Path, tmp_path: Pa
             answer = client.post("/v1/labels", json=body)
             assert answer.status_code == 422, body
             assert field in {e["field"] for e in answer.json()["errors"]}
-        assert client.post("/v1/labels", content=b"{nope", headers={"content-type": "application/json"}).status_code == 400
+        malformed = client.post("/v1/labels", content=b"{nope", headers={"content-type": "application/json"})
+        assert malformed.status_code == 400
         assert client.get("/dashboard").status_code == 200
     lines = [json.loads(x) for p in (tmp_path / "labels").glob("labels-*.jsonl") for x in p.read_text().splitlines()]
     assert lines == [{"request_id": "a", "label": 1}, {"watermark_s": 5.0}]  # rejected posts left nothing

@@ -46,6 +46,8 @@ class AppendResult:
 class EventLog:
     """The event log of one schema under ``root``; :meth:`append` returns only once the events are durable."""
 
+    compact_every = 64  # appends between two compactions
+
     def __init__(self, root: str | os.PathLike[str], schema: EventSchema, *, writer: bool = True) -> None:
         self.root = Path(root)
         self.schema = schema
@@ -62,6 +64,7 @@ class EventLog:
         if writer:
             self._remove_strays()
         self._index = self._build_index()
+        self._appends_since_compaction = 0
 
     # -- manifest ---------------------------------------------------------------------------------
     def _load_manifest(self) -> dict[str, Any]:
@@ -102,6 +105,10 @@ class EventLog:
             self._write_segment(fresh)
             added = np.sort(hashes[keep])
             self._index = np.insert(self._index, np.searchsorted(self._index, added), added)  # O(n), stays sorted
+            self._appends_since_compaction += 1
+            if self._appends_since_compaction >= self.compact_every:
+                self._appends_since_compaction = 0
+                self.compact()
         return AppendResult(fresh.num_rows, table.num_rows - fresh.num_rows)
 
     def _write_segment(self, table: pa.Table) -> None:
@@ -117,7 +124,12 @@ class EventLog:
         self._manifest = manifest
 
     def compact(self, target_rows: int = 2_000_000) -> int:
-        """Merge small segments into larger ones (atomically); returns the number of segments after."""
+        """Merge small segments into larger ones (atomically); returns the number of segments after.
+
+        Called by :meth:`append` every ``compact_every`` appends that wrote a segment, so a log fed by
+        many small pushes keeps a few segments and a short manifest (each append rewrites it): the
+        append's cost stays flat instead of growing with the number of pushes so far.
+        """
         small = [s for s in self._manifest["segments"] if s["rows"] < target_rows // 4]
         if len(small) < 2:
             return len(self._manifest["segments"])
@@ -131,9 +143,13 @@ class EventLog:
         manifest = dict(self._manifest)
         manifest["segments"] = [s for s in self._manifest["segments"] if s["file"] not in names] + [entry]
         manifest["next_segment"] = number + 1
+        # Merged segments are deleted one compaction later: a reader in another process that loaded the
+        # previous manifest can still open every file it names.
+        previous = manifest.get("retired", [])
+        manifest["retired"] = sorted(names)
         atomic_write_json(self.root / MANIFEST, manifest)
         self._manifest = manifest
-        for old in names:
+        for old in previous:
             (self.segments_dir / old).unlink(missing_ok=True)
         return len(manifest["segments"])
 

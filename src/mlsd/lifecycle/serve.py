@@ -17,10 +17,11 @@ import gc
 import json
 import os
 from pathlib import Path
+from typing import Any
 
+from mlsd.core.errors import MlsdError
 from mlsd.monitoring.online import MonitorConfig, OnlineMonitor
 from mlsd.monitoring.runner import LabelLog, MonitorRunner
-from mlsd.core.errors import MlsdError
 from mlsd.serving.app import ASGIApp, EdgeLimits, Monitoring, ScoringService, create_app
 from mlsd.serving.auth import is_loopback, load_or_create_token, token_path
 from mlsd.serving.feature_log import FeatureLog
@@ -81,8 +82,8 @@ def edge_limits(home: Path, host: str, *, token: bool = True, token_all: bool = 
         return EdgeLimits(**fields)  # type: ignore[arg-type]
     secret, created = load_or_create_token(home)
     if created:
-        print(f"mlsd serve: writes need the token {secret} (Authorization: Bearer ...; kept in {token_path(home)})",
-              flush=True)
+        print(f"mlsd serve: writes need the token {secret} (Authorization: Bearer ...; "
+              f"kept in {token_path(home)})", flush=True)
     return EdgeLimits(token=secret, token_all=token_all, **fields)  # type: ignore[arg-type]
 
 
@@ -94,7 +95,8 @@ def serve(system: str, *, home: Path, host: str = "127.0.0.1", port: int = 8000,
 
     limits = limits or edge_limits(home, host, max_in_flight=max_in_flight)
     print(f"mlsd serve {system}: http://{host}:{port} (home {home}, {workers} worker process(es))", flush=True)
-    options = {"host": host, "port": port, "log_level": "warning", "access_log": False, "lifespan": "on",
+    options: dict[str, Any] = {"host": host, "port": port, "log_level": "warning", "access_log": False,
+               "lifespan": "on",
                "limit_concurrency": max_connections, "timeout_keep_alive": 5}
     if workers > 1:
         os.environ.update({"MLSD_SERVE_SYSTEM": system, "MLSD_SERVE_HOME": str(home.resolve()),

@@ -70,7 +70,8 @@ class _Column:
     __slots__ = ("buffer", "counts", "profile")
 
     def __init__(self, profile: ColumnProfile) -> None:
-        self.profile, self.counts, self.buffer = profile, ColumnCounts.empty(profile), []
+        self.profile, self.counts = profile, ColumnCounts.empty(profile)
+        self.buffer: list[Any] = []
 
     def extend(self, values: Iterable[Any]) -> None:
         self.buffer.extend(values)
@@ -106,7 +107,7 @@ class _Window:
         return column
 
 
-def ranking_outcome(shown: tuple[str, ...], relevance: Mapping[str, float] | None,
+def ranking_outcome(shown: tuple[Any, ...], relevance: Mapping[Any, float] | None,
                     k: int) -> tuple[float, float, float]:
     """nDCG@k (linear gain; 0 without a relevant item), hit@k and reciprocal rank of one shown list."""
     relevance = relevance or {}

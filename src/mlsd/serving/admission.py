@@ -26,7 +26,7 @@ from contextlib import asynccontextmanager
 from starlette.requests import ClientDisconnect, Request
 
 
-class BodyRefused(Exception):
+class BodyRefusedError(Exception):
     """A body that is not read: ``status`` 400 / 408 / 413 and the reason."""
 
     def __init__(self, status: int, message: str) -> None:
@@ -39,9 +39,9 @@ async def read_body(request: Request, limit: int, timeout_s: float) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None:
         if not declared.isdigit():
-            raise BodyRefused(400, "content-length is not a number")
+            raise BodyRefusedError(400, "content-length is not a number")
         if int(declared) > limit:
-            raise BodyRefused(413, f"body larger than {limit} bytes")
+            raise BodyRefusedError(413, f"body larger than {limit} bytes")
     chunks: list[bytes] = []
     size = 0
     try:
@@ -49,12 +49,12 @@ async def read_body(request: Request, limit: int, timeout_s: float) -> bytes:
             async for chunk in request.stream():
                 size += len(chunk)
                 if size > limit:
-                    raise BodyRefused(413, f"body larger than {limit} bytes")
+                    raise BodyRefusedError(413, f"body larger than {limit} bytes")
                 chunks.append(chunk)
     except TimeoutError:
-        raise BodyRefused(408, f"body not received within {timeout_s:g} s") from None
+        raise BodyRefusedError(408, f"body not received within {timeout_s:g} s") from None
     except ClientDisconnect:
-        raise BodyRefused(400, "client disconnected before the body was complete") from None
+        raise BodyRefusedError(400, "client disconnected before the body was complete") from None
     return b"".join(chunks)
 
 

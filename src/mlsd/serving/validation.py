@@ -33,20 +33,13 @@ class Field:
 
 
 MAX_EVENT_TIME_S = float(2**32)  # 2106-02-07: a larger "Unix time" is a mistake (or an attack), not an event time
-MAX_FUTURE_S = 86_400.0  # an event time this far past the service's own clock is refused
-
-
 def event_time(description: str = "event time, Unix seconds (default: now)", *, required: bool = False) -> Field:
-    """The field of an event time: finite, non-negative, bounded (the service also refuses the far future)."""
+    """The field of an event time: finite, non-negative, bounded.
+
+    Within the bound an event time is the client's word: the monitor does not let one far ahead of
+    its clock move it (:mod:`mlsd.monitoring.online`).
+    """
     return Field("number", required=required, minimum=0, maximum=MAX_EVENT_TIME_S, description=description)
-
-
-def future_event_time(body: Mapping[str, Any], now_s: float, name: str = "timestamp") -> dict[str, str] | None:
-    """The problem with ``body[name]`` if it lies more than :data:`MAX_FUTURE_S` after ``now_s``, else None."""
-    at = body.get(name)
-    if at is not None and at > now_s + MAX_FUTURE_S:
-        return {"field": name, "message": f"more than {MAX_FUTURE_S:g} s after the service's clock ({now_s:.0f})"}
-    return None
 
 
 class RequestError(Exception):
@@ -125,10 +118,14 @@ def _json_type(value: Any) -> str:
 
 
 def json_schema(schema: Schema) -> dict[str, Any]:
-    """The schema as a JSON Schema object (for the OpenAPI document)."""
+    """The schema as a JSON Schema object (for the OpenAPI document); optional fields admit ``null``."""
     properties: dict[str, Any] = {}
     for name, spec in schema.items():
         node: dict[str, Any] = {"type": spec.type, **spec.extra}
+        if not spec.required:  # an optional field may be null (taken as absent), as the decoders do
+            node["type"] = [spec.type, "null"]
+            if "enum" in node:
+                node["enum"] = [*node["enum"], None]
         if spec.description:
             node["description"] = spec.description
         for key, attr in (("minimum", spec.minimum), ("maximum", spec.maximum), ("minItems", spec.min_items),

@@ -22,8 +22,8 @@ from tqdm import tqdm
 from mlsd.core.atomic import atomic_write_json
 from mlsd.datasets.marketplace import AdMarketplace
 from mlsd.monitoring.online import drift_outcome
-from mlsd.simulation.process import ServerProcess
 from mlsd.serving.auth import read_token
+from mlsd.simulation.process import ServerProcess
 from mlsd.simulation.replay import ReplayResult, ServiceClient, replay, wait_for_monitor
 from mlsd.systems.ads.replay import ClickLogReplay, MarketplaceReplay, MarketplaceTraffic
 from mlsd.systems.ads.report import REPLAY_FILE, write_report

@@ -110,13 +110,13 @@ class TwoTower(nn.Module):
 
     def _users(self, users: UserInputs) -> torch.Tensor:
         history = torch.as_tensor(np.asarray(users.history, dtype=np.int64)[:, -self.config.history:] + 1)
-        return self.user_tower(_shift(users.ids, self.config.n_users), _shift(users.categorical, self.config.user_vocab),
-                               history=history)  # type: ignore[no-any-return]
+        codes = _shift(users.categorical, self.config.user_vocab)
+        return self.user_tower(_shift(users.ids, self.config.n_users), codes, history=history)  # type: ignore[no-any-return]
 
     def _items(self, items: ItemInputs) -> torch.Tensor:
         dense = torch.as_tensor(np.asarray(items.dense, dtype=np.float32))
-        return self.item_tower(_shift(items.ids, self.config.n_items), _shift(items.categorical, self.config.item_vocab),
-                               dense)  # type: ignore[no-any-return]
+        codes = _shift(items.categorical, self.config.item_vocab)
+        return self.item_tower(_shift(items.ids, self.config.n_items), codes, dense)  # type: ignore[no-any-return]
 
     @torch.no_grad()
     def user_vectors(self, users: UserInputs) -> np.ndarray:
