@@ -153,7 +153,7 @@ def _consume_with_crash(transport: EmbeddedStream | RedisStream, log: EventLog) 
     ingestor = Ingestor(log)
     # A consumer that ingested a batch and died before acknowledging it:
     crashed = transport.read("ingest", "dead", 20)
-    ingestor.ingest_records([m.payload for m in crashed], "dead")
+    ingestor.ingest_messages(crashed, "dead")
     time.sleep(0.05)
     report = ingestor.consume(transport, "ingest", "alive", batch=7, block_ms=10, claim_idle_ms=10)
     assert report.duplicates == 20

@@ -17,3 +17,7 @@ class DataNotFoundError(MlsdError):
 
 class DefinitionError(MlsdError):
     """A feature or event definition that cannot work (unknown entity, duplicate name, bad window)."""
+
+
+class StoreUnavailableError(MlsdError):
+    """A store that cannot be trusted now: unreachable, or restarted without the data it held."""

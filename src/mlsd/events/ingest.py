@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from mlsd.events.deadletter import DeadLetterFile
 from mlsd.events.log import EventLog
-from mlsd.events.schema import Reject, records_to_table, validate
+from mlsd.events.schema import EVENT_ID, Reject, records_to_table, validate
 from mlsd.events.transport import Message, StreamTransport
 
 
@@ -96,13 +96,16 @@ class Ingestor:
                 if stop is None or stop():
                     break
                 continue
-            report.add(self._ingest_messages(messages, transport.__class__.__name__))
+            report.add(self.ingest_messages(messages, transport.__class__.__name__))
             transport.ack(group, [m.id for m in messages])
             handled += len(messages)
         return report
 
-    def _ingest_messages(self, messages: list[Message], source: str) -> IngestReport:
-        return self.ingest_records([m.payload for m in messages], f"{source}:{messages[0].id}..{messages[-1].id}")
+    def ingest_messages(self, messages: list[Message], source: str) -> IngestReport:
+        """Stream messages, with the transport's event id for a payload that has none (resends dedupe)."""
+        records = [m.payload if m.event_id is None or EVENT_ID in m.payload else {**m.payload, EVENT_ID: m.event_id}
+                   for m in messages]
+        return self.ingest_records(records, f"{source}:{messages[0].id}..{messages[-1].id}")
 
 
 def _read_chunks(path: Path, chunk_rows: int) -> Iterator[pa.Table]:

@@ -10,11 +10,17 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Mapping, Sequence
+import uuid
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, cast, runtime_checkable
+from typing import Any, Protocol, TypeVar, cast, runtime_checkable
 
 import redis
+
+from mlsd.core.errors import StoreUnavailableError
+from mlsd.events.schema import EVENT_ID
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -23,6 +29,7 @@ class Message:
 
     id: str
     payload: dict[str, Any]
+    event_id: str | None = None  # the transport's id for a payload that has none (the same on a resend)
 
 
 @runtime_checkable
@@ -131,49 +138,97 @@ class EmbeddedStream:
 
 
 class RedisStream:
-    """Redis Streams transport (``XADD``/``XREADGROUP``/``XACK``/``XAUTOCLAIM``); payloads are JSON."""
+    """Redis Streams transport (``XADD``/``XREADGROUP``/``XACK``/``XAUTOCLAIM``); payloads are JSON.
 
-    def __init__(self, stream: str, url: str = "redis://127.0.0.1:6379/0", *, maxlen: int | None = None) -> None:
+    A connection error (a restart, a network blip) is retried with exponential backoff for up to
+    ``retry_for_s``, then raised as :class:`~mlsd.core.errors.StoreUnavailableError`. A publish that
+    fails half way is sent again whole; each payload without an ``event_id`` is given one beside it
+    first (this publisher's id and a sequence number; :attr:`Message.event_id`, the payload itself
+    is untouched), so the copies that did land are deduplicated by the event log. A consumer group
+    lost with the server's data is created again.
+    """
+
+    def __init__(self, stream: str, url: str = "redis://127.0.0.1:6379/0", *, maxlen: int | None = None,
+                 retry_for_s: float = 30.0) -> None:
         self.stream = stream
+        self.url = url
         self.client = redis.Redis.from_url(url)
         self.maxlen = maxlen
+        self.retry_for_s = retry_for_s
+        self._publisher = uuid.uuid4().hex[:12]
+        self._sequence = 0
+        self._groups: set[str] = set()
+
+    def _retry(self, operation: Callable[[], T]) -> T:
+        delay, deadline = 0.05, time.monotonic() + self.retry_for_s
+        while True:
+            try:
+                return operation()
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                if time.monotonic() + delay > deadline:
+                    raise StoreUnavailableError(f"Redis at {self.url} unreachable for {self.retry_for_s:g} s: {exc}"
+                                                ) from None
+                time.sleep(delay)
+                delay = min(delay * 2, 2.0)
+            except redis.ResponseError as exc:
+                if "NOGROUP" not in str(exc) or not self._groups:
+                    raise
+                for group in self._groups:  # the server restarted empty: the stream and its groups are gone
+                    self._create_group(group)
 
     def publish(self, payloads: Sequence[Mapping[str, Any]]) -> list[str]:
-        pipe = self.client.pipeline(transaction=False)
+        entries = []
         for payload in payloads:
-            pipe.xadd(self.stream, {"d": json.dumps(payload, default=str)}, maxlen=self.maxlen, approximate=True)
-        return [i.decode() for i in pipe.execute()]
+            entry = {"d": json.dumps(payload, default=str)}
+            if EVENT_ID not in payload:
+                self._sequence += 1
+                entry["e"] = f"{self._publisher}-{self._sequence}"
+            entries.append(entry)
 
-    def ensure_group(self, group: str) -> None:
+        def send() -> list[str]:
+            pipe = self.client.pipeline(transaction=False)
+            for entry in entries:
+                pipe.xadd(self.stream, entry, maxlen=self.maxlen, approximate=True)  # type: ignore[arg-type]
+            return [i.decode() for i in pipe.execute()]
+
+        return self._retry(send)
+
+    def _create_group(self, group: str) -> None:
         try:
             self.client.xgroup_create(self.stream, group, id="0", mkstream=True)
         except redis.ResponseError as exc:
             if "BUSYGROUP" not in str(exc):
                 raise
 
+    def ensure_group(self, group: str) -> None:
+        self._groups.add(group)
+        self._retry(lambda: self._create_group(group))
+
     @staticmethod
     def _decode(entries: Any) -> list[Message]:
-        return [Message(i.decode(), json.loads(fields[b"d"])) for i, fields in entries if fields]
+        return [Message(i.decode(), json.loads(fields[b"d"]), fields[b"e"].decode() if b"e" in fields else None)
+                for i, fields in entries if fields]
 
     def read(self, group: str, consumer: str, count: int, block_ms: int = 0) -> list[Message]:
-        reply = self.client.xreadgroup(group, consumer, {self.stream: ">"}, count=count,
-                                       block=block_ms if block_ms > 0 else None)
+        reply = self._retry(lambda: self.client.xreadgroup(group, consumer, {self.stream: ">"}, count=count,
+                                                           block=block_ms if block_ms > 0 else None))
         if not reply:
             return []
         return self._decode(cast(list[Any], reply)[0][1])
 
     def ack(self, group: str, ids: Sequence[str]) -> int:
-        return int(self.client.xack(self.stream, group, *ids)) if ids else 0
+        return int(self._retry(lambda: self.client.xack(self.stream, group, *ids))) if ids else 0
 
     def pending(self, group: str) -> int:
-        return int(self.client.xpending(self.stream, group)["pending"])
+        return int(self._retry(lambda: self.client.xpending(self.stream, group))["pending"])
 
     def claim_stale(self, group: str, consumer: str, min_idle_ms: int, count: int) -> list[Message]:
-        reply = self.client.xautoclaim(self.stream, group, consumer, min_idle_time=min_idle_ms, count=count)
+        reply = self._retry(lambda: self.client.xautoclaim(self.stream, group, consumer, min_idle_time=min_idle_ms,
+                                                           count=count))
         return self._decode(reply[1])
 
     def length(self) -> int:
-        return int(self.client.xlen(self.stream))
+        return int(self._retry(lambda: self.client.xlen(self.stream)))
 
     def delete(self) -> None:
         """Remove the stream and its groups (tests and demos clean up with this)."""
