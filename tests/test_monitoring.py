@@ -230,11 +230,11 @@ def test_untrusted_event_times_cannot_move_the_monitors_clock() -> None:
     monitor.add_records([_record(i, start + i, 0.0, "champion", 0.1) for i in range(50)])
     monitor.add_records([_record(10_000, 4_102_444_800.0, 0.0, "champion", 0.1)])  # a request dated 2100
     monitor.add_records([_record(10_001, 1.0, 0.0, "champion", 0.1)])  # and one from 1970
-    assert monitor.future_records == 1
-    assert monitor.late_records == 1
-    assert monitor.closed == []
-    assert len(monitor.windows) == 1
+    assert monitor.closed == []  # nothing closed early
+    assert len(monitor.windows) == 1  # and no 1970 window
     monitor.add_records([_record(i, start + i, 0.0, "champion", 0.1) for i in range(50, 150)])
+    assert monitor.future_records == 1  # held, then found to be strays
+    assert monitor.late_records == 1
     assert monitor.records == 150  # later requests are still monitored
     assert [w["start"] for w in monitor.closed] == [start - start % 100]
     # the label stream (a writer with the token) may move the clock across a real gap in traffic
@@ -253,3 +253,18 @@ def test_labels_of_unknown_requests_are_bounded() -> None:
     for batch in range(20):
         monitor.add_labels([{"request_id": f"nobody-{batch}-{i}", "label": 1} for i in range(500)])
     assert len(monitor._label_ids) <= 2000
+
+
+def test_the_clock_follows_traffic_that_moved_not_one_stray_request() -> None:
+    """A request sent "now" before a replay of 2008 must not make the whole replay late."""
+    rng = np.random.default_rng(5)
+    profile = DatasetProfile.build({"x": rng.normal(0, 1, 5_000)})
+    monitor = OnlineMonitor(profile, MonitorConfig(window_s=100, label_delay_s=10, quorum=8))
+    monitor.add_records([_record(0, 1.79e9, 0.0, "champion", 0.1)])  # a request without a timestamp: now
+    replay_start = 1.2e9
+    monitor.add_records([_record(i, replay_start + i, 0.0, "champion", 0.1) for i in range(1, 301)])
+    assert monitor.records == 300  # the 8 held ones are counted too, once the clock followed them
+    assert monitor.late_records == 1  # the stray request's window went with the wrong clock
+    assert monitor.request_watermark == replay_start + 300
+    monitor.add_labels([], watermark_s=replay_start + 10_000)
+    assert sum(w["requests"] for w in monitor.closed) == 300

@@ -16,12 +16,15 @@ window's requests by hash when its labels are complete; labels matching no open 
 up to ``max_early_labels`` (a request may be read after its label). The A/B totals keep a label and
 a prediction per request of closed windows, in arrays.
 
-The monitor's clock (the request watermark) is event time, and requests are untrusted: a request
-more than ``max_lead_s`` ahead of the clock is counted as ``future_records`` and neither monitored
-nor allowed to move the clock (one request dated 2100 would close every window); a request for a
-window already closed, or older, is counted as ``late_records``. The label stream comes from a
-writer holding the service's token: its watermark moves the clock freely, so a real gap in traffic
-longer than ``max_lead_s`` resumes as soon as labels pass it.
+The monitor's clock (the request watermark) is event time, and requests are untrusted. A request
+more than ``max_lead_s`` from the clock, ahead or behind, is held, not counted: one request dated
+2100 would otherwise close every window, and one from 1970 open a window of its own. Only when
+``quorum`` such requests arrive in a row does the clock follow them (their median): the traffic
+itself moved (a replay of another period after a stray request); windows ahead of the new clock
+are dropped. A request near the clock again sends the held ones to ``future_records`` or
+``late_records``, as a request for a window already closed. The label stream comes from a writer
+holding the service's token: its watermark moves the clock freely, so a real gap in traffic longer
+than ``max_lead_s`` resumes as soon as labels pass it.
 """
 
 from __future__ import annotations
@@ -55,6 +58,7 @@ class MonitorConfig:
     k: int = 10
     max_lead_s: float | None = None  # how far ahead of the clock a request may be (default: a window, >= 1 day)
     max_early_labels: int = 100_000  # labels of requests not seen (yet) kept at most, oldest dropped first
+    quorum: int = 8  # records far from the clock, in a row, that move it there
 
     @property
     def lead_s(self) -> float:
@@ -162,6 +166,7 @@ class OnlineMonitor:
         self.labels = 0
         self.future_records = 0
         self.late_records = 0
+        self._outliers: list[FeatureLogRecord] = []  # records far from the clock, held (at most ``quorum``)
         self._ab: dict[str, Any] | None = None
 
     def _window(self, at: float) -> _Window:
@@ -172,48 +177,79 @@ class OnlineMonitor:
 
     def add_records(self, records: Iterable[FeatureLogRecord]) -> None:
         """Feature-log records, in the order they were written."""
-        window_s = self.config.window_s
-        profile = self.profile.columns
         for record in records:
             at = record.at_us / 1e6
-            if at > self.request_watermark:
-                if at > self.request_watermark + self.config.lead_s and np.isfinite(self.request_watermark):
-                    self.future_records += 1  # an untrusted clock: it may not move the monitor's
-                    continue
-                # Windows are aligned, so one can only end when the clock enters a later window:
-                # check then (at the event time it became possible), not on every record.
-                entered = at // window_s > self.request_watermark // window_s
-                self.request_watermark = at
-                if entered:
-                    self._close_drift(at)
-            start = at - at % window_s
-            window = self.windows.get(start)
-            if (window is None and start + window_s <= self.request_watermark) or \
-                    (window is not None and window.report is not None):
-                self.late_records += 1  # its window has closed: too late to count
+            clock, lead = self.request_watermark, self.config.lead_s
+            if np.isfinite(clock) and not clock - lead <= at <= clock + lead:
+                # Far from the clock: held until ``quorum`` such records in a row say that the clock is
+                # what is wrong (a replay of another period after a stray request); one request cannot.
+                self._outliers.append(record)
+                if len(self._outliers) >= self.config.quorum:
+                    self._follow_outliers()
                 continue
-            if window is None:
-                window = self.windows[start] = _Window(start)
-            predictions = np.asarray(record.predictions, dtype=np.float64)
-            if predictions.size == 0:
-                continue
-            features, entities = record.features, record.entities
-            for name in self.monitored:
-                source = features if name in features else entities if name in entities else None
-                if source is not None:
-                    window.column(name, profile[name]).extend(source[name])
-            arm = record.arm
-            if arm == CONTROL and PREDICTION in profile:
-                # the reference is the champion's; the challenger's scores differ by design
-                window.column(PREDICTION, profile[PREDICTION]).extend(predictions.tolist())
-            window.ids.append(hash(record.request_id))
-            window.arms.append(self._arm_codes.setdefault(arm, len(self._arm_codes)))
-            if self.config.task == "ranking":  # the shown list, in the order shown (a re-ranker may reorder scores)
-                shown = [hash(str(item)) for item in record.items[: self.config.k]]
-                window.items.extend(shown + [0] * (self.config.k - len(shown)))
-            else:
-                window.shown.append(float(predictions.max()))  # the top-ranked candidate is the one shown
-            self.records += 1
+            if self._outliers:  # a record near the clock again: the ones held were strays
+                for stray in self._outliers:
+                    if stray.at_us / 1e6 > clock:
+                        self.future_records += 1
+                    else:
+                        self.late_records += 1
+                self._outliers = []
+            self._place(record, at)
+
+    def _follow_outliers(self) -> None:
+        """Move the clock to the held records' median time; windows ahead of it were the strays' own."""
+        held, self._outliers = self._outliers, []
+        times = sorted(r.at_us / 1e6 for r in held)
+        target = times[len(times) // 2]
+        if target < self.request_watermark:
+            for start in [s for s in self.windows if s > target + self.config.lead_s]:
+                window = self.windows.pop(start)
+                if window.report is None:  # dropped with the wrong clock's windows
+                    self.late_records += window.requests
+                    self.records -= window.requests
+            self.request_watermark = target
+        for record in held:
+            self._place(record, record.at_us / 1e6)
+
+    def _place(self, record: FeatureLogRecord, at: float) -> None:
+        """Count one record near the clock into its window (moving the clock forward to it)."""
+        window_s = self.config.window_s
+        profile = self.profile.columns
+        if at > self.request_watermark:
+            # Windows are aligned, so one can only end when the clock enters a later window:
+            # check then (at the event time it became possible), not on every record.
+            entered = at // window_s > self.request_watermark // window_s
+            self.request_watermark = at
+            if entered:
+                self._close_drift(at)
+        start = at - at % window_s
+        window = self.windows.get(start)
+        if (window is None and start + window_s <= self.request_watermark) or \
+                (window is not None and window.report is not None):
+            self.late_records += 1  # its window has closed: too late to count
+            return
+        if window is None:
+            window = self.windows[start] = _Window(start)
+        predictions = np.asarray(record.predictions, dtype=np.float64)
+        if predictions.size == 0:
+            return
+        features, entities = record.features, record.entities
+        for name in self.monitored:
+            source = features if name in features else entities if name in entities else None
+            if source is not None:
+                window.column(name, profile[name]).extend(source[name])
+        arm = record.arm
+        if arm == CONTROL and PREDICTION in profile:
+            # the reference is the champion's; the challenger's scores differ by design
+            window.column(PREDICTION, profile[PREDICTION]).extend(predictions.tolist())
+        window.ids.append(hash(record.request_id))
+        window.arms.append(self._arm_codes.setdefault(arm, len(self._arm_codes)))
+        if self.config.task == "ranking":  # the shown list, in the order shown (a re-ranker may reorder scores)
+            shown = [hash(str(item)) for item in record.items[: self.config.k]]
+            window.items.extend(shown + [0] * (self.config.k - len(shown)))
+        else:
+            window.shown.append(float(predictions.max()))  # the top-ranked candidate is the one shown
+        self.records += 1
 
     def add_labels(self, labels: Iterable[Mapping[str, Any]], watermark_s: float | None = None) -> None:
         """Labels ``{request_id, label}``; ``watermark_s``: the label stream is complete up to this time."""
