@@ -8,18 +8,23 @@ on loopback with 10-candidate requests:
 - open loop at 2x and 3x the peak: p99 of the admitted (200) answers, p99 of the shed (503)
   answers, client timeouts (no answer within 2 s);
 - open loop at 80% of the peak while 256 connections each hold a partial body (reopened when the
-  server cuts them off after its body timeout).
-Targets: admitted p99 at 2x/3x <= 2x the 80% p99, 0 timeouts, shed p99 <= 5 ms, and the 80% p99 with
-slow clients within 2x of the one without.
+  server cuts them off after its body timeout);
+- the server's RSS before and after 4 concurrent uploads of 250 MB each, chunked (no length
+  declared) and with a declared ``Content-Length``.
+Targets: admitted p99 at 2x/3x <= 2x the 80% p99, 0 timeouts, shed p99 <= 5 ms, the 80% p99 with
+slow clients within 2x of the one without, RSS growth < 20 MB under the uploads.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import socket
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +33,40 @@ from mlsd.core.errors import DataNotFoundError
 from mlsd.datasets import locate, synthetic_clicks
 from mlsd.systems.ads.run import AdsRun
 from serve_latency import HERE, bodies, free_port, load, wait_ready
+
+
+def _rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS:")) / 1024
+
+
+def _upload(port: int, size: int, chunked: bool) -> str:
+    """Try to send ``size`` bytes of body; returns the status line the server answered."""
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as connection:
+        framing = "Transfer-Encoding: chunked" if chunked else f"Content-Length: {size}"
+        connection.sendall(f"POST /v1/ads/score HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                           f"{framing}\r\n\r\n".encode())
+        chunk, sent = b"x" * 65536, 0
+        try:
+            while sent < size:
+                connection.sendall(b"%x\r\n" % len(chunk) + chunk + b"\r\n" if chunked else chunk)
+                sent += len(chunk)
+        except OSError:  # the server answered and closed while the upload went on
+            pass
+        return connection.recv(64).split(b"\r\n")[0].decode()
+
+
+def _uploads(port: int, pid: int, chunked: bool) -> dict[str, Any]:
+    before = _rss_mb(pid)
+    answers: list[str] = []
+    peak = before
+    threads = [threading.Thread(target=lambda: answers.append(_upload(port, 250 << 20, chunked))) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    while any(t.is_alive() for t in threads):
+        peak = max(peak, _rss_mb(pid))
+        time.sleep(0.01)
+    return {"rss_growth_mb": round(peak - before, 1), "answers": sorted(set(answers))}
 
 
 def main() -> None:
@@ -71,14 +110,15 @@ def main() -> None:
         slow = subprocess.Popen([sys.executable, str(HERE / "_http_load.py"), "slow", str(port), "/v1/ads/score",
                                  str(body_file), "256", str(args.duration + 4)],
                                 stdout=subprocess.PIPE, text=True)
-        import time
-
         time.sleep(2.0)  # the slow connections are open before the measured traffic starts
         with_slow = load("open", port, body_file, 0.8 * peak, args.duration)
         slow_out, _ = slow.communicate(timeout=args.duration + 30)
         result.update({"timeouts": timeouts, "shed_p99_ms": shed_p99,
                        "p99_ms_80pct_slow_clients": with_slow["p99_ms"], "errors_80pct_slow_clients":
                        with_slow["errors"], "slow_clients": slow_out.strip().splitlines()[-1] if slow_out else None})
+        chunked, declared = _uploads(port, server.pid, True), _uploads(port, server.pid, False)
+        result.update({"uploads_4x250mb_chunked": chunked, "uploads_4x250mb_declared": declared,
+                       "rss_growth_mb_uploads": max(chunked["rss_growth_mb"], declared["rss_growth_mb"])})
     finally:
         server.terminate()
         server.wait(timeout=30)

@@ -50,10 +50,11 @@ from mlsd.systems.recs.pipeline import FeatureLookup, Recommender, Users
 from mlsd.systems.recs.run import MODEL_NAME, user_codes
 
 MAX_K = 100
+MAX_ID = 2**31 - 1  # user and item ids: the same range on every route (a rated user can be recommended to)
 REQUEST_SCHEMA: Schema = {
     "request_id": Field("string", required=False, description="client id; generated when absent"),
     "timestamp": event_time(),
-    "user_id": Field("integer", minimum=0, maximum=2**31 - 1, description="unknown users get cold-start lists"),
+    "user_id": Field("integer", minimum=0, maximum=MAX_ID, description="unknown users get cold-start lists"),
     "k": Field("integer", required=False, minimum=1, maximum=MAX_K, description="list length (default 10)"),
     "context": Field("object", required=False, properties={
         "age": Field("integer", required=False, minimum=0, maximum=120),
@@ -65,8 +66,8 @@ MAX_RATINGS = 10_000
 RATINGS_SCHEMA_HTTP: Schema = {
     "ratings": Field("array", min_items=1, max_items=MAX_RATINGS, items={
         "event_id": Field("string", required=False, description="the client's id; resends with it count once"),
-        "user_id": Field("integer", minimum=0, maximum=2**62),
-        "item_id": Field("integer", minimum=0, maximum=2**62),
+        "user_id": Field("integer", minimum=0, maximum=MAX_ID),
+        "item_id": Field("integer", minimum=0, maximum=MAX_ID),
         "rating": Field("number", minimum=0, maximum=5),
         "timestamp": event_time("when the user rated (watched), Unix seconds", required=True),
     }),
