@@ -2,8 +2,9 @@
 
 No generated input may get a 5xx, a schema-violating body must be refused and a valid one taken,
 and every answer must be documented. The platform's edge is checked with a plain service; the ads
-service (generated clicks) with its real model and feature store. ``MLSD_FUZZ_EXAMPLES`` raises the
-number of cases per route (the CI default keeps the suite short).
+service (generated clicks) with its real model and feature store; recs and search (small builds on
+the real data, with ``MLSD_DATA_DIR``) likewise. ``MLSD_FUZZ_EXAMPLES`` raises the number of cases
+per route (the CI default keeps the suite short).
 """
 
 from __future__ import annotations
@@ -13,32 +14,55 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import pytest
 import schemathesis
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, given, settings
+from schemathesis.checks import ignored_auth
 
 from mlsd.datasets import synthetic_clicks
 from mlsd.serving.app import create_app
 from mlsd.serving.feature_log import FeatureLog
+from mlsd.system import RunConfig, Workspace, load_system
 from mlsd.systems.ads.run import AdsRun
 from mlsd.systems.ads.service import AdsService
-from tests.test_edge import BusyService, _app
+from tests.test_edge import TOKEN, BusyService, _app
+
+
+def once(app: Any) -> Any:
+    """The app with its lifespan left out: schemathesis enters and leaves it per case, a server once."""
+    async def wrapped(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                await send({"type": message["type"] + ".complete"})
+                if message["type"] == "lifespan.shutdown":
+                    return
+        await app(scope, receive, send)
+    return wrapped
+
 
 EXAMPLES = int(os.environ.get("MLSD_FUZZ_EXAMPLES", "300"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
 
-edge = schemathesis.openapi.from_asgi("/openapi.json", _app(Path(tempfile.mkdtemp()), BusyService()))
+edge = schemathesis.openapi.from_asgi("/openapi.json", once(_app(Path(tempfile.mkdtemp()), BusyService())))
 
 
 @edge.parametrize()
 @FUZZ
 def test_the_edge_agrees_with_its_openapi_document(case: Any) -> None:
-    case.call_and_validate()
+    # Writes are checked past the token (the cases carry it; that they need it is test_edge's
+    # test_writes_need_the_token_and_json, so schemathesis's own no-auth probe is left out here).
+    case.call_and_validate(headers={"authorization": f"Bearer {TOKEN}"}, excluded_checks=[ignored_auth])
 
 
 def _ads_app() -> Any:
     home = Path(tempfile.mkdtemp(prefix="mlsd-fuzz-ads-"))
     AdsRun(home, clicks=synthetic_clicks(20_000, seed=5), models=("lgbm",), progress=False, flat_datasets=False).run()
-    return create_app(AdsService(home, poll_interval=3600), FeatureLog(home / "feature_log"))  # type: ignore[arg-type]
+    from mlsd.lifecycle.serve import build_monitoring
+
+    service = AdsService(home, poll_interval=3600)
+    return once(create_app(service, FeatureLog(home / "feature_log"),  # type: ignore[arg-type]
+                           monitoring=build_monitoring(service, home)))  # type: ignore[arg-type]
 
 
 ads = schemathesis.openapi.from_asgi("/openapi.json", _ads_app())  # built when the module is collected
@@ -48,3 +72,30 @@ ads = schemathesis.openapi.from_asgi("/openapi.json", _ads_app())  # built when 
 @FUZZ
 def test_the_ads_service_agrees_with_its_openapi_document(case: Any) -> None:
     case.call_and_validate()
+
+
+DATA = os.environ.get("MLSD_DATA_DIR")
+
+
+@pytest.mark.slow
+@pytest.mark.data
+@pytest.mark.skipif(not DATA, reason="MLSD_DATA_DIR not set")
+@pytest.mark.parametrize("name", ["recs", "search"])
+def test_every_route_of_a_system_agrees_with_its_openapi_document(name: str, tmp_path: Path) -> None:
+    from mlsd.lifecycle.serve import build_app
+
+    system = load_system(name)
+    system.build(Workspace(tmp_path), RunConfig(data=DATA, progress=False, small=True))
+    schema = schemathesis.openapi.from_asgi("/openapi.json", once(build_app(name, tmp_path)))
+    checked = []
+    for result in schema.get_all_operations():
+        operation = result.ok()
+
+        @given(operation.as_strategy())
+        @FUZZ
+        def run(case: Any) -> None:
+            case.call_and_validate()
+
+        run()
+        checked.append(f"{operation.method.upper()} {operation.path}")
+    assert f"POST {system.route}" in checked

@@ -153,7 +153,7 @@ def test_search_service_ranks_unknown_documents_and_names_bad_fields(tmp_path: P
         assert ok.status_code == 200
         assert len(ok.json()["ranked"]) == 2
         unknown = client.post(system.route, json={"query_id": 999_999, "documents": [{"doc_id": "nowhere"}]})
-        assert unknown.status_code == 422
+        assert unknown.status_code == 404  # well formed, about a document the store does not know
         assert "documents[0].features" in unknown.text
         bad = client.post(system.route, json={"query_id": -1, "documents": []})
         assert bad.status_code == 422

@@ -19,5 +19,9 @@ class DefinitionError(MlsdError):
     """A feature or event definition that cannot work (unknown entity, duplicate name, bad window)."""
 
 
+class UnknownEntityError(MlsdError):
+    """A well-formed request about an entity the service does not know (an HTTP 404)."""
+
+
 class StoreUnavailableError(MlsdError):
     """A store that cannot be trusted now: unreachable, or restarted without the data it held."""

@@ -232,9 +232,6 @@ def validate(
             nulls = np.flatnonzero(~typed[name].is_valid().to_numpy(zero_copy_only=False))
             mark(nulls, name, "missing value (null) in a required field")
 
-    if schema.id_field is None and EVENT_ID in raw.column_names:
-        missing_ids = np.flatnonzero(~_as_array(raw.column(EVENT_ID)).is_valid().to_numpy(zero_copy_only=False))
-        mark(missing_ids, EVENT_ID, "missing value (null) in the event id")
     ok = np.array([r is None for r in reason], dtype=bool)
     rejects: list[Reject] = []
     if not ok.all():
@@ -247,8 +244,11 @@ def validate(
     if schema.id_field is not None:
         ids = pc.cast(good.column(schema.id_field), pa.string())
     elif EVENT_ID in raw.column_names:
-        # Events replayed from a log (or from a producer that assigns ids) keep their id.
+        # Events replayed from a log (or from a producer that assigns ids) keep their id; in a batch
+        # where only some carry one, the others get a content id, as a batch without any would.
         ids = pc.cast(_as_array(raw.column(EVENT_ID)), pa.string()).filter(pa.array(ok))
+        if ids.null_count:
+            ids = pc.if_else(ids.is_valid(), ids, derive_ids(good, seen))
     else:
         ids = derive_ids(good, seen) if good.num_rows else pa.array([], pa.string())
     stored = {EVENT_ID: ids} | {k: good.column(k) for k in schema.fields if k != EVENT_ID}

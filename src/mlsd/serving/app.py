@@ -27,7 +27,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from mlsd.core.errors import MlsdError
+from mlsd.core.errors import MlsdError, UnknownEntityError
 from mlsd.core.records import FeatureLogRecord
 from mlsd.monitoring.dashboard import dashboard_html
 from mlsd.monitoring.runner import LabelLog, MonitorCollector, MonitorRunner, read_state
@@ -166,6 +166,9 @@ def create_app(service: ScoringService, feature_log: FeatureLog, *, max_in_fligh
                 except RequestError as exc:
                     status = 422
                     return JSONResponse({"error": "invalid request", "errors": exc.errors}, status_code=422)
+                except UnknownEntityError as exc:
+                    status = 404
+                    return _error(404, str(exc))
                 except MlsdError as exc:
                     status = 422
                     return _error(422, str(exc))
@@ -188,7 +191,8 @@ def create_app(service: ScoringService, feature_log: FeatureLog, *, max_in_fligh
         return Response(body, media_type=CONTENT_TYPE_LATEST)
 
     async def openapi(request: Request) -> Response:
-        return JSONResponse(openapi_document(service))
+        return JSONResponse(openapi_document(service, label_schema if monitoring is not None else None,
+                                             secured=limits.token is not None))
 
     async def labels(request: Request) -> Response:
         assert monitoring is not None
@@ -291,21 +295,32 @@ def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
 
-def openapi_document(service: ScoringService) -> dict[str, Any]:
-    """OpenAPI 3.1 description of the service's routes."""
+def openapi_document(service: ScoringService, label_schema: Schema | None = None, *,
+                     secured: bool = False) -> dict[str, Any]:
+    """OpenAPI 3.1 description of the service's routes.
+
+    ``label_schema``: the labels route is served; ``secured``: writes need the bearer token.
+    """
     error = {"description": "error", "content": {"application/json": {"schema": {"type": "object"}}}}
+    unauthorized = {"description": "the service's token is needed (Authorization: Bearer TOKEN)"}
+    write = {"400": error, "401": unauthorized, "408": error, "413": error, "415": error, "422": error}
+    security: dict[str, Any] = {"security": [{"token": []}]} if secured else {}
     paths: dict[str, Any] = {}
     if isinstance(service, EventIntake):
         paths[service.intake_route] = {"post": {
-            "summary": f"Send {service.system} events (durable before the reply)",
+            "summary": f"Send {service.system} events (durable before the reply)", **security,
             "requestBody": {"required": True,
                             "content": {"application/json": {"schema": json_schema(service.intake_schema)}}},
-            "responses": {"200": {"description": "accepted and duplicate counts"}, "400": error,
-                          "401": {"description": "the service's token is needed (Authorization: Bearer TOKEN)"},
-                          "408": error, "409": error, "413": error, "415": error, "422": error}}}
+            "responses": {"200": {"description": "accepted and duplicate counts"}, "409": error, **write}}}
+    if label_schema is not None:
+        paths[LABELS_ROUTE] = {"post": {
+            "summary": "Send the outcomes of scored requests (durable before the reply)", **security,
+            "requestBody": {"required": True, "content": {"application/json": {"schema": json_schema(label_schema)}}},
+            "responses": {"200": {"description": "accepted count"}, **write}}}
     return {
         "openapi": "3.1.0",
         "info": {"title": f"mlsd {service.system} service", "version": "1"},
+        "components": {"securitySchemes": {"token": {"type": "http", "scheme": "bearer"}}},
         "paths": {
             service.route: {"post": {
                 "summary": f"Score a {service.system} request",
@@ -314,6 +329,7 @@ def openapi_document(service: ScoringService) -> dict[str, Any]:
                 "responses": {"200": {"description": "ranked candidates with calibrated probabilities"},
                               "400": error, "401": {"description": "with --token-all: the service's token is needed"},
                               "408": {"description": "the body did not arrive in time"}, "413": error,
+                              "404": {"description": "an entity the service does not know"},
                               "415": {"description": "the body is not application/json"}, "422": error,
                               "503": {"description": "overloaded; retry after the Retry-After header"}},
             }},

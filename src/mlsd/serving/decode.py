@@ -2,7 +2,8 @@
 
 The schema stays the single source (it also renders the OpenAPI document); :func:`compile_schema`
 turns it into a msgspec type with the same rules: types (an integer is not a float, a boolean is not
-a number), bounds, list lengths, enums, unknown fields refused, ``null`` taken as absent.
+a number), bounds, list lengths, enums, unknown fields refused, ``null`` taken as absent (the
+checked body a service receives has no key for an optional field sent as ``null``).
 :class:`BodyDecoder` parses and checks a body in one pass in C and raises
 :class:`~mlsd.serving.validation.RequestError` naming the field, as the hand-written validator does.
 Chosen over that validator with ``json``/orjson by ``benchmarks/request_decode.py`` (RESULTS.md);
@@ -69,7 +70,8 @@ def compile_schema(schema: Schema, name: str = "Body") -> type:
         kind = _field_type(spec, f"{name}_{field_name}")
         # null counts as absent, as in the validator: a required field must hold a value
         fields.append((field_name, kind) if spec.required else (field_name, kind | None, None))
-    return msgspec.defstruct(name, fields, kw_only=True, forbid_unknown_fields=True)
+    # omit_defaults: an optional field sent as null leaves the checked body as if it were absent
+    return msgspec.defstruct(name, fields, kw_only=True, forbid_unknown_fields=True, omit_defaults=True)
 
 
 class BodyDecoder:
@@ -86,22 +88,30 @@ class BodyDecoder:
             raise BodyError(f"body is not valid JSON: {exc}") from None
         except RecursionError:
             raise BodyError("body is nested too deeply") from None
-        return self.check(body)
+        return self.check(body, nulls=b"null" in raw)
 
-    def check(self, body: Any) -> dict[str, Any]:
-        """``body`` (parsed JSON) if it matches the schema; else :class:`RequestError` naming the field."""
+    def check(self, body: Any, *, nulls: bool = True) -> dict[str, Any]:
+        """``body`` (parsed JSON) if it matches the schema; else :class:`RequestError` naming the field.
+
+        ``nulls``: the body may hold a ``null`` (then it is rebuilt without the optional fields sent
+        as null, which costs a copy; a raw body without the word takes the body as parsed).
+        """
         if not isinstance(body, dict):
             kind = "array" if isinstance(body, list) else type(body).__name__
             raise RequestError([{"field": "$", "message": f"expected a JSON object, got {kind}"}])
         try:
-            msgspec.convert(body, self.type)
+            checked: Any = msgspec.convert(body, self.type)
         except msgspec.ValidationError as exc:
             if "got `float`" in str(exc) and _integral(body, self.schema):
-                return self.check(body)  # 3.0 where an integer goes: taken as 3, then checked again
+                return self.check(body, nulls=nulls)  # 3.0 where an integer goes: taken as 3, then checked again
             # msgspec stops at the first problem; a refused body is rare, so the validator lists them all
             validate(body, self.schema)
             raise RequestError([field_error(str(exc))]) from None
-        return body
+        # the body as the schema reads it: an optional field sent as null is absent, as documented
+        if not nulls:
+            return body
+        rebuilt: dict[str, Any] = msgspec.to_builtins(checked)
+        return rebuilt
 
 
 def _integral(body: dict[str, Any], schema: Schema) -> bool:

@@ -19,6 +19,7 @@ owns the log; with several workers the others answer 409.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -63,15 +64,25 @@ REQUEST_SCHEMA: Schema = {
     }),
 }
 MAX_RATINGS = 10_000
-RATINGS_SCHEMA_HTTP: Schema = {
-    "ratings": Field("array", min_items=1, max_items=MAX_RATINGS, items={
+
+
+def ratings_schema(now_s: float) -> Schema:
+    """The ratings route's body; a rating may not be later than the event log takes (a day past ``now_s``).
+
+    Built when the service starts, so the OpenAPI document states the bound the server enforces
+    (the log's horizon only moves later, so what this bound admits the log always takes).
+    """
+    horizon = now_s + RATINGS_SCHEMA.max_future.total_seconds() - 60
+    return {"ratings": Field("array", min_items=1, max_items=MAX_RATINGS, items={
         "event_id": Field("string", required=False, description="the client's id; resends with it count once"),
         "user_id": Field("integer", minimum=0, maximum=MAX_ID),
         "item_id": Field("integer", minimum=0, maximum=MAX_ID),
         "rating": Field("number", minimum=0, maximum=5),
-        "timestamp": event_time("when the user rated (watched), Unix seconds", required=True),
-    }),
-}
+        "timestamp": Field("number", minimum=0, maximum=float(int(horizon)),
+                           description="when the user rated (watched), Unix seconds; at most a day ahead"),
+    })}
+
+
 STAGES = ("two_tower_ms", "co_visitation_ms", "merge_ms", "features_ms", "ranking_ms", "rerank_ms")
 
 
@@ -82,7 +93,6 @@ class RecsService:
     route = "/v1/recs/recommend"
     request_schema: Schema = REQUEST_SCHEMA
     intake_route = "/v1/recs/ratings"
-    intake_schema: Schema = RATINGS_SCHEMA_HTTP
     label_schema: Schema = RANKING_LABEL_SCHEMA
 
     def __init__(self, home: Path, *, alias: str = CHAMPION, item_features_max_age_s: float = 1.0,
@@ -92,6 +102,7 @@ class RecsService:
         from mlsd.serving.models import Arms, ModelHolder
 
         self.home = Path(home)
+        self.intake_schema = ratings_schema(time.time())
         self.item_features_max_age_s = item_features_max_age_s
         self.monitor_config = MonitorConfig(window_s=window_s, label_delay_s=label_delay_s,
                                             thresholds=thresholds or DriftThresholds(), task="ranking")

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from mlsd.core.errors import MlsdError
+from mlsd.core.errors import UnknownEntityError
 from mlsd.core.records import FeatureLogRecord
 from mlsd.events import EventLog
 from mlsd.monitoring.drift import DriftThresholds
@@ -92,8 +92,9 @@ class SearchService:
             values = np.column_stack([stored[document_column(f)] for f in FEATURES])
             unknown = [missing[j] for j in np.flatnonzero(np.isnan(values).all(axis=1))]
             if unknown:
-                raise MlsdError(f"documents[{unknown[0]}].features: required for a document the store does not "
-                                f"know (query {query}, doc {documents[unknown[0]]['doc_id']!r})")
+                doc = documents[unknown[0]]["doc_id"]
+                raise UnknownEntityError(f"documents[{unknown[0]}].features: required for a document the store "
+                                         f"does not know (query {query}, doc {doc!r})")
             matrix[missing] = values
         known = self.store.online_features([QUERY_VIEW], {"query_id": [query]})
         count = float(known[query_column("documents")][0]) if not np.isnan(known[query_column("documents")][0]) else 0
