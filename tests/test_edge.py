@@ -278,3 +278,16 @@ def test_token_is_made_once_private_and_required_off_loopback(tmp_path: Path,
     assert is_loopback("::1")
     assert is_loopback("localhost")
     assert not is_loopback("10.0.0.1")
+
+
+def test_a_store_that_lost_its_data_is_a_503_not_a_default(tmp_path: Path) -> None:
+    from mlsd.core.errors import StoreUnavailableError
+
+    class Lost(BusyService):
+        def score(self, body: dict[str, Any], request_id: str) -> tuple[dict[str, Any], FeatureLogRecord]:
+            raise StoreUnavailableError("online store: Redis lost its data")
+
+    with TestClient(_app(tmp_path, Lost())) as client:
+        answer = client.post(BusyService.route, json={"user_id": 1})
+        assert answer.status_code == 503
+        assert "lost its data" in answer.json()["error"]

@@ -27,7 +27,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from mlsd.core.errors import MlsdError, UnknownEntityError
+from mlsd.core.errors import MlsdError, StoreUnavailableError, UnknownEntityError
 from mlsd.core.records import FeatureLogRecord
 from mlsd.monitoring.dashboard import dashboard_html
 from mlsd.monitoring.runner import LabelLog, MonitorCollector, MonitorRunner, read_state
@@ -169,6 +169,9 @@ def create_app(service: ScoringService, feature_log: FeatureLog, *, max_in_fligh
                 except UnknownEntityError as exc:
                     status = 404
                     return _error(404, str(exc))
+                except StoreUnavailableError as exc:  # e.g. an online store restarted empty: no defaults served
+                    status = 503
+                    return JSONResponse({"error": str(exc)}, status_code=503, headers={"retry-after": "5"})
                 except MlsdError as exc:
                     status = 422
                     return _error(422, str(exc))
@@ -331,7 +334,7 @@ def openapi_document(service: ScoringService, label_schema: Schema | None = None
                               "408": {"description": "the body did not arrive in time"}, "413": error,
                               "404": {"description": "an entity the service does not know"},
                               "415": {"description": "the body is not application/json"}, "422": error,
-                              "503": {"description": "overloaded; retry after the Retry-After header"}},
+                              "503": {"description": "overloaded, or a store not ready; retry after Retry-After"}},
             }},
             "/healthz": {"get": {"summary": "liveness and the model version", "responses": {"200": error}}},
             "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {"description": "text"}}}},
