@@ -291,3 +291,14 @@ def test_a_store_that_lost_its_data_is_a_503_not_a_default(tmp_path: Path) -> No
         answer = client.post(BusyService.route, json={"user_id": 1})
         assert answer.status_code == 503
         assert "lost its data" in answer.json()["error"]
+
+
+def test_healthz_reports_a_service_that_is_not_ready(tmp_path: Path) -> None:
+    class Unready(BusyService):
+        def ready(self) -> bool:
+            return False  # e.g. its Redis online store holds no materialization
+
+    with TestClient(_app(tmp_path, Unready())) as client:
+        health = client.get("/healthz")
+        assert health.status_code == 503
+        assert health.json()["status"] == "not ready"

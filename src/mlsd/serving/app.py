@@ -183,8 +183,12 @@ def create_app(service: ScoringService, feature_log: FeatureLog, *, max_in_fligh
             latency.observe(time.perf_counter() - started)
 
     async def healthz(request: Request) -> Response:
-        return JSONResponse({"status": "ok", "system": service.system, "model_version": service.model_version,
-                             **service.health()})
+        # A service whose stores can be lost (an online store on Redis) says so with ``ready()``.
+        ready = getattr(service, "ready", None)
+        ok = ready() if callable(ready) else True
+        return JSONResponse({"status": "ok" if ok else "not ready", "system": service.system,
+                             "model_version": service.model_version, **service.health()},
+                            status_code=200 if ok else 503)
 
     async def prometheus(request: Request) -> Response:
         with contextlib.suppress(ValueError):
@@ -336,7 +340,8 @@ def openapi_document(service: ScoringService, label_schema: Schema | None = None
                               "415": {"description": "the body is not application/json"}, "422": error,
                               "503": {"description": "overloaded, or a store not ready; retry after Retry-After"}},
             }},
-            "/healthz": {"get": {"summary": "liveness and the model version", "responses": {"200": error}}},
+            "/healthz": {"get": {"summary": "readiness and the model version",
+                                 "responses": {"200": error, "503": {"description": "a store is not ready"}}}},
             "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {"description": "text"}}}},
             **paths,
         },
