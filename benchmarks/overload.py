@@ -29,10 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from _common import emit
-from mlsd.core.errors import DataNotFoundError
-from mlsd.datasets import locate, synthetic_clicks
-from mlsd.systems.ads.run import AdsRun
-from serve_latency import HERE, bodies, free_port, load, wait_ready
+from serve_latency import HERE, bodies, build_ads_home, free_port, load, wait_ready
 
 
 def _rss_mb(pid: int) -> float:
@@ -76,13 +73,7 @@ def main() -> None:
     parser.add_argument("--candidates", type=int, default=10)
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="mlsd-overload-"))
-    home = work / "ads"
-    try:
-        locate("talkingdata", args.data)
-        source, clicks = "talkingdata", None
-    except DataNotFoundError:
-        source, clicks = "generated clicks", synthetic_clicks(100_000)
-    AdsRun(home, data=args.data, clicks=clicks, models=("lgbm",), progress=False, flat_datasets=False).run()
+    home, source = build_ads_home(work, args.data)
     body_file = work / "bodies.jsonl"
     body_file.write_text("\n".join(bodies(home, args.candidates, 1000, seed=1)))
     port = free_port()

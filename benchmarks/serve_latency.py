@@ -71,6 +71,18 @@ def bodies(home: Path, candidates: int, count: int, seed: int) -> list[str]:
     return out
 
 
+def build_ads_home(work: Path, data: str | None) -> tuple[Path, str]:
+    """An ads home with a LightGBM champion under ``work``: TalkingData when ``data`` has it, else generated."""
+    home = work / "ads"
+    try:
+        locate("talkingdata", data)
+        source, clicks = "talkingdata", None
+    except DataNotFoundError:
+        source, clicks = "generated clicks", synthetic_clicks(100_000)
+    AdsRun(home, data=data, clicks=clicks, models=("lgbm",), progress=False, flat_datasets=False).run()
+    return home, source
+
+
 def load(mode: str, port: int, bodies_file: Path, level: float, duration: float,
          route: str = "/v1/ads/score") -> dict[str, Any]:
     out = subprocess.run([sys.executable, str(HERE / "_http_load.py"), mode, str(port), route,
@@ -85,13 +97,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="server processes (service and baseline alike)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="mlsd-serve-bench-"))
-    home = work / "ads"
-    try:
-        locate("talkingdata", args.data)
-        source, clicks = "talkingdata", None
-    except DataNotFoundError:
-        source, clicks = "generated clicks", synthetic_clicks(100_000)
-    AdsRun(home, data=args.data, clicks=clicks, models=("lgbm",), progress=False, flat_datasets=False).run()
+    home, source = build_ads_home(work, args.data)
     files = {}
     for n, count in ((1, 2000), (100, 500)):
         files[n] = work / f"bodies-{n}.jsonl"

@@ -313,8 +313,8 @@ class OnlineMonitor:
     def _arm_names(self, window: _Window) -> dict[str, np.ndarray]:
         """Each arm's rows of ``window`` (arms by name, in name order)."""
         codes = np.frombuffer(window.arms, np.int8) if window.requests else np.zeros(0, np.int8)
-        return {name: np.flatnonzero(codes == code) for name, code in sorted(self._arm_codes.items())
-                if (codes == code).any()}
+        rows = {name: np.flatnonzero(codes == code) for name, code in sorted(self._arm_codes.items())}
+        return {name: r for name, r in rows.items() if r.size}
 
     def _close_binary(self, window: _Window, ids: np.ndarray, matched: np.ndarray) -> None:
         assert window.report is not None

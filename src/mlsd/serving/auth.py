@@ -27,11 +27,10 @@ def token_path(home: Path) -> Path:
 
 def load_or_create_token(home: Path) -> tuple[str, bool]:
     """``(token, created)``: ``$MLSD_TOKEN``, else the home's token file, else a new one written there."""
-    if os.environ.get(TOKEN_ENV):
-        return os.environ[TOKEN_ENV], False
+    existing = read_token(home)
+    if existing is not None:
+        return existing, False
     path = token_path(home)
-    if path.exists():
-        return path.read_text(encoding="utf-8").strip(), False
     token = secrets.token_urlsafe(32)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

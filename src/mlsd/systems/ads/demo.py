@@ -22,7 +22,6 @@ from tqdm import tqdm
 from mlsd.core.atomic import atomic_write_json
 from mlsd.datasets.marketplace import AdMarketplace
 from mlsd.monitoring.online import drift_outcome
-from mlsd.serving.auth import read_token
 from mlsd.simulation.process import ServerProcess
 from mlsd.simulation.replay import ReplayResult, ServiceClient, replay, wait_for_monitor
 from mlsd.systems.ads.replay import ClickLogReplay, MarketplaceReplay, MarketplaceTraffic
@@ -140,25 +139,6 @@ def replay_service(home: Path, client: ServiceClient, *, speed: float | None = N
     atomic_write_json(home / REPLAY_FILE, {**result.to_dict(), "drift_at_s": source.drift_at_s,
                                            "dataset": served_dataset(home)})
     return result, source.drift_at_s
-
-
-def replay_running(home: Path, host: str, port: int, *, speed: float | None, label_delay_s: float,
-                   drift_at_hours: float | None) -> dict[str, Any]:
-    """``mlsd replay ads``: replay against a service someone started; returns the replay and monitor figures."""
-    client = ServiceClient(host, port, token=read_token(home))
-    try:
-        result, drift_at = replay_service(home, client, speed=speed, label_delay_s=label_delay_s,
-                                          drift_at_hours=drift_at_hours)
-        outcome: dict[str, Any] = {"replay": result.to_dict()}
-        status, _ = client.request("GET", "/dashboard/data")
-        if status == 200 and result.last_at_s is not None:
-            state = wait_for_monitor(client, result.last_at_s + label_delay_s)
-            delay, false_alarms, rate = drift_outcome(state, drift_at)
-            outcome.update({"ab": state.get("ab"), "drift_detection_delay_s": delay, "false_alarms": false_alarms,
-                            "false_alarm_rate": rate, "alerts": len(state["alerts"])})
-        return outcome
-    finally:
-        client.close()
 
 
 def format_summary(summary: Mapping[str, Any]) -> str:
