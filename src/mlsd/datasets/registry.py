@@ -74,6 +74,17 @@ DATASETS: dict[str, Dataset] = {
                 "https://www.microsoft.com/en-us/research/project/letor-learning-rank-information-retrieval/ "
                 "(LETOR 4.0, MQ2008 supervised ranking)",
                 "Microsoft Research LETOR: research use"),
+        Dataset("diginetica-sample", "diginetica-sample",
+                (DatasetFile("sample_train-item-views.csv",
+                             "98da96e05c87ef12b739e4bfd9bc7b4864106ee77371f1db9eb4413e3f78d37e"),),
+                "https://github.com/CRIPAC-DIG/SR-GNN (datasets/sample_train-item-views.csv; CIKM Cup 2016)",
+                "none stated"),
+        Dataset("snap-ego-facebook", "snap-ego-facebook",
+                (DatasetFile("facebook_combined.txt", "f41c026ed8af3cc3359f1ca5573d0605fb09ae0eefa34544b820fd8c6e2ef296"),),
+                "https://snap.stanford.edu/data/ego-Facebook.html", "SNAP: public research dataset"),
+        Dataset("snap-collegemsg", "snap-collegemsg",
+                (DatasetFile("CollegeMsg.txt", "e00ba2415373dee52c00616065bcceaa4750e78de60d1855c76470600f10740f"),),
+                "https://snap.stanford.edu/data/CollegeMsg.html", "SNAP: public research dataset"),
     )
 }
 

@@ -79,3 +79,23 @@ def paired_bootstrap_mean(differences: np.ndarray, *, level: float = 0.95, resam
     means = values[rng.integers(0, values.size, (resamples, values.size))].mean(axis=1)
     tail = 100 * (1 - level) / 2
     return float(values.mean()), (float(np.percentile(means, tail)), float(np.percentile(means, 100 - tail)))
+
+
+def cluster_bootstrap_mean(values: np.ndarray, clusters: np.ndarray, *, level: float = 0.95, resamples: int = 2000,
+                           seed: int = 0) -> tuple[float, tuple[float, float]]:
+    """Mean of per-unit values and its bootstrap interval when units come in clusters (prefixes of a session).
+
+    Whole clusters are resampled with replacement (units of one cluster are not independent); each
+    resample's mean is over the units of the drawn clusters.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    if values.size == 0:
+        return float("nan"), (float("nan"), float("nan"))
+    _, owner = np.unique(np.asarray(clusters), return_inverse=True)
+    sums = np.bincount(owner, weights=values)
+    sizes = np.bincount(owner).astype(np.float64)
+    rng = np.random.default_rng(seed)
+    drawn = rng.integers(0, len(sums), (resamples, len(sums)))
+    means = sums[drawn].sum(axis=1) / sizes[drawn].sum(axis=1)
+    tail = 100 * (1 - level) / 2
+    return float(values.mean()), (float(np.percentile(means, tail)), float(np.percentile(means, 100 - tail)))
