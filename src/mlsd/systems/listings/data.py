@@ -110,13 +110,14 @@ def srgnn_sessions(clicks: Sequence[Click]) -> Sessions:
     train_sessions = sorted(((s, dates[s]) for s in kept if dates[s] < split), key=lambda x: x[1])
     test_sessions = sorted(((s, dates[s]) for s in kept if dates[s] > split), key=lambda x: x[1])
     numbering: dict[int, int] = {}
-    train, train_ids, train_dates = [], [], []
+    train: list[list[int]] = []
+    train_ids, train_dates = [], []
     for s, date in train_sessions:
-        seq = [numbering.setdefault(i, len(numbering) + 1) for i in kept[s]]
-        train.append(seq)
+        train.append([numbering.setdefault(i, len(numbering) + 1) for i in kept[s]])
         train_ids.append(s)
         train_dates.append(date)
-    test, test_ids, test_dates, test_times = [], [], [], []
+    test: list[list[int]] = []
+    test_ids, test_dates, test_times = [], [], []
     for s, date in test_sessions:
         known = [c for c in kept_clicks[s] if c.item_id in numbering]
         if len(known) >= 2:

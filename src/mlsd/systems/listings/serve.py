@@ -42,7 +42,8 @@ MAX_ID = 2**31 - 1
 MAX_K = 100
 FLUSH_CLICKS = 512
 REQUEST_SCHEMA: Schema = {
-    "request_id": Field("string", required=False, description="client id (the click's event id); generated when absent"),
+    "request_id": Field("string", required=False,
+                        description="client id (the click's event id); generated when absent"),
     "timestamp": event_time(),
     "session_id": Field("integer", minimum=0, maximum=MAX_ID, description="the browsing session"),
     "item_id": Field("integer", minimum=0, maximum=MAX_ID, description="the listing clicked now"),

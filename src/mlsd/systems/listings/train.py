@@ -83,7 +83,7 @@ def peers(blend: SessionRecommender, train: Sequence[Sequence[int]], items: int)
 
 def select_weights(model: SessionRecommender, valid: Prefixes) -> tuple[dict[str, float], list[dict[str, Any]]]:
     """The grid point with the highest validation HR@K + MRR@K (forward transitions weigh 1)."""
-    tried = []
+    tried: list[dict[str, Any]] = []
     for values in itertools.product(*GRID.values()):
         weights = {"forward": 1.0, **dict(zip(GRID, values, strict=True))}
         scored = score(model.with_weights(weights), valid)
@@ -116,7 +116,7 @@ def run_seed(sessions: Sessions, seed: int, valid_prefixes: Prefixes, test_prefi
 
 def validation_split(sessions: Sessions) -> tuple[list[list[int]], list[list[int]]]:
     """Training sessions before the last :data:`VALID_SHARE` (by date) and that last share."""
-    cut = int(round(len(sessions.train) * (1 - VALID_SHARE)))
+    cut = round(len(sessions.train) * (1 - VALID_SHARE))
     return sessions.train[:cut], sessions.train[cut:]
 
 
