@@ -2,8 +2,8 @@
 
 Candidates are the union (over the signals weighing above 0) of the last item's successors and
 predecessors in training sessions (item transitions, a sparse matrix), the session's own recent items
-(re-clicks are most of the next clicks on Diginetica), and the nearest items of the session's vector in a FAISS HNSW index over the
-skip-gram item embeddings (the book's listing embeddings). A candidate's score is
+(re-clicks are most of the next clicks on Diginetica), and the nearest items of the session's vector
+in a FAISS HNSW index over the skip-gram item embeddings (the book's listing embeddings). A candidate's score is
 ``w_fwd * log1p(successor count) + w_bwd * log1p(predecessor count) + w_rec * recency + w_emb * cosine``
 where recency is ``decay ** age`` of the item's latest place in the session and the session vector is
 the recency-weighted mean of its items' embeddings. Only the last :data:`SESSION_ITEMS` clicks are
