@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -72,6 +72,21 @@ class EventIntake(Protocol):
 
     def intake(self, body: dict[str, Any]) -> dict[str, Any]:
         """Take one validated batch; raise RequestError (422) for bad events, MlsdError (409) if it cannot."""
+        ...
+
+
+@runtime_checkable
+class LookupRoute(Protocol):
+    """What a service provides to answer a GET too (e.g. ``/v1/pymk/{user_id:int}?k=5``, a precomputed list).
+
+    The path and query parameters become a request body, checked against ``request_schema`` and scored
+    exactly as a POST to the scoring route (admission, feature log, metrics).
+    """
+
+    lookup_route: str  # a Starlette path with typed parameters
+
+    def lookup_body(self, path: Mapping[str, Any], query: Mapping[str, str]) -> dict[str, Any]:
+        """The scoring body of a GET; raise RequestError (422) naming a bad query parameter."""
         ...
 
 
@@ -144,10 +159,26 @@ def create_app(service: ScoringService, feature_log: FeatureLog, *, max_in_fligh
     request_decoder, label_decoder = BodyDecoder(service.request_schema, "Request"), BodyDecoder(label_schema, "Labels")
 
     async def score(request: Request) -> Response:
+        return await scored(request, await _json_body(request, limits, request_decoder, write=limits.token_all))
+
+    async def lookup(request: Request) -> Response:
+        assert isinstance(service, LookupRoute)
+        if limits.token_all and not authorized(request, limits.token):
+            return JSONResponse({"error": "this route needs the service's token: Authorization: Bearer TOKEN"},
+                                status_code=401, headers={"www-authenticate": "Bearer"})
+        try:
+            made = service.lookup_body(request.path_params, request.query_params)
+            body: dict[str, Any] | Response = request_decoder.decode(orjson.dumps(made))
+        except RequestError as exc:
+            body = JSONResponse({"error": "invalid request", "errors": exc.errors}, status_code=422)
+        except BodyError as exc:
+            body = _error(400, str(exc))
+        return await scored(request, body)
+
+    async def scored(request: Request, body: dict[str, Any] | Response) -> Response:
         started = time.perf_counter()
         status = 200
         try:
-            body = await _json_body(request, limits, request_decoder, write=limits.token_all)
             if isinstance(body, Response):
                 status = body.status_code
                 return body
@@ -237,6 +268,8 @@ def create_app(service: ScoringService, feature_log: FeatureLog, *, max_in_fligh
     ]
     if isinstance(service, EventIntake):
         routes.append(Route(service.intake_route, _intake_endpoint(service, limits), methods=["POST"]))
+    if isinstance(service, LookupRoute):
+        routes.append(Route(service.lookup_route, lookup, methods=["GET"]))
     if monitoring is not None:
         routes += [Route(LABELS_ROUTE, labels, methods=["POST"]), Route("/dashboard", dashboard, methods=["GET"]),
                    Route("/dashboard/data", dashboard_data, methods=["GET"])]
@@ -319,6 +352,14 @@ def openapi_document(service: ScoringService, label_schema: Schema | None = None
             "requestBody": {"required": True,
                             "content": {"application/json": {"schema": json_schema(service.intake_schema)}}},
             "responses": {"200": {"description": "accepted and duplicate counts"}, "409": error, **write}}}
+    if isinstance(service, LookupRoute):
+        names = [part.strip("{}").split(":")[0] for part in service.lookup_route.split("/") if part.startswith("{")]
+        query = [name for name in service.request_schema if name not in (*names, "request_id", "timestamp")]
+        paths[service.lookup_route.replace(":int", "")] = {"get": {
+            "summary": f"Score a {service.system} request given in the path and query",
+            "parameters": [{"name": n, "in": "path", "required": True, "schema": {"type": "integer"}} for n in names]
+            + [{"name": n, "in": "query", "required": False, "schema": {"type": "integer"}} for n in query],
+            "responses": {"200": {"description": "the ranked list"}, "404": error, "422": error, "503": error}}}
     if label_schema is not None:
         paths[LABELS_ROUTE] = {"post": {
             "summary": "Send the outcomes of scored requests (durable before the reply)", **security,

@@ -57,3 +57,43 @@ class LinkRanker:
 
         meta = json.loads((directory / "ranker.json").read_text())
         return cls(meta["features"], lgb.Booster(model_file=str(directory / "model.txt")), meta["params"])
+
+
+class FriendModel:
+    """What the PYMK service serves: a scorer of candidate pairs (the ranker, or Adamic–Adar) + node embeddings.
+
+    :meth:`rank` is the one ranking rule of the batch precompute and of the online path: a user's
+    friends of friends cut to the ``cap`` best by Adamic–Adar (ties: lower id), then the top ``k`` by
+    score (ties: lower id).
+    """
+
+    def __init__(self, kind: str, embeddings: np.ndarray, ranker: LinkRanker | None = None, cap: int = 100) -> None:
+        if kind not in ("gbdt", "adamic_adar") or (kind == "gbdt") != (ranker is not None):
+            raise ValueError(f"FriendModel kind {kind!r} (gbdt needs a ranker, adamic_adar none)")
+        self.kind, self.embeddings, self.ranker, self.cap = kind, np.asarray(embeddings, np.float32), ranker, cap
+
+    def score(self, columns: Mapping[str, np.ndarray]) -> np.ndarray:
+        if self.ranker is None:
+            return np.asarray(columns["adamic_adar"], np.float64)
+        return self.ranker.predict(columns)
+
+    def rank(self, friends: np.ndarray, columns: Mapping[str, np.ndarray], k: int) -> tuple[np.ndarray, np.ndarray]:
+        """One user's top ``k`` (ids, scores) among ``friends`` (candidates) with their feature ``columns``."""
+        first = np.lexsort((friends, -np.asarray(columns["adamic_adar"])))[: self.cap]
+        kept = {name: np.asarray(values)[first] for name, values in columns.items()}
+        scores = self.score(kept)
+        order = np.lexsort((friends[first], -scores))[:k]
+        return friends[first][order], scores[order]
+
+    def save(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        np.save(directory / "embeddings.npy", self.embeddings)
+        (directory / "friends.json").write_text(json.dumps({"kind": self.kind, "cap": self.cap}))
+        if self.ranker is not None:
+            self.ranker.save(directory / "ranker")
+
+    @classmethod
+    def load(cls, directory: Path) -> FriendModel:
+        meta = json.loads((directory / "friends.json").read_text())
+        ranker = LinkRanker.load(directory / "ranker") if meta["kind"] == "gbdt" else None
+        return cls(meta["kind"], np.load(directory / "embeddings.npy", allow_pickle=False), ranker, int(meta["cap"]))

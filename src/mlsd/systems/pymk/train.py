@@ -49,7 +49,7 @@ def hide_edges(edges: np.ndarray, share: float, rng: np.random.Generator, *, con
         tree = csgraph.minimum_spanning_tree(weights).tocoo()
         tree_keys = set(zip(tree.row.tolist(), tree.col.tolist(), strict=True))
         eligible = np.array([(u, v) not in tree_keys for u, v in edges.tolist()])
-    hidden = rng.choice(np.flatnonzero(eligible), size=int(round(share * len(edges))), replace=False)
+    hidden = rng.choice(np.flatnonzero(eligible), size=round(share * len(edges)), replace=False)
     mask = np.zeros(len(edges), bool)
     mask[hidden] = True
     return edges[~mask], edges[mask]
@@ -143,8 +143,12 @@ def top_lists(users: np.ndarray, friends: np.ndarray, scores: np.ndarray, k: int
     return lists
 
 
-def fit_recommender(edges: np.ndarray, nodes: int, seed: int) -> LinkRanker:
-    """A ranker for the top-k framing: 20% of ``edges`` hidden, labels = those among the rest's candidates."""
+def fit_recommender(edges: np.ndarray, nodes: int, seed: int) -> tuple[LinkRanker, dict[str, np.ndarray]]:
+    """A ranker for the top-k framing: 20% of ``edges`` hidden, labels = those among the rest's candidates.
+
+    A fifth of the users are the validation slice (early stopping); returns the ranker and the
+    per-user validation nDCG@10 of it and of Adamic–Adar on those users (for promotion).
+    """
     rng = np.random.default_rng(seed + 1000)
     kept, hidden = hide_edges(edges, 0.2, rng)
     graph = features_of(adjacency(kept, nodes), seed)
@@ -152,10 +156,15 @@ def fit_recommender(edges: np.ndarray, nodes: int, seed: int) -> LinkRanker:
     truth = adjacency(hidden, nodes)
     labels = np.asarray(truth[found.users, found.friends]).ravel()
     users = np.unique(found.users)
-    stop_users = rng.choice(users, size=len(users) // 5, replace=False)
+    stop_users = np.sort(rng.choice(users, size=len(users) // 5, replace=False))
     stop = np.isin(found.users, stop_users)
-    return LinkRanker(PAIR_FEATURES).fit({k: v[~stop] for k, v in found.columns.items()}, labels[~stop],
-                                         {k: v[stop] for k, v in found.columns.items()}, labels[stop], seed=seed)
+    ranker = LinkRanker(PAIR_FEATURES).fit({k: v[~stop] for k, v in found.columns.items()}, labels[~stop],
+                                           {k: v[stop] for k, v in found.columns.items()}, labels[stop], seed=seed)
+    judged = stop_users[np.diff(truth.indptr)[stop_users] > 0]
+    subset = {k: v[stop] for k, v in found.columns.items()}
+    valid = {"gbdt": ranker.predict(subset), "adamic_adar": subset["adamic_adar"]}
+    return ranker, {name: _per_user(top_lists(found.users[stop], found.friends[stop], score, K), truth, judged)
+                    [f"ndcg@{K}"] for name, score in valid.items()}
 
 
 def _per_user(lists: dict[int, tuple[np.ndarray, np.ndarray]], truth: sparse.csr_matrix, users: np.ndarray
@@ -172,14 +181,26 @@ def _per_user(lists: dict[int, tuple[np.ndarray, np.ndarray]], truth: sparse.csr
     return {f"recall@{K}": recall, f"map@{K}": ap, f"ndcg@{K}": ndcg}
 
 
-def recommendation(edges: np.ndarray, seed: int) -> dict[str, Any]:
+@dataclass
+class Recommendation:
+    """Protocol (b)'s graph, split and ranker: what the service is built from."""
+
+    kept: np.ndarray
+    hidden: np.ndarray
+    graph: GraphFeatures
+    found: Candidates
+    ranker: LinkRanker
+    validation: dict[str, np.ndarray]  # per-user validation nDCG@10 of each scorer
+
+
+def recommendation(edges: np.ndarray, seed: int) -> tuple[dict[str, Any], Recommendation]:
     """Protocol (b): the ranker's and Adamic–Adar's top-10 friends-of-friends against each user's hidden friends."""
     from mlsd.evaluation.significance import paired_bootstrap_mean
 
     rng = np.random.default_rng(seed)
     nodes = int(edges.max()) + 1
     kept, hidden = hide_edges(edges, 0.2, rng)
-    ranker = fit_recommender(kept, nodes, seed)
+    ranker, validation = fit_recommender(kept, nodes, seed)
     graph = features_of(adjacency(kept, nodes), seed)
     found = candidates(graph)
     truth = adjacency(hidden, nodes)
@@ -187,14 +208,16 @@ def recommendation(edges: np.ndarray, seed: int) -> dict[str, Any]:
     scored = _per_user(top_lists(found.users, found.friends, ranker.predict(found.columns), K), truth, users)
     adamic = _per_user(top_lists(found.users, found.friends, found.columns["adamic_adar"], K), truth, users)
     out: dict[str, Any] = {"users": len(users), "hidden_edges": len(hidden),
-                           "candidate_recall": float(np.asarray(truth[found.users, found.friends]).sum() / (2 * len(hidden)))}
+                           "candidate_recall": float(np.asarray(truth[found.users, found.friends]).sum()
+                                                     / (2 * len(hidden)))}
     for name, values in (("", scored), ("adamic_adar_", adamic)):
         for metric, per_user in values.items():
             mean, ci = paired_bootstrap_mean(per_user)
             out[f"{name}{metric}"], out[f"{name}{metric}_ci95"] = mean, list(ci)
     gain, gain_ci = paired_bootstrap_mean(scored[f"ndcg@{K}"] - adamic[f"ndcg@{K}"])
     out["ndcg_gain_over_adamic_adar"] = {"mean": gain, "ci95": list(gain_ci)}
-    return out
+    out["validation_ndcg@10"] = {name: float(v.mean()) for name, v in validation.items()}
+    return out, Recommendation(kept, hidden, graph, found, ranker, validation)
 
 
 def _contacts(messages: np.ndarray, nodes: int) -> sparse.csr_matrix:

@@ -1,0 +1,56 @@
+"""PYMK's feature views: friendships as a stream view, and the batch-precomputed friend lists.
+
+``user_friends`` (per user, from the friendship events, each friendship written once per side):
+the user's friend count (degree) and latest friends, kept fresh by the stream processor as new
+friendships arrive. ``pymk_lists`` (per user, a batch feature view over the precompute's Parquet
+table): the top :data:`LIST_K` suggested friends and their scores, materialized to the online
+store, where the service reads them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from mlsd.events import EventLog
+from mlsd.features import Aggregation, AggregationView, Entity, EventLogSource, Feature, FeatureView, TableSource
+from mlsd.features.definitions import AnyView
+
+USER = Entity("user", ("user_id",))
+LIST_K = 20
+FRIENDS_VIEW = "user_friends"
+LISTS_VIEW = "pymk_lists"
+LISTS_FILE = "lists.parquet"
+
+
+def pymk_views(log: EventLog, lists_dir: Path) -> list[AnyView]:
+    return [
+        AggregationView(FRIENDS_VIEW, (USER,), EventLogSource(log), (
+            Aggregation("count", name="friends"),
+            *(Aggregation("nth_last", "friend_id", n=n, name=f"latest_friend_{n}") for n in (1, 2, 3)))),
+        FeatureView(LISTS_VIEW, (USER,), TableSource(str(lists_dir / LISTS_FILE)),
+                    (*(Feature(f"friend_{n}") for n in range(1, LIST_K + 1)),
+                     *(Feature(f"score_{n}") for n in range(1, LIST_K + 1)))),
+    ]
+
+
+def write_lists(lists: dict[int, tuple[np.ndarray, np.ndarray]], at_us: int, directory: Path) -> Path:
+    """The precomputed lists as the ``pymk_lists`` table (NaN where a user has fewer than LIST_K)."""
+    users = np.array(sorted(lists), np.int64)
+    friends = np.full((len(users), LIST_K), np.nan)
+    scores = np.full((len(users), LIST_K), np.nan)
+    for row, user in enumerate(users.tolist()):
+        ids, values = lists[user]
+        friends[row, : len(ids)] = ids[:LIST_K]
+        scores[row, : len(values)] = values[:LIST_K]
+    directory.mkdir(parents=True, exist_ok=True)
+    table = pa.table({"user_id": users, **{f"friend_{n + 1}": friends[:, n] for n in range(LIST_K)},
+                      **{f"score_{n + 1}": scores[:, n] for n in range(LIST_K)},
+                      "event_timestamp": pa.array(np.full(len(users), at_us), pa.int64()).cast(
+                          pa.timestamp("us", tz="UTC"))})
+    path = directory / LISTS_FILE
+    pq.write_table(table, path)
+    return path

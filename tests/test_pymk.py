@@ -1,0 +1,131 @@
+"""People you may know: sparse graph features (batch = online), protocols' pieces, the service, the whole loop."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mlsd.system import RunConfig, Workspace, load_system
+from mlsd.systems.pymk.graph import GraphFeatures, adjacency, random_walks, user_candidates
+from mlsd.systems.pymk.train import hide_edges, non_edges, top_lists
+from mlsd.testing import check_system
+
+DATA = os.environ.get("MLSD_DATA_DIR")
+needs_data = pytest.mark.skipif(not DATA, reason="MLSD_DATA_DIR not set")
+
+
+def _graph(seed: int = 0, nodes: int = 60, edges: int = 240) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    pairs = np.sort(rng.integers(0, nodes, (edges, 2)), axis=1)
+    return np.unique(pairs[pairs[:, 0] != pairs[:, 1]], axis=0)
+
+
+def test_pair_features_by_hand() -> None:
+    # a path 0-1-2 and a triangle 1-3-2: 0 and 2 share neighbour 1; 0 and 3 share 1
+    matrix = adjacency(np.array([[0, 1], [1, 2], [1, 3], [2, 3]]), 4)
+    vectors = np.eye(4, dtype=np.float32)
+    graph = GraphFeatures.build(matrix, vectors)
+    u, v = graph.candidates()
+    assert sorted(zip(u.tolist(), v.tolist(), strict=True)) == [(0, 2), (0, 3), (2, 0), (3, 0)]
+    f = graph.pairs(np.array([0]), np.array([2]))
+    assert f["common_neighbours"][0] == 1
+    assert f["adamic_adar"][0] == pytest.approx(1 / np.log(3))  # neighbour 1 has degree 3
+    assert f["resource_allocation"][0] == pytest.approx(1 / 3)
+    assert f["jaccard"][0] == pytest.approx(1 / 2)  # {1} of {1, 3}
+    assert f["preferential_attachment"][0] == 2
+    assert f["embedding_cosine"][0] == 0
+
+
+def test_online_path_equals_the_batch_features() -> None:
+    edges = _graph()
+    matrix = adjacency(edges, 60)
+    vectors = np.random.default_rng(1).normal(size=(60, 4)).astype(np.float32)
+    graph = GraphFeatures.build(matrix, vectors)
+    u, v = graph.candidates()
+    for user in range(0, 60, 7):
+        found, columns = user_candidates(matrix, graph.degree, vectors, user)
+        assert sorted(found.tolist()) == sorted(v[u == user].tolist())
+        batch = graph.pairs(np.full(len(found), user), found)
+        for name, values in columns.items():
+            np.testing.assert_allclose(values, batch[name], rtol=1e-12, err_msg=name)
+
+
+def test_hidden_edges_keep_the_graph_connected_and_non_edges_are_non_edges() -> None:
+    from scipy.sparse import csgraph
+
+    edges = _graph(2, nodes=40, edges=400)
+    rng = np.random.default_rng(0)
+    kept, hidden = hide_edges(edges, 0.5, rng, connected=True)
+    full = adjacency(edges, 40)
+    assert len(hidden) == round(0.5 * len(edges))
+    assert len(kept) + len(hidden) == len(edges)
+    assert csgraph.connected_components(adjacency(kept, 40))[0] == csgraph.connected_components(full)[0]
+    negatives = non_edges(full, 50, rng)
+    assert len(np.unique(negatives, axis=0)) == 50
+    assert not np.asarray(full[negatives[:, 0], negatives[:, 1]]).any()
+
+
+def test_walks_follow_edges_and_lists_are_ordered() -> None:
+    matrix = adjacency(_graph(), 60)
+    walks = random_walks(matrix, 2, 6, seed=0)
+    steps = np.asarray(matrix[walks[:, :-1].ravel(), walks[:, 1:].ravel()]).ravel()
+    isolated = np.diff(matrix.indptr)[walks[:, :-1].ravel()] == 0
+    assert (steps[~isolated] == 1).all()
+    lists = top_lists(np.array([1, 1, 1, 2]), np.array([5, 6, 7, 5]), np.array([0.1, 0.9, 0.9, 0.3]), 2)
+    assert lists[1][0].tolist() == [6, 7]
+    assert lists[2][0].tolist() == [5]
+
+
+@pytest.mark.slow
+@pytest.mark.data
+@needs_data
+def test_check_system_pymk(tmp_path: Path) -> None:
+    """The whole loop; each replayed user's held-out friends score the precomputed list online."""
+    facts = check_system(load_system("pymk"), tmp_path / "pymk", data=DATA, replay_requests=100)
+    assert facts["monitor"]["rows"] >= 95  # users whose list is empty (no friend of a friend) are not scored
+    run = json.loads((tmp_path / "pymk" / "run.json").read_text())
+    assert run["node2vec_protocol"]["auc"] > run["node2vec_protocol"]["adamic_adar_auc"] > 0.95
+    assert run["precompute"]["users"] > 4000
+
+
+@pytest.mark.slow
+@pytest.mark.data
+@needs_data
+def test_a_new_friendship_changes_the_next_answer(tmp_path: Path) -> None:
+    from mlsd.serving.validation import RequestError
+    from mlsd.systems.pymk.serve import PymkService
+
+    ws = Workspace(tmp_path / "home")
+    load_system("pymk").build(ws, RunConfig(data=DATA, progress=False, small=True))
+    service = PymkService(ws.home)
+    answer, _ = service.score({"user_id": 0, "k": 10}, "a")
+    assert answer["path"] == "precomputed"
+    assert len(answer["ranked"]) == 10
+    service.stale.add(0)  # the online path gives the precomputed list exactly
+    online, _ = service.score({"user_id": 0, "k": 10}, "b")
+    assert online["path"] == "online"
+    assert [r["user_id"] for r in online["ranked"]] == [r["user_id"] for r in answer["ranked"]]
+    np.testing.assert_allclose([r["score"] for r in online["ranked"]], [r["score"] for r in answer["ranked"]])
+    # a newcomer befriends user 0: user 0's friends now see the newcomer as a friend of a friend
+    friend = int(service.graph.indices[service.graph.indptr[0]])
+    before, _ = service.score({"user_id": friend, "k": 20}, "c")
+    assert before["path"] == "precomputed"
+    taken = service.intake({"edges": [{"user_id": 0, "friend_id": 5000, "timestamp": 1_341_200_000}]})
+    again = service.intake({"edges": [{"user_id": 0, "friend_id": 5000, "timestamp": 1_341_200_000}]})
+    assert taken == {"accepted": 1, "duplicates": 0}
+    assert again == {"accepted": 0, "duplicates": 1}
+    after, _ = service.score({"user_id": friend, "k": 20}, "d")
+    assert after["path"] == "online"
+    newcomer, _ = service.score({"user_id": 5000, "k": 5}, "e")
+    assert newcomer["path"] == "online"
+    assert len(newcomer["ranked"]) == 5
+    with pytest.raises(RequestError, match="friend_id"):
+        service.intake({"edges": [{"user_id": 3, "friend_id": 3}]})
+    service.close()
+    reopened = PymkService(ws.home)  # the friendship is durable: the graph has it after a restart
+    assert reopened.graph[0, 5000] == 1
+    reopened.close()
