@@ -80,7 +80,7 @@ DATA = os.environ.get("MLSD_DATA_DIR")
 @pytest.mark.slow
 @pytest.mark.data
 @pytest.mark.skipif(not DATA, reason="MLSD_DATA_DIR not set")
-@pytest.mark.parametrize("name", ["recs", "search"])
+@pytest.mark.parametrize("name", ["recs", "search", "listings", "pymk"])
 def test_every_route_of_a_system_agrees_with_its_openapi_document(name: str, tmp_path: Path) -> None:
     from mlsd.lifecycle.serve import build_app
 

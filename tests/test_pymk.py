@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from mlsd.simulation.process import ServerProcess
 from mlsd.system import RunConfig, Workspace, load_system
 from mlsd.systems.pymk.graph import GraphFeatures, adjacency, random_walks, user_candidates
 from mlsd.systems.pymk.train import hide_edges, non_edges, top_lists
@@ -96,7 +97,7 @@ def test_check_system_pymk(tmp_path: Path) -> None:
 @pytest.mark.data
 @needs_data
 def test_a_new_friendship_changes_the_next_answer(tmp_path: Path) -> None:
-    from mlsd.serving.validation import RequestError
+    from mlsd.core.errors import MlsdError
     from mlsd.systems.pymk.serve import PymkService
 
     ws = Workspace(tmp_path / "home")
@@ -123,9 +124,23 @@ def test_a_new_friendship_changes_the_next_answer(tmp_path: Path) -> None:
     newcomer, _ = service.score({"user_id": 5000, "k": 5}, "e")
     assert newcomer["path"] == "online"
     assert len(newcomer["ranked"]) == 5
-    with pytest.raises(RequestError, match="friend_id"):
+    with pytest.raises(MlsdError, match="friend_id"):
         service.intake({"edges": [{"user_id": 3, "friend_id": 3}]})
     service.close()
     reopened = PymkService(ws.home)  # the friendship is durable: the graph has it after a restart
     assert reopened.graph[0, 5000] == 1
     reopened.close()
+    with ServerProcess("pymk", ws.home) as server:  # GET reads the same answer as POST, through the same checks
+        status, got = server.client.request("GET", "/v1/pymk/7?k=3")
+        assert status == 200
+        assert len(got["ranked"]) == 3
+        status, posted = server.client.request("POST", "/v1/pymk/recommend", {"user_id": 7, "k": 3})
+        assert [r["user_id"] for r in posted["ranked"]] == [r["user_id"] for r in got["ranked"]]
+        status, problem = server.client.request("GET", "/v1/pymk/7?k=abc")
+        assert status == 422
+        assert problem["errors"][0]["field"] == "k"
+        status, problem = server.client.request("GET", "/v1/pymk/7?k=999")
+        assert status == 422
+        assert "k" in json.dumps(problem)
+        status, spec = server.client.request("GET", "/openapi.json")
+        assert "/v1/pymk/{user_id}" in spec["paths"]

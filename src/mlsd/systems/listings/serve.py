@@ -41,6 +41,15 @@ from mlsd.systems.listings.train import K
 MAX_ID = 2**31 - 1
 MAX_K = 100
 FLUSH_CLICKS = 512
+
+
+def request_schema(now_s: float) -> Schema:
+    """The route's body; a click may not be later than the event log takes (a day past ``now_s``, built at start)."""
+    horizon = float(int(now_s + CLICK_SCHEMA.max_future.total_seconds() - 60))
+    return {**REQUEST_SCHEMA, "timestamp": Field("number", required=False, minimum=0, maximum=horizon,
+                                                 description="the click's time, Unix seconds (default: now)")}
+
+
 REQUEST_SCHEMA: Schema = {
     "request_id": Field("string", required=False,
                         description="client id (the click's event id); generated when absent"),
@@ -65,6 +74,7 @@ class ListingsService:
         from mlsd.system import Workspace
 
         self.ws = Workspace(home)
+        self.request_schema = request_schema(time.time())
         self.monitor_config = MonitorConfig(window_s=window_s, label_delay_s=label_delay_s, k=K,
                                             thresholds=thresholds or DriftThresholds(), task="ranking")
         try:

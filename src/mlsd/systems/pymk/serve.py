@@ -55,6 +55,15 @@ EDGES_SCHEMA: Schema = {"edges": Field("array", min_items=1, max_items=MAX_EDGES
 })}
 
 
+def edges_schema(now_s: float) -> Schema:
+    """The edges route's body; a friendship may not be later than the event log takes (a day past ``now_s``)."""
+    horizon = float(int(now_s + EDGE_SCHEMA.max_future.total_seconds() - 60))
+    items = {**(EDGES_SCHEMA["edges"].items or {}), "timestamp": Field(
+        "number", required=False, minimum=0, maximum=horizon,
+        description="when they became friends, Unix seconds (default: now)")}
+    return {"edges": Field("array", min_items=1, max_items=MAX_EDGES, items=items)}
+
+
 class PymkService:
     """Serves the champion of ``pymk-facebook`` from a ``mlsd run pymk`` home directory."""
 
@@ -72,6 +81,7 @@ class PymkService:
         from mlsd.system import Workspace
 
         self.ws = Workspace(home)
+        self.intake_schema = edges_schema(time.time())
         state = self.ws.run_state() or {}
         self.lists_version = str(state.get("served", {}).get("lists_version", ""))
         self.monitor_config = MonitorConfig(window_s=window_s, label_delay_s=label_delay_s, k=10,
@@ -155,8 +165,8 @@ class PymkService:
         records, pairs = [], []
         for i, edge in enumerate(body["edges"]):
             u, v = int(edge["user_id"]), int(edge["friend_id"])
-            if u == v:
-                raise RequestError([{"field": f"edges[{i}].friend_id", "message": "a user cannot befriend themself"}])
+            if u == v:  # well-formed, but against the graph's rule: a conflict (409), nothing written
+                raise MlsdError(f"edges[{i}].friend_id: a user cannot befriend themself ({u})")
             at = int(edge["timestamp"]) if edge.get("timestamp") is not None else int(time.time())
             base = edge.get("event_id") or f"{min(u, v)}-{max(u, v)}@{at}"
             records += [{"event_id": f"{base}:{side}", "user_id": a, "friend_id": b, "ts": at}

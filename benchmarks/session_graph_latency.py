@@ -1,0 +1,83 @@
+"""Latency of the listings and PYMK services at their target rates, against a bare-framework baseline.
+
+For each system, uses a trained home (``--homes DIR`` holding ``listings/`` and ``pymk/``, else ``mlsd
+run SYSTEM`` on the real data from ``--data`` / ``MLSD_DATA_DIR`` into a temporary directory), starts
+``mlsd serve SYSTEM`` (one uvicorn process) and the bare Starlette baseline, and drives each open-loop
+from a separate load process on loopback (latency from each request's scheduled send time):
+- listings at 200 req/s: clicks of 2,000 random sessions over the catalogue (each click updates its
+  session's state, then the list is read back from it);
+- pymk at 500 req/s: users drawn from the graph, 10 suggestions each (precomputed lists).
+Prints JSON with each system's p50/p99 and errors, the baseline's, and the ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from _common import emit
+from serve_latency import free_port, load, wait_ready
+
+HERE = Path(__file__).resolve().parent
+TARGETS = {"listings": ("/v1/listings/similar", 200.0), "pymk": ("/v1/pymk/recommend", 500.0)}
+
+
+def bodies(system: str, home: Path, count: int, seed: int = 0) -> list[str]:
+    rng = np.random.default_rng(seed)
+    run = json.loads((home / "run.json").read_text())
+    if system == "listings":
+        items = [c[3] for c in json.loads((home / "traffic.json").read_text())["clicks"]]
+        return [json.dumps({"session_id": int(10**7 + rng.integers(2000)), "item_id": int(rng.choice(items))})
+                for _ in range(count)]
+    users = run["precompute"]["users"]
+    return [json.dumps({"user_id": int(rng.integers(users)), "k": 10}) for _ in range(count)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--data", default=os.environ.get("MLSD_DATA_DIR"))
+    parser.add_argument("--homes", help="a directory with trained listings/ and pymk/ homes")
+    parser.add_argument("--duration", type=float, default=20.0, help="seconds of load at each target rate")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="mlsd-session-graph-bench-"))
+    result: dict[str, Any] = {"duration_s": args.duration, "server": "uvicorn+starlette, 1 process"}
+    for system, (route, rate) in TARGETS.items():
+        home = Path(args.homes) / system if args.homes else work / system
+        if not (home / "run.json").exists():
+            subprocess.run([sys.executable, "-m", "mlsd.cli", "run", system, "--home", str(home), "--quiet",
+                            *(["--data", args.data] if args.data else [])], check=True)
+        requests = work / f"{system}.jsonl"
+        requests.write_text("\n".join(bodies(system, home, 20_000)))
+        for prefix in (f"{system}_", f"{system}_baseline_"):
+            port = free_port()
+            baseline = "baseline" in prefix
+            command = ([sys.executable, str(HERE / "_baseline_app.py"), str(port), "1"] if baseline else
+                       [sys.executable, "-m", "mlsd.cli", "serve", system, "--home", str(home), "--port", str(port),
+                        "--max-in-flight", "256"])
+            target = "/v1/ads/score" if baseline else route
+            server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            try:
+                wait_ready(port, target)
+                load("closed", port, requests, 4, 3.0, target)  # warm up
+                measured = load("open", port, requests, rate, args.duration, target)
+                result.update({f"{prefix}rate": rate, f"{prefix}p50_ms": measured["p50_ms"],
+                               f"{prefix}p99_ms": measured["p99_ms"], f"{prefix}errors": measured["errors"],
+                               f"{prefix}achieved_rps": measured["rps"]})
+            finally:
+                server.terminate()
+                server.wait(timeout=30)
+        result[f"{system}_p99_vs_baseline"] = round(result[f"{system}_p99_ms"] /
+                                                    max(result[f"{system}_baseline_p99_ms"], 1e-9), 2)
+    emit("session_graph_latency", result)
+
+
+if __name__ == "__main__":
+    main()
