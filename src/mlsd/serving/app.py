@@ -355,10 +355,16 @@ def openapi_document(service: ScoringService, label_schema: Schema | None = None
     if isinstance(service, LookupRoute):
         names = [part.strip("{}").split(":")[0] for part in service.lookup_route.split("/") if part.startswith("{")]
         query = [name for name in service.request_schema if name not in (*names, "request_id", "timestamp")]
+        fields = json_schema(service.request_schema)["properties"]
+
+        def parameter(name: str, where: str) -> dict[str, Any]:
+            schema = {**fields.get(name, {"type": "integer"})}
+            if isinstance(schema.get("type"), list):  # a query parameter is present or absent, never null
+                schema["type"] = next(t for t in schema["type"] if t != "null")
+            return {"name": name, "in": where, "required": where == "path", "schema": schema}
         paths[service.lookup_route.replace(":int", "")] = {"get": {
             "summary": f"Score a {service.system} request given in the path and query",
-            "parameters": [{"name": n, "in": "path", "required": True, "schema": {"type": "integer"}} for n in names]
-            + [{"name": n, "in": "query", "required": False, "schema": {"type": "integer"}} for n in query],
+            "parameters": [parameter(n, "path") for n in names] + [parameter(n, "query") for n in query],
             "responses": {"200": {"description": "the ranked list"}, "404": error, "422": error, "503": error}}}
     if label_schema is not None:
         paths[LABELS_ROUTE] = {"post": {
