@@ -32,6 +32,7 @@ from mlsd.core.errors import MlsdError
 if TYPE_CHECKING:
     from mlsd.features import FeatureStore
     from mlsd.features.definitions import AnyView
+    from mlsd.monitoring.drift import DriftThresholds
     from mlsd.registry import ModelRegistry
     from mlsd.reporting.design import DesignReport
     from mlsd.serving.app import ScoringService
@@ -87,6 +88,12 @@ class ServeConfig:
     drift_js: float = 0.18
     drift_p: float = 0.001
     options: dict[str, Any] = field(default_factory=dict)
+
+    def thresholds(self) -> DriftThresholds:
+        """The monitor's drift thresholds these options set."""
+        from mlsd.monitoring.drift import DriftThresholds
+
+        return DriftThresholds(psi=self.drift_psi, js=self.drift_js, p_value=self.drift_p)
 
     def to_json(self) -> str:
         return json.dumps(self.__dict__)

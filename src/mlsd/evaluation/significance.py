@@ -65,6 +65,22 @@ def bootstrap_difference(metric: Callable[[np.ndarray, np.ndarray], float],
     return point, (float(np.percentile(finite, 2.5)), float(np.percentile(finite, 97.5)))
 
 
+def bootstrap_metric(metric: Callable[[np.ndarray, np.ndarray], float], labels: np.ndarray, scores: np.ndarray, *,
+                     level: float = 0.95, resamples: int = 200, seed: int = 0) -> tuple[float, float]:
+    """Percentile-bootstrap interval of ``metric(labels, scores)`` (AUC, AP) over resampled rows.
+
+    Resamples where the metric is undefined (NaN, e.g. one class only) are dropped.
+    """
+    rng = np.random.default_rng(seed)
+    draws = np.array([metric(labels[i], scores[i]) for i in (rng.integers(0, len(labels), len(labels))
+                                                              for _ in range(resamples))], float)
+    finite = draws[np.isfinite(draws)]
+    if finite.size == 0:
+        return float("nan"), float("nan")
+    tail = 100 * (1 - level) / 2
+    return float(np.percentile(finite, tail)), float(np.percentile(finite, 100 - tail))
+
+
 def paired_bootstrap_mean(differences: np.ndarray, *, level: float = 0.95, resamples: int = 2000,
                           seed: int = 0) -> tuple[float, tuple[float, float]]:
     """Mean of paired differences (one per unit, e.g. per-user nDCG of B minus A) and its bootstrap interval.

@@ -164,8 +164,7 @@ def create_app(service: ScoringService, feature_log: FeatureLog, *, max_in_fligh
     async def lookup(request: Request) -> Response:
         assert isinstance(service, LookupRoute)
         if limits.token_all and not authorized(request, limits.token):
-            return JSONResponse({"error": "this route needs the service's token: Authorization: Bearer TOKEN"},
-                                status_code=401, headers={"www-authenticate": "Bearer"})
+            return _unauthorized()
         try:
             made = service.lookup_body(request.path_params, request.query_params)
             body: dict[str, Any] | Response = request_decoder.decode(orjson.dumps(made))
@@ -309,8 +308,7 @@ async def _json_body(request: Request, limits: EdgeLimits, decoder: BodyDecoder,
     first: credentials and media type before a byte of the body is read.
     """
     if write and not authorized(request, limits.token):
-        return JSONResponse({"error": "this route needs the service's token: Authorization: Bearer TOKEN"},
-                            status_code=401, headers={"www-authenticate": "Bearer"})
+        return _unauthorized()
     if not is_json(request):
         return _error(415, "content-type must be application/json")
     try:
@@ -324,6 +322,11 @@ async def _json_body(request: Request, limits: EdgeLimits, decoder: BodyDecoder,
         return _error(400, str(exc))
     except RequestError as exc:
         return JSONResponse({"error": "invalid body", "errors": exc.errors}, status_code=422)
+
+
+def _unauthorized() -> Response:
+    return JSONResponse({"error": "this route needs the service's token: Authorization: Bearer TOKEN"},
+                        status_code=401, headers={"www-authenticate": "Bearer"})
 
 
 def _overloaded() -> Response:

@@ -112,7 +112,7 @@ class ListingsService:
         self.processor.process(result.valid)
         with self._lock:
             self._pending.append(result.valid)
-            full = sum(t.num_rows for t in self._pending) >= FLUSH_CLICKS
+            full = len(self._pending) >= FLUSH_CLICKS  # one click per table
         if full:
             self.flush()
 

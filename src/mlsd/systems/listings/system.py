@@ -55,13 +55,11 @@ class ListingsSystem:
         return {k: results[k] for k in keys if k in results}
 
     def service(self, ws: Workspace, config: ServeConfig) -> ScoringService:
-        from mlsd.monitoring.drift import DriftThresholds
         from mlsd.systems.listings.serve import ListingsService
 
         return ListingsService(ws.home, ab_share=config.ab_share, window_s=config.window_s,
                                label_delay_s=config.label_delay_s,
-                               thresholds=DriftThresholds(psi=config.drift_psi, js=config.drift_js,
-                                                          p_value=config.drift_p))
+                               thresholds=config.thresholds())
 
     def traffic(self, ws: Workspace, config: ReplayConfig) -> ReplaySource:
         from mlsd.systems.listings.simulate import SessionReplay

@@ -39,6 +39,8 @@ from mlsd.systems.pymk.features import FRIENDS_VIEW, LIST_K, LISTS_VIEW, pymk_vi
 from mlsd.systems.pymk.graph import adjacency, user_candidates
 from mlsd.systems.pymk.model import FriendModel
 
+FRIEND_COLUMNS = tuple(output_column(LISTS_VIEW, f"friend_{n}") for n in range(1, LIST_K + 1))
+SCORE_COLUMNS = tuple(output_column(LISTS_VIEW, f"score_{n}") for n in range(1, LIST_K + 1))
 MAX_USERS = 1_000_000  # user ids 0..MAX_USERS-1: the in-memory graph is sized by the largest id
 MAX_EDGES = 10_000
 REQUEST_SCHEMA: Schema = {
@@ -101,6 +103,7 @@ class PymkService:
         self.models = ModelHolder(self.registry, MODEL_NAME, CHAMPION, poll_interval)
         self.arms = Arms(self.models, ab_share, experiment, poll_interval)
         self.paths = {"precomputed": 0, "online": 0}
+        self._padded: dict[int, tuple[FriendModel, np.ndarray]] = {}
 
     @property
     def model_version(self) -> str:
@@ -120,21 +123,30 @@ class PymkService:
 
     def _precomputed(self, user: int, k: int) -> tuple[np.ndarray, np.ndarray] | None:
         columns = self.store.online_features([LISTS_VIEW], {"user_id": [user]})
-        friends = np.array([columns[output_column(LISTS_VIEW, f"friend_{n}")][0] for n in range(1, LIST_K + 1)])
+        friends = np.array([columns[c][0] for c in FRIEND_COLUMNS])
         if np.isnan(friends[0]):
             return None
-        scores = np.array([columns[output_column(LISTS_VIEW, f"score_{n}")][0] for n in range(1, LIST_K + 1)])
+        scores = np.array([columns[c][0] for c in SCORE_COLUMNS])
         keep = ~np.isnan(friends)
         return friends[keep][:k].astype(np.int64), scores[keep][:k]
+
+    def _embeddings(self, model: FriendModel) -> np.ndarray:
+        """The model's node vectors over the whole current graph (users who joined after training: zeros)."""
+        vectors = model.embeddings
+        nodes = self.graph.shape[0]
+        if len(vectors) >= nodes:
+            return vectors
+        cached = self._padded.get(id(model))
+        if cached is None or cached[0] is not model or len(cached[1]) != nodes:
+            padded = np.vstack([vectors, np.zeros((nodes - len(vectors), vectors.shape[1]), np.float32)])
+            self._padded = {id(model): (model, padded)}  # one model's at a time: the last one asked for
+            cached = self._padded[id(model)]
+        return cached[1]
 
     def _online(self, model: FriendModel, user: int, k: int) -> tuple[np.ndarray, np.ndarray]:
         if user >= self.graph.shape[0]:
             return np.zeros(0, np.int64), np.zeros(0)
-        embeddings = model.embeddings
-        if len(embeddings) < self.graph.shape[0]:  # users who joined after training have no vector
-            embeddings = np.vstack([embeddings, np.zeros((self.graph.shape[0] - len(embeddings),
-                                                          embeddings.shape[1]), np.float32)])
-        found, columns = user_candidates(self.graph, self.degree, embeddings, user)
+        found, columns = user_candidates(self.graph, self.degree, self._embeddings(model), user)
         return model.rank(found, columns, k)
 
     def score(self, body: dict[str, Any], request_id: str) -> tuple[dict[str, Any], FeatureLogRecord]:
@@ -148,9 +160,8 @@ class PymkService:
         friends, scores = listed if listed is not None else self._online(model, user, k)
         self.paths[path] += 1
         at_s = float(body["timestamp"]) if body.get("timestamp") is not None else time.time()
-        degree = np.concatenate([self.degree, [0.0]])
-        du = degree[min(user, len(degree) - 1)]
-        dv = degree[np.minimum(friends, len(degree) - 1)]
+        du = self.degree[user] if user < len(self.degree) else 0.0  # listed friends are always in the graph
+        dv = self.degree[friends]
         record = FeatureLogRecord(
             request_id=request_id, at_us=round(at_s * 1e6), model_version=version, arm=arm,
             entities={"user_id": [user] * len(friends)}, items=[str(f) for f in friends.tolist()],

@@ -64,12 +64,11 @@ class PymkSystem:
                 "precompute": results["precompute"], "served": results["served"]}
 
     def service(self, ws: Workspace, config: ServeConfig) -> ScoringService:
-        from mlsd.monitoring.drift import DriftThresholds
         from mlsd.systems.pymk.serve import PymkService
 
         return PymkService(ws.home, ab_share=config.ab_share, window_s=config.window_s,
                            label_delay_s=config.label_delay_s,
-                           thresholds=DriftThresholds(psi=config.drift_psi, js=config.drift_js, p_value=config.drift_p))
+                           thresholds=config.thresholds())
 
     def traffic(self, ws: Workspace, config: ReplayConfig) -> ReplaySource:
         from mlsd.systems.pymk.simulate import FriendReplay

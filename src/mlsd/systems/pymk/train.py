@@ -30,6 +30,7 @@ from scipy import sparse
 from scipy.sparse import csgraph
 from sklearn.metrics import average_precision_score, roc_auc_score
 
+from mlsd.evaluation.significance import bootstrap_metric, paired_bootstrap_mean
 from mlsd.systems.pymk.graph import PAIR_FEATURES, GraphFeatures, adjacency, lookup, node_embeddings
 from mlsd.systems.pymk.model import LinkRanker
 
@@ -72,14 +73,6 @@ def features_of(matrix: sparse.csr_matrix, seed: int) -> GraphFeatures:
     return GraphFeatures.build(matrix, node_embeddings(matrix, seed=seed))
 
 
-def _bootstrap(metric: Callable[[np.ndarray, np.ndarray], float], labels: np.ndarray, scores: np.ndarray,
-               seed: int = 0, resamples: int = 200) -> list[float]:
-    rng = np.random.default_rng(seed)
-    draws = [metric(labels[i], scores[i]) for i in (rng.integers(0, len(labels), len(labels))
-                                                      for _ in range(resamples))]
-    return [float(np.percentile(draws, 2.5)), float(np.percentile(draws, 97.5))]
-
-
 def link_prediction(edges: np.ndarray, seed: int) -> dict[str, Any]:
     """Protocol (a) with one seed: test ROC-AUC of the ranker and of Adamic–Adar, with bootstrap intervals."""
     rng = np.random.default_rng(seed)
@@ -100,9 +93,10 @@ def link_prediction(edges: np.ndarray, seed: int) -> dict[str, Any]:
                                            labels[stop], seed=seed)
     scores, adamic = ranker.predict(rows(test_part)), columns["adamic_adar"][test_part]
     y = labels[test_part]
-    return {"seed": seed, "auc": float(roc_auc_score(y, scores)), "auc_ci95": _bootstrap(roc_auc_score, y, scores),
+    return {"seed": seed, "auc": float(roc_auc_score(y, scores)),
+            "auc_ci95": list(bootstrap_metric(roc_auc_score, y, scores)),
             "adamic_adar_auc": float(roc_auc_score(y, adamic)),
-            "adamic_adar_auc_ci95": _bootstrap(roc_auc_score, y, adamic), "hidden_edges": len(hidden),
+            "adamic_adar_auc_ci95": list(bootstrap_metric(roc_auc_score, y, adamic)), "hidden_edges": len(hidden),
             "test_pairs": len(test_part), "trees": ranker.params["trees"]}
 
 
@@ -195,8 +189,6 @@ class Recommendation:
 
 def recommendation(edges: np.ndarray, seed: int) -> tuple[dict[str, Any], Recommendation]:
     """Protocol (b): the ranker's and Adamic–Adar's top-10 friends-of-friends against each user's hidden friends."""
-    from mlsd.evaluation.significance import paired_bootstrap_mean
-
     rng = np.random.default_rng(seed)
     nodes = int(edges.max()) + 1
     kept, hidden = hide_edges(edges, 0.2, rng)
@@ -270,6 +262,6 @@ def temporal(messages: np.ndarray, seed: int) -> dict[str, Any]:
                            "new_contacts_among_candidates": float(labels.sum() / max(new.nnz, 1))}
     for name, score in scores.items():
         out[name] = float(average_precision_score(labels, score))
-        out[f"{name}_ci95"] = _bootstrap(average_precision_score, labels, score)
+        out[f"{name}_ci95"] = list(bootstrap_metric(average_precision_score, labels, score))
     out["positive_rate"] = float(labels.mean())
     return out

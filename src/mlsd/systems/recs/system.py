@@ -44,12 +44,11 @@ class RecsSystem:
         return summary(dict(results))
 
     def service(self, ws: Workspace, config: ServeConfig) -> ScoringService:
-        from mlsd.monitoring.drift import DriftThresholds
         from mlsd.systems.recs.serve import RecsService
 
         return RecsService(ws.home, ab_share=config.ab_share, window_s=config.window_s,
                            label_delay_s=config.label_delay_s,
-                           thresholds=DriftThresholds(psi=config.drift_psi, js=config.drift_js, p_value=config.drift_p))
+                           thresholds=config.thresholds())
 
     def traffic(self, ws: Workspace, config: ReplayConfig) -> ReplaySource:
         from mlsd.systems.recs.simulate import HeldOutReplay

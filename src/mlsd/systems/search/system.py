@@ -55,13 +55,11 @@ class SearchSystem:
                 **{k: results[k] for k in ("ci95", "lambdamart_minus_pointwise", "test_queries") if k in results}}
 
     def service(self, ws: Workspace, config: ServeConfig) -> ScoringService:
-        from mlsd.monitoring.drift import DriftThresholds
         from mlsd.systems.search.serve import SearchService
 
         return SearchService(ws.home, ab_share=config.ab_share, window_s=config.window_s,
                              label_delay_s=config.label_delay_s,
-                             thresholds=DriftThresholds(psi=config.drift_psi, js=config.drift_js,
-                                                        p_value=config.drift_p))
+                             thresholds=config.thresholds())
 
     def traffic(self, ws: Workspace, config: ReplayConfig) -> ReplaySource:
         from mlsd.systems.search.simulate import QueryReplay
