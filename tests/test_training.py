@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -95,3 +96,17 @@ def test_refit_trains_on_train_plus_validation_for_the_early_stopped_length(mark
     # the calibrator was fitted out of sample, before the refit
     assert refit.pipeline.calibrator is not None
     assert refit.pipeline.calibrator.to_dict() == plain.pipeline.calibrator.to_dict()  # type: ignore[union-attr]
+
+
+def test_skipgram_vectors_are_the_same_in_every_process() -> None:
+    """gensim seeds vectors with hash(token); Python randomizes str hashes per process unless told not to."""
+    import subprocess
+    import sys
+
+    code = ("from mlsd.training.skipgram import skipgram_vectors; import hashlib; "
+            "v = skipgram_vectors([[1, 2, 3, 4], [2, 3, 5], [5, 1, 2]] * 20, 7, dim=8, window=2, epochs=3, seed=4); "
+            "print(hashlib.sha256(v.tobytes()).hexdigest(), v[0].any(), v[6].any())")
+    outputs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                              env={**os.environ, "PYTHONHASHSEED": seed}).stdout for seed in ("1", "2")}
+    assert len(outputs) == 1
+    assert outputs.pop().split()[1:] == ["False", "False"]  # tokens 0 and 6 never occur: zero rows

@@ -24,6 +24,7 @@ import numpy as np
 from scipy import sparse
 
 from mlsd.retrieval.ann import HnswIndex, VectorIndex, load_index
+from mlsd.training.skipgram import skipgram_vectors
 
 SESSION_ITEMS = 10
 EMBEDDING_CANDIDATES = 100
@@ -143,14 +144,5 @@ def transition_matrix(sessions: Sequence[Sequence[int]], items: int) -> sparse.c
 
 def skipgram_embeddings(sessions: Sequence[Sequence[int]], items: int, *, dim: int = 32, window: int = 3,
                         epochs: int = 30, negative: int = 5, seed: int = 0) -> np.ndarray:
-    """Item vectors trained skip-gram style on click sessions (gensim Word2Vec), unit length; row 0 zeros."""
-    from gensim.models import Word2Vec
-
-    model = Word2Vec([[str(i) for i in seq] for seq in sessions], vector_size=dim, window=window, min_count=1,
-                     sg=1, negative=negative, epochs=epochs, seed=seed, workers=1)
-    vectors = np.zeros((items + 1, dim), np.float32)
-    for item in range(1, items + 1):
-        if str(item) in model.wv:
-            vectors[item] = model.wv[str(item)]
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    return np.asarray(vectors / np.maximum(norms, 1e-9), np.float32)
+    """Item vectors trained skip-gram style on click sessions, unit length; row 0 (no item) zeros."""
+    return skipgram_vectors(sessions, items + 1, dim=dim, window=window, epochs=epochs, negative=negative, seed=seed)

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import sparse
 
+from mlsd.training.skipgram import skipgram_vectors
+
 PAIR_FEATURES = ("common_neighbours", "adamic_adar", "resource_allocation", "jaccard", "preferential_attachment",
                  "degree_min", "degree_max", "embedding_cosine")
 
@@ -132,15 +134,6 @@ def random_walks(matrix: sparse.csr_matrix, walks_per_node: int, length: int, se
 
 def node_embeddings(matrix: sparse.csr_matrix, *, dim: int = 64, walks_per_node: int = 10, length: int = 20,
                     window: int = 5, seed: int = 0) -> np.ndarray:
-    """DeepWalk-style node vectors (unit length) from :func:`random_walks` and gensim skip-gram."""
-    from gensim.models import Word2Vec
-
+    """DeepWalk-style node vectors (unit length): :func:`random_walks` fed to skip-gram for one epoch."""
     walks = random_walks(matrix, walks_per_node, length, seed)
-    sentences = [[str(x) for x in walk] for walk in walks.tolist()]
-    model = Word2Vec(sentences, vector_size=dim, window=window, min_count=1, sg=1, negative=5, epochs=1,
-                     seed=seed, workers=2)
-    vectors = np.zeros((matrix.shape[0], dim), np.float32)
-    for node in range(matrix.shape[0]):
-        if str(node) in model.wv:
-            vectors[node] = model.wv[str(node)]
-    return np.asarray(vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-9), np.float32)
+    return skipgram_vectors(walks.tolist(), matrix.shape[0], dim=dim, window=window, epochs=1, seed=seed)
