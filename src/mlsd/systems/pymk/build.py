@@ -64,7 +64,7 @@ def build_pymk(ws: Workspace, data: str | None, *, small: bool = False, progress
     edges = facebook_edges(data)
     say(f"ego-Facebook: {len(edges):,} friendships, {int(edges.max()) + 1:,} users")
     results: dict[str, Any] = {"node2vec_protocol": link_prediction(edges, 1 if small else 3, say)}
-    recommend, split = train.recommendation(edges, SEED)
+    recommend, split = train.recommendation(edges, SEED, members=2 if small else train.BAG)
     results["recommend"] = recommend
     say(f"  (b) nDCG@10 ranker {recommend['ndcg@10']:.4f}, Adamic–Adar {recommend['adamic_adar_ndcg@10']:.4f}")
     if not small:

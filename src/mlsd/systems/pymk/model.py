@@ -1,4 +1,9 @@
-"""The friend ranker: LightGBM over graph pair features, saved as LightGBM text plus JSON (no pickle)."""
+"""PYMK's models: a pair classifier (LightGBM binary) and the served friend ranker (a LambdaMART bag).
+
+Both are saved as LightGBM text plus JSON (no pickle). The served ranker reads each candidate's pair
+features plus three list features (:func:`list_features`): where the candidate stands in the user's
+Adamic–Adar order, and its Adamic–Adar and common-neighbour counts as shares of the user's best.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from mlsd.training.models.lambdamart import RankerBag
 
 PARAMS: dict[str, Any] = {"objective": "binary", "learning_rate": 0.05, "num_leaves": 31, "min_data_in_leaf": 50,
                           "feature_fraction": 0.9, "bagging_fraction": 0.8, "bagging_freq": 1, "verbose": -1,
@@ -59,6 +66,27 @@ class LinkRanker:
         return cls(meta["features"], lgb.Booster(model_file=str(directory / "model.txt")), meta["params"])
 
 
+LIST_FEATURES = ("adamic_adar_rank", "adamic_adar_share", "common_neighbours_share")
+
+
+def list_features(users: np.ndarray, columns: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """``columns`` plus :data:`LIST_FEATURES`, for candidate rows grouped by user, each user's in Adamic–Adar order.
+
+    The batch precompute passes every user's rows at once; the online path one user's.
+    """
+    users = np.asarray(users)
+    rows = np.arange(len(users))
+    starts = np.searchsorted(users, users, side="left") if len(users) else rows
+    out = dict(columns)
+    out["adamic_adar_rank"] = (rows - starts).astype(np.float64)
+    for name, share in (("adamic_adar", "adamic_adar_share"), ("common_neighbours", "common_neighbours_share")):
+        values = np.asarray(columns[name], np.float64)
+        best = np.zeros(int(users.max()) + 1 if len(users) else 0)
+        np.maximum.at(best, users, values)
+        out[share] = values / np.maximum(best[users], 1e-12)
+    return out
+
+
 class FriendModel:
     """What the PYMK service serves: a scorer of candidate pairs (the ranker, or Adamic–Adar) + node embeddings.
 
@@ -67,7 +95,7 @@ class FriendModel:
     score (ties: lower id).
     """
 
-    def __init__(self, kind: str, embeddings: np.ndarray, ranker: LinkRanker | None = None, cap: int = 100) -> None:
+    def __init__(self, kind: str, embeddings: np.ndarray, ranker: RankerBag | None = None, cap: int = 100) -> None:
         if kind not in ("gbdt", "adamic_adar") or (kind == "gbdt") != (ranker is not None):
             raise ValueError(f"FriendModel kind {kind!r} (gbdt needs a ranker, adamic_adar none)")
         self.kind, self.embeddings, self.ranker, self.cap = kind, np.asarray(embeddings, np.float32), ranker, cap
@@ -80,7 +108,8 @@ class FriendModel:
     def rank(self, friends: np.ndarray, columns: Mapping[str, np.ndarray], k: int) -> tuple[np.ndarray, np.ndarray]:
         """One user's top ``k`` (ids, scores) among ``friends`` (candidates) with their feature ``columns``."""
         first = np.lexsort((friends, -np.asarray(columns["adamic_adar"])))[: self.cap]
-        kept = {name: np.asarray(values)[first] for name, values in columns.items()}
+        kept = list_features(np.zeros(len(first), np.int64),
+                             {name: np.asarray(values)[first] for name, values in columns.items()})
         scores = self.score(kept)
         order = np.lexsort((friends[first], -scores))[:k]
         return friends[first][order], scores[order]
@@ -95,5 +124,5 @@ class FriendModel:
     @classmethod
     def load(cls, directory: Path) -> FriendModel:
         meta = json.loads((directory / "friends.json").read_text())
-        ranker = LinkRanker.load(directory / "ranker") if meta["kind"] == "gbdt" else None
+        ranker = RankerBag.load(directory / "ranker") if meta["kind"] == "gbdt" else None
         return cls(meta["kind"], np.load(directory / "embeddings.npy", allow_pickle=False), ranker, int(meta["cap"]))

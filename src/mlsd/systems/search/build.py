@@ -28,7 +28,6 @@ from mlsd.systems.search.data import COLLECTED_S, FOLDS, JUDGMENT_SCHEMA, Fold, 
 from mlsd.systems.search.features import VIEWS, frame_inputs, search_views
 from mlsd.systems.search.train import (
     Progress,
-    RankerBag,
     SearchSettings,
     Split,
     evaluate,
@@ -36,6 +35,7 @@ from mlsd.systems.search.train import (
     per_query_ndcg,
     select,
 )
+from mlsd.training.models.lambdamart import RankerBag
 
 MODEL_NAME = "search-mq2008"
 FAMILIES = ("lambdamart", "pointwise")

@@ -9,17 +9,15 @@ the variance of single early-stopped fits on 470 training queries. The test part
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from mlsd.evaluation.query_ranking import per_query, query_table, ranking_report
 from mlsd.systems.search.features import MODEL_FEATURES
-from mlsd.training.models.lambdamart import LambdaMART
+from mlsd.training.models.lambdamart import LambdaMART, RankerBag
 
 Progress = Callable[[str], None]
 LAMBDAMART_GRID: tuple[dict[str, Any], ...] = (
@@ -36,32 +34,6 @@ class SearchSettings:
     learning_rate: float = 0.05
     grid: tuple[dict[str, Any], ...] = LAMBDAMART_GRID
     threads: int = 2
-
-
-class RankerBag:
-    """The mean score of several :class:`LambdaMART` fits (one per seed); saved as their directories."""
-
-    def __init__(self, members: Sequence[LambdaMART], params: Mapping[str, Any] | None = None) -> None:
-        self.members = list(members)
-        self.params = dict(params or {})
-
-    @property
-    def features(self) -> tuple[str, ...]:
-        return self.members[0].features
-
-    def predict(self, columns: Mapping[str, np.ndarray]) -> np.ndarray:
-        return np.asarray(np.mean([m.predict(columns) for m in self.members], axis=0))
-
-    def save(self, directory: Path) -> None:
-        directory.mkdir(parents=True, exist_ok=True)
-        for i, member in enumerate(self.members):
-            member.save(directory / f"member-{i}")
-        (directory / "bag.json").write_text(json.dumps({"members": len(self.members), "params": self.params}))
-
-    @classmethod
-    def load(cls, directory: Path) -> RankerBag:
-        meta = json.loads((directory / "bag.json").read_text())
-        return cls([LambdaMART.load(directory / f"member-{i}") for i in range(int(meta["members"]))], meta["params"])
 
 
 @dataclass

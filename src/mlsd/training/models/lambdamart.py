@@ -76,3 +76,32 @@ class LambdaMART:
         ranker = cls(meta["features"])
         ranker.booster = lgb.Booster(model_file=str(directory / "lambdamart.txt"))
         return ranker
+
+
+class RankerBag:
+    """The mean score of several :class:`LambdaMART` fits (one per seed); saved as their directories.
+
+    Early-stopped fits on a few hundred queries vary from seed to seed; their mean varies less.
+    """
+
+    def __init__(self, members: Sequence[LambdaMART], params: Mapping[str, Any] | None = None) -> None:
+        self.members = list(members)
+        self.params = dict(params or {})
+
+    @property
+    def features(self) -> tuple[str, ...]:
+        return self.members[0].features
+
+    def predict(self, columns: Mapping[str, np.ndarray]) -> np.ndarray:
+        return np.asarray(np.mean([m.predict(columns) for m in self.members], axis=0))
+
+    def save(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        for i, member in enumerate(self.members):
+            member.save(directory / f"member-{i}")
+        (directory / "bag.json").write_text(json.dumps({"members": len(self.members), "params": self.params}))
+
+    @classmethod
+    def load(cls, directory: Path) -> RankerBag:
+        meta = json.loads((directory / "bag.json").read_text())
+        return cls([LambdaMART.load(directory / f"member-{i}") for i in range(int(meta["members"]))], meta["params"])
