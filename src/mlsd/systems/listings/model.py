@@ -91,12 +91,13 @@ class SessionRecommender:
         weights_by_age = self.decay ** np.arange(len(recent) - 1, -1, -1, dtype=np.float32)  # the last click: 1
         vector = (self.embeddings[recent] * weights_by_age[:, None]).sum(axis=0)
         norm = float(np.linalg.norm(vector))
-        near: np.ndarray = np.zeros(0, np.int64)
         if norm > 0:
             vector /= norm
+        w = self.weights  # a signal with weight 0 brings no candidates either (and costs no search)
+        near: np.ndarray = np.zeros(0, np.int64)
+        if norm > 0 and w["embedding"]:
             _, found = self.index.search(vector, min(EMBEDDING_CANDIDATES, self.index.size))
             near = found[0][found[0] > 0]
-        w = self.weights  # a signal with weight 0 brings no candidates either
         sources = [fwd.indices if w["forward"] else (), bwd.indices if w["backward"] else (),
                    recent if w["recency"] else (), near if w["embedding"] else ()]
         candidates = np.unique(np.concatenate([np.asarray(s, np.int64) for s in sources]))
