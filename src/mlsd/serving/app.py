@@ -12,6 +12,7 @@ time: it is short CPU work with no I/O worth awaiting (an online-store batch rea
 from __future__ import annotations
 
 import contextlib
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, MutableMapping
@@ -365,7 +366,7 @@ def openapi_document(service: ScoringService, label_schema: Schema | None = None
             if isinstance(schema.get("type"), list):  # a query parameter is present or absent, never null
                 schema["type"] = next(t for t in schema["type"] if t != "null")
             return {"name": name, "in": where, "required": where == "path", "schema": schema}
-        paths[service.lookup_route.replace(":int", "")] = {"get": {
+        paths[re.sub(r":\w+}", "}", service.lookup_route)] = {"get": {  # OpenAPI paths carry no converters
             "summary": f"Score a {service.system} request given in the path and query",
             "parameters": [parameter(n, "path") for n in names] + [parameter(n, "query") for n in query],
             "responses": {"200": {"description": "the ranked list"}, "404": error, "422": error, "503": error}}}
