@@ -97,6 +97,29 @@ class FeatureStore:
             written[name] = table.num_rows
         return written
 
+    def latest_event_us(self, view_names: Sequence[str] | None = None) -> int | None:
+        """The newest source event time (µs) over the materializable views: ``mlsd materialize``'s default end."""
+        latest = None
+        con = connect(memory_limit=self.offline.memory_limit)
+        try:
+            for name in view_names or [n for n, v in self.views.items() if not isinstance(v, OnDemandView)]:
+                view = self.view(name)
+                if isinstance(view, OnDemandView):
+                    continue
+                newest = con.execute(f'SELECT max(epoch_us("{view.source.timestamp_field}")) '
+                                     f"FROM {view.source.relation_sql()}").fetchall()[0][0]
+                if newest is not None:
+                    latest = int(newest) if latest is None else max(latest, int(newest))
+        finally:
+            con.close()
+        return latest
+
+    def materialized_until(self, name: str) -> int | None:
+        """Up to which event time (µs) the view was last materialized to the online store, or None."""
+        view = self.view(name)
+        value = self.online.get_meta(f"materialized_until:{name}:v{view.version}")
+        return None if value is None else int(value)
+
     def _latest_values(self, view: FeatureView | AggregationView, start: int, end: int) -> pa.Table:
         con = connect(memory_limit=self.offline.memory_limit)
         keys = ", ".join(f'"{k}"' for k in view.join_keys)

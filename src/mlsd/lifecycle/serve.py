@@ -14,8 +14,13 @@ from __future__ import annotations
 
 import dataclasses
 import gc
+import http.client
 import json
 import os
+import signal
+import sys
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -87,14 +92,90 @@ def edge_limits(home: Path, host: str, *, token: bool = True, token_all: bool = 
     return EdgeLimits(token=secret, token_all=token_all, **fields)  # type: ignore[arg-type]
 
 
+SERVING_FILE = "serving.json"
+
+
+def serving_record(home: Path) -> dict[str, Any] | None:
+    """What the service at ``home`` wrote when it started answering (URL, pid), or None."""
+    try:
+        record: dict[str, Any] = json.loads((home / SERVING_FILE).read_text())
+        return record
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
+def probe(host: str, port: int, timeout: float = 1.0) -> dict[str, Any] | None:
+    """The ``/healthz`` answer of a service at ``host:port``, or None when nothing answers there."""
+    connection = http.client.HTTPConnection("127.0.0.1" if host in ("0.0.0.0", "::") else host, port,
+                                            timeout=timeout)
+    try:
+        connection.request("GET", "/healthz")
+        response = connection.getresponse()
+        body: dict[str, Any] = json.loads(response.read() or b"{}")
+        return body
+    except (OSError, ValueError):
+        return None
+    finally:
+        connection.close()
+
+
+class _Announcer(threading.Thread):
+    """Prints the URL once the service answers (not when it starts loading) and records it in the home."""
+
+    def __init__(self, system: str, home: Path, host: str, port: int, workers: int) -> None:
+        super().__init__(name="announce", daemon=True)
+        self.system, self.home, self.host, self.port, self.workers = system, home, host, port, workers
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.wait(0.2):
+            health = probe(self.host, self.port)
+            if health is None or health.get("system") is None:
+                continue
+            url = f"http://{self.host}:{self.port}"
+            from mlsd.core.atomic import atomic_write_json
+
+            atomic_write_json(self.home / SERVING_FILE, {"url": url, "host": self.host, "port": self.port,
+                                                         "pid": os.getpid(), "workers": self.workers,
+                                                         "started_at": time.time()})
+            print(f"mlsd serve {self.system}: answering on {url} (model v{health.get('model_version')}, "
+                  f"home {self.home}, {self.workers} worker process(es))", flush=True)
+            return
+
+    def close(self) -> None:
+        self.stop.set()
+        record = serving_record(self.home)
+        if record is not None and record.get("pid") == os.getpid():
+            (self.home / SERVING_FILE).unlink(missing_ok=True)
+
+
 def serve(system: str, *, home: Path, host: str = "127.0.0.1", port: int = 8000, max_in_flight: int = 64,
           workers: int = 1, config: ServeConfig | None = None, limits: EdgeLimits | None = None,
           max_connections: int = 2048) -> None:
-    """Serve ``system`` under uvicorn; ``limits`` default to the home's token and the usual bounds."""
+    """Serve ``system`` under uvicorn; ``limits`` default to the home's token and the usual bounds.
+
+    The URL is printed (and ``HOME/serving.json`` written, for ``mlsd status``) once ``/healthz``
+    answers, so a script may start using the service the moment it reads that line.
+    """
     import uvicorn
 
+    if probe(host, port) is not None:
+        raise MlsdError(f"{host}:{port} already answers (another service is running there): stop it or pick --port")
     limits = limits or edge_limits(home, host, max_in_flight=max_in_flight)
-    print(f"mlsd serve {system}: http://{host}:{port} (home {home}, {workers} worker process(es))", flush=True)
+    announcer = _Announcer(system, home, host, port, workers)
+    # uvicorn re-raises SIGTERM once it has shut down; as SystemExit it unwinds the finally below
+    # (and removes serving.json) where the default action would kill the process on the spot.
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    try:
+        announcer.start()
+        _run_uvicorn(system, home, host, port, workers, config, limits, max_connections, uvicorn)
+    finally:
+        announcer.close()
+
+
+def _run_uvicorn(system: str, home: Path, host: str, port: int, workers: int, config: ServeConfig | None,
+                 limits: EdgeLimits, max_connections: int, uvicorn: Any) -> None:
     options: dict[str, Any] = {"host": host, "port": port, "log_level": "warning", "access_log": False,
                "lifespan": "on",
                "limit_concurrency": max_connections, "timeout_keep_alive": 5}

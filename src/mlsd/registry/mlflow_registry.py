@@ -84,6 +84,28 @@ class RegisteredVersion:
     tags: Mapping[str, str]
 
 
+@dataclass(frozen=True)
+class VersionInfo:
+    """One registered version as ``mlsd models`` lists it: what it is, how it scored, where it points."""
+
+    version: str
+    kind: str  # the run's name: the model family or variant
+    created_ms: int
+    aliases: tuple[str, ...]
+    metrics: Mapping[str, float]
+    tags: Mapping[str, str]
+
+    def interval(self, metric: str) -> tuple[float, float] | None:
+        """The 95% interval logged beside ``metric`` (``METRIC_ci_low`` / ``METRIC_ci_high``), if any."""
+        low, high = self.metrics.get(f"{metric}_ci_low"), self.metrics.get(f"{metric}_ci_high")
+        return None if low is None or high is None else (low, high)
+
+
+HISTORY_TAG = "mlsd.champion_history"  # a registered-model tag: the champion's versions, oldest first
+GUARD_TAG = "mlsd.promotion_guard"  # a version tag: "passed", or why automatic promotion refused it
+_HISTORY_KEPT = 50
+
+
 def code_revision() -> str:
     """The git commit of the working tree (with ``-dirty`` if it has changes), else the package version."""
     from mlsd import __version__
@@ -140,6 +162,9 @@ class ModelRegistry:
             with tempfile.TemporaryDirectory() as scratch:
                 pipeline.save(Path(scratch) / "model")
                 _write_kind(pipeline, Path(scratch) / "model")
+                from mlsd.registry.pyfunc import write_mlmodel
+
+                write_mlmodel(Path(scratch) / "model", pipeline, run_id)
                 self.client.log_artifacts(run_id, str(Path(scratch) / "model"), "model")
             for path in artifacts:
                 self.client.log_artifact(run_id, str(path))
@@ -157,7 +182,60 @@ class ModelRegistry:
         return RegisteredVersion(name, str(version.version), run_id, lineage.tags())
 
     def set_alias(self, name: str, alias: str, version: str) -> None:
+        """Point ``alias`` at ``version``; a new champion is appended to the champion history (for rollback)."""
         self.client.set_registered_model_alias(name, alias, version)
+        if alias == CHAMPION:
+            history = self.champion_history(name)
+            if not history or history[-1] != str(version):
+                self._set_history(name, [*history, str(version)])
+
+    def champion_history(self, name: str) -> list[str]:
+        """The versions that were champion, oldest first (the last is the champion now)."""
+        tags = self.client.get_registered_model(name).tags
+        return [str(v) for v in json.loads(tags.get(HISTORY_TAG, "[]"))]
+
+    def _set_history(self, name: str, history: Sequence[str]) -> None:
+        self.client.set_registered_model_tag(name, HISTORY_TAG, json.dumps(list(history)[-_HISTORY_KEPT:]))
+
+    def rollback(self, name: str) -> tuple[str, str]:
+        """Move ``champion`` back to the previous champion; returns (from, to). :class:`MlsdError` if none."""
+        current = self.version_for(name, CHAMPION)
+        history = self.champion_history(name)
+        while history and history[-1] == current:
+            history.pop()
+        if not history:
+            raise MlsdError(f"model {name!r}: no previous champion to roll back to (champion is v{current})")
+        previous = history[-1]
+        self.client.set_registered_model_alias(name, CHAMPION, previous)
+        self._set_history(name, history)
+        return current, previous
+
+    def set_version_tag(self, name: str, version: str, key: str, value: str) -> None:
+        self.client.set_model_version_tag(name, version, key, value)
+
+    def model_names(self) -> list[str]:
+        """Every registered model's name."""
+        return sorted(m.name for m in self.client.search_registered_models())
+
+    def versions(self, name: str) -> list[VersionInfo]:
+        """Every version of ``name``, newest first, with its run's name and metrics and its aliases."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            aliases = dict(self.client.get_registered_model(name).aliases)
+        except MlflowException as exc:
+            raise MlsdError(f"no registered model {name!r} in {self.tracking_uri} (train it first: mlsd run)") \
+                from exc
+        by_version: dict[str, list[str]] = {}
+        for alias, version in aliases.items():
+            by_version.setdefault(str(version), []).append(alias)
+        found = []
+        for mv in self.client.search_model_versions(f"name = '{name}'"):
+            run = self.client.get_run(str(mv.run_id))
+            found.append(VersionInfo(str(mv.version), run.info.run_name or "", int(mv.creation_timestamp),
+                                     tuple(sorted(by_version.get(str(mv.version), []))),
+                                     dict(run.data.metrics), dict(mv.tags)))
+        return sorted(found, key=lambda v: -int(v.version))
 
     def version_for(self, name: str, alias: str) -> str:
         """The version an alias points at; raises :class:`MlsdError` when there is none."""

@@ -113,7 +113,12 @@ def train_click_model(kind: str, columns: Columns, labels: np.ndarray, split: Ti
     pipeline = ClickPipeline(encoder, model, negative_rate, None)
     if calibration != "none" and len(valid):
         pipeline.calibrator = make_calibrator(calibration).fit(pipeline.predict_encoded(valid), y[split.valid])
+    held_out = None
     if refit and len(valid):
+        # Validation metrics (promotion and its guard read them) are those of the model that has not
+        # seen the validation period, measured before the refit below trains on it.
+        if 0 < y[split.valid].sum() < len(split.valid):
+            held_out = evaluate(y[split.valid], pipeline.predict_encoded(valid))
         # The validation period is the most recent data: retrain on train + validation for the
         # early-stopped length; the calibrator stays the one fitted out of sample above.
         both = np.concatenate([split.train, split.valid])
@@ -128,6 +133,8 @@ def train_click_model(kind: str, columns: Columns, labels: np.ndarray, split: Ti
             predictions[period] = pipeline.predict_encoded(everything.take(index))
         if len(index) and 0 < y[index].sum() < len(index):
             metrics[period] = evaluate(y[index], predictions[period])
+    if held_out is not None:
+        metrics["valid"] = held_out
     params = {"kind": kind, "negative_rate": negative_rate, "calibration": calibration, "seed": seed,
               "train_rows": len(split.train), "train_rows_sampled": len(kept), "valid_rows": len(split.valid),
               "test_rows": len(split.test), "refit": refit, **{f"model.{k}": v for k, v in model.params().items()}}

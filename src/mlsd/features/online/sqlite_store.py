@@ -9,6 +9,8 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
+from mlsd.features.online.codec import MISSING_TS
+
 _SAFE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -86,6 +88,22 @@ class SqliteOnlineStore:
 
     def set_meta(self, name: str, value: str) -> None:
         self._con().execute("INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)", (name, value))
+
+    def view_stats(self) -> dict[str, tuple[int, int | None]]:
+        """Rows and the newest stored event time (µs, the first 8 bytes of each value) per view table."""
+        con = self._con()
+        tables = [r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'fv_%'")]
+        stats = {}
+        for table in tables:
+            rows, newest = 0, None
+            for (head,) in con.execute(f"SELECT substr(v, 1, 8) FROM {table}"):
+                rows += 1
+                if len(head) == 8:
+                    stamp = int.from_bytes(head, "little", signed=True)
+                    if stamp != MISSING_TS and (newest is None or stamp > newest):
+                        newest = stamp
+            stats[table[3:]] = (rows, newest)
+        return stats
 
     def close(self) -> None:
         con = getattr(self._local, "con", None)

@@ -15,6 +15,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -26,7 +27,8 @@ from mlsd.core.errors import DataNotFoundError
 from mlsd.datasets import TALKINGDATA_SCHEMA, locate
 from mlsd.datasets.ctr import load_criteo, load_ipinyou
 from mlsd.datasets.marketplace import AdMarketplace, click_log
-from mlsd.evaluation.classification import reliability_curve, roc_points
+from mlsd.evaluation.classification import reliability_curve, roc_auc, roc_points
+from mlsd.evaluation.significance import bootstrap_metric
 from mlsd.events import EventLog, Ingestor
 from mlsd.features import FeatureStore, OfflineStore, SqliteOnlineStore
 from mlsd.monitoring.online import PREDICTION
@@ -66,14 +68,15 @@ class AdsRun:
     flat_datasets: bool = True
     dataset: str | None = None  # the served dataset's name when ``clicks`` is given
     seed: int = 0
-    results: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
+    results: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     sizes: dict[str, dict[str, int]] = field(default_factory=dict)
     views: dict[str, list[str]] = field(default_factory=dict)
+    promotions: dict[str, str] = field(default_factory=dict)
 
     def say(self, text: str) -> None:
         tqdm.write(text)
 
-    def run(self) -> dict[str, dict[str, dict[str, float]]]:
+    def run(self) -> dict[str, dict[str, dict[str, Any]]]:
         self.home.mkdir(parents=True, exist_ok=True)
         registry = ModelRegistry(self.home)
         clicks, served = self.clicks, self.dataset or "talkingdata"
@@ -91,9 +94,9 @@ class AdsRun:
                 self.say(f"{loader.__name__[5:]}: skipped ({exc})")
                 continue
             self._train_and_register(registry, data)
-        self.say(format_table(self.results))
         atomic_write_json(self.home / RUN_FILE, {"dataset": served, "results": self.results,
-                                                 "sizes": self.sizes, "views": self.views})
+                                                 "sizes": self.sizes, "views": self.views,
+                                                 "promotions": self.promotions})
         return self.results
 
     def _click_system(self, registry: ModelRegistry, name: str, clicks: pa.Table | None) -> None:
@@ -126,7 +129,8 @@ class AdsRun:
         lineage = Lineage(data.fingerprint(), data.feature_views or {}, code_revision())
         name = model_name(data.name)
         versions: list[tuple[float, str]] = []
-        scores: dict[str, dict[str, float]] = {}
+        refused: dict[str, str] = {}
+        scores: dict[str, dict[str, Any]] = {}
         # The monitoring reference is the validation period: the most recent data the model has not
         # been fitted to, and (unlike the first training days) with the history behind it that live
         # traffic has; "time since last" and running counts drift from a log's first days by design.
@@ -138,6 +142,11 @@ class AdsRun:
             test = result.metrics.get("test", {})
             scores[kind] = {k: round(float(test[k]), 6) for k in REPORTED if k in test}
             metrics = {f"{period}_{k}": v for period, values in result.metrics.items() for k, v in values.items()}
+            intervals = self._auc_intervals(data, result)
+            for key, (low, high) in intervals.items():
+                metrics[f"{key}_ci_low"], metrics[f"{key}_ci_high"] = low, high
+            if "test_auc" in intervals:
+                scores[kind]["auc_ci95"] = [round(v, 4) for v in intervals["test_auc"]]
             if data.best_logloss is not None:
                 metrics["test_best_possible_logloss"] = data.best_logloss
                 scores[kind]["best_possible_logloss"] = round(data.best_logloss, 6)
@@ -152,16 +161,33 @@ class AdsRun:
             version = registry.register(name, result.pipeline, params=result.params, metrics=metrics,
                                         lineage=lineage, experiment=f"ads-{data.name}", run_name=kind,
                                         artifacts=[artefact, profile])
-            valid = result.metrics.get("valid", {}).get("logloss", float("inf"))
-            versions.append((valid, version.version))
-            self.say(f"{data.name}: {kind:7s} test AUC {scores[kind].get('auc', float('nan')):.4f}  "
-                     f"NE {scores[kind].get('ne', float('nan')):.3f}  calibration "
-                     f"{scores[kind].get('calibration', float('nan')):.3f}  ({result.fit.seconds:.1f} s) "
-                     f"-> {name} v{version.version}")
+            valid = result.metrics.get("valid", {})
+            versions.append((valid.get("logloss", float("inf")), version.version))
+            # The guard: a model not significantly better than chance (the 95% bootstrap interval of
+            # its validation AUC reaching 0.5) or than the base rate (NE 1) learned nothing to trust.
+            low = intervals.get("valid_auc", (float("nan"),))[0]
+            ne = valid.get("ne", float("nan"))
+            if not low > 0.5 or not ne < 1.0:
+                refused[version.version] = (f"{kind}: validation AUC {valid.get('auc', float('nan')):.4f} (95% "
+                                            f"interval from {low:.4f}), NE {ne:.3f}: not better than chance "
+                                            "(AUC 0.5) and the base rate (NE 1)")
 
         train_all(data, self.models, on_model=record)
-        promote(registry, name, {version: loss for loss, version in versions}, higher_is_better=False)
+        promotion = promote(registry, name, {version: loss for loss, version in versions}, higher_is_better=False,
+                            refused=refused)
+        self.say(f"{data.name}: {promotion.describe()}")
+        self.promotions[data.name] = promotion.describe()
         self.results[data.name] = scores
+
+    @staticmethod
+    def _auc_intervals(data: TrainingSet, result: TrainingResult) -> dict[str, tuple[float, float]]:
+        """95% bootstrap intervals of the validation and test AUC (rows resampled; 200 draws)."""
+        found = {}
+        for period, index in (("valid", data.split.valid), ("test", data.split.test)):
+            y, p = data.labels[index], result.predictions.get(period)
+            if p is not None and len(p) and 0 < y.sum() < len(y):
+                found[f"{period}_auc"] = bootstrap_metric(roc_auc, np.asarray(y), p)
+        return found
 
     @staticmethod
     def _reliability(data: TrainingSet, result: TrainingResult, path: Path) -> None:
@@ -174,12 +200,14 @@ class AdsRun:
                                  "rows": curve.counts.tolist(), "roc_fpr": fpr.tolist(), "roc_tpr": tpr.tolist()})
 
 
-def format_table(results: dict[str, dict[str, dict[str, float]]]) -> str:
-    """The per-dataset, per-model test metrics as a text table."""
-    lines = [f"{'dataset':12s} {'model':8s} {'AUC':>7s} {'logloss':>8s} {'NE':>6s} {'calib':>6s} {'ECE':>8s}"]
+def format_table(results: dict[str, dict[str, dict[str, Any]]]) -> str:
+    """The per-dataset, per-model test metrics as a text table (AUC with its 95% bootstrap interval)."""
+    lines = [f"{'dataset':12s} {'model':8s} {'AUC':>7s} {'AUC 95% CI':>17s} {'logloss':>8s} {'NE':>6s} "
+             f"{'calib':>6s} {'ECE':>8s}"]
     for dataset, models in results.items():
         for kind, m in models.items():
-            lines.append(f"{dataset:12s} {kind:8s} {m.get('auc', float('nan')):7.4f} "
+            low, high = m.get("auc_ci95", (float("nan"), float("nan")))
+            lines.append(f"{dataset:12s} {kind:8s} {m.get('auc', float('nan')):7.4f} [{low:6.4f}, {high:6.4f}] "
                          f"{m.get('logloss', float('nan')):8.5f} {m.get('ne', float('nan')):6.3f} "
                          f"{m.get('calibration', float('nan')):6.3f} {m.get('ece', float('nan')):8.5f}")
     return "\n".join(lines)

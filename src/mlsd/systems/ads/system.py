@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from mlsd.system import Option, ReplayConfig, RunConfig, ServeConfig, TaskType, Workspace
 
 if TYPE_CHECKING:
+    from mlsd.features import FeatureStore
     from mlsd.reporting import DesignReport
     from mlsd.serving.app import ScoringService
     from mlsd.simulation.replay import ReplaySource
@@ -56,6 +57,14 @@ class AdsSystem:
     def json_summary(self, results: Mapping[str, Any]) -> dict[str, Any]:
         """``--json``: ``{dataset: {model: test metrics}}``."""
         return dict(results["results"])
+
+    def feature_store(self, ws: Workspace) -> FeatureStore:
+        """The click views over the home's event log (read-only) and online store (``mlsd features|materialize``)."""
+        from mlsd.datasets import TALKINGDATA_SCHEMA
+        from mlsd.events import EventLog
+        from mlsd.systems.ads.features import ads_views
+
+        return ws.feature_store(ads_views(EventLog(ws.events("clicks"), TALKINGDATA_SCHEMA, writer=False)))
 
     def service(self, ws: Workspace, config: ServeConfig) -> ScoringService:
         from mlsd.systems.ads.service import AdsService

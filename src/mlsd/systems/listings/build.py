@@ -73,7 +73,7 @@ def build_listings(ws: Workspace, data: str | None, *, small: bool = False, prog
             scores[version.version] = train.score(on_part, valid_prefixes).rr
             names[version.version] = family
         promotion = promote(ws.registry, MODEL_NAME, scores)
-        results["served"] = {"champion": promotion.champion, "champion_family": names[promotion.champion],
+        results["served"] = {"champion": promotion.champion, "champion_family": names[promotion.chosen],
                              "challenger": promotion.challenger, "versions": names,
                              "split_s": sessions.split_s, "promoted_on": "validation MRR@20 per prefix"}
         results["replay_requests"] = write_traffic(ws, sessions)
@@ -81,7 +81,7 @@ def build_listings(ws: Workspace, data: str | None, *, small: bool = False, prog
         written = store.materialize(end_us=sessions.split_s * US_PER_S)
         store.online.close()
     say(f"materialized {written.get(SESSION_VIEW, 0):,} sessions; champion v{promotion.champion} "
-        f"({names[promotion.champion]}), chosen on validation MRR@20")
+        f"({names[promotion.chosen]}), chosen on validation MRR@20")
     results["seconds"] = round(time.perf_counter() - started, 1)
     atomic_write_json(ws.run_file, results)
     return results

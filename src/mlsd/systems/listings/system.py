@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from mlsd.system import ReplayConfig, RunConfig, ServeConfig, TaskType, Workspace
 
 if TYPE_CHECKING:
+    from mlsd.features import FeatureStore
     from mlsd.reporting import DesignReport
     from mlsd.serving.app import ScoringService
     from mlsd.simulation.replay import ReplaySource
@@ -53,6 +54,14 @@ class ListingsSystem:
         keys = ("test_prefixes", "hr@20", "mrr@20", "last_item_hr@20", "last_item_mrr@20", "seeds", "ci95", "models",
                 "gains", "served", "seconds")
         return {k: results[k] for k in keys if k in results}
+
+    def feature_store(self, ws: Workspace) -> FeatureStore:
+        """The session-state view over the home's click log (read-only) and online store."""
+        from mlsd.events import EventLog
+        from mlsd.systems.listings.data import CLICK_SCHEMA
+        from mlsd.systems.listings.features import listings_views
+
+        return ws.feature_store(listings_views(EventLog(ws.events("clicks"), CLICK_SCHEMA, writer=False)))
 
     def service(self, ws: Workspace, config: ServeConfig) -> ScoringService:
         from mlsd.systems.listings.serve import ListingsService

@@ -92,7 +92,7 @@ def build_pymk(ws: Workspace, data: str | None, *, small: bool = False, progress
             scores[version.version] = split.validation[family]
             names[version.version] = family
         promotion = promote(ws.registry, MODEL_NAME, scores)
-        champion = names[promotion.champion]
+        champion = names[promotion.chosen]
         lists, seconds, rows = precompute(models[champion], split.kept, int(edges.max()) + 1)
         results["precompute"] = {"users": len(lists), "seconds": round(seconds, 3), "candidate_rows": rows,
                                  "rows_per_s": round(rows / seconds), "list_length": LIST_K}

@@ -37,8 +37,8 @@ class LinkRanker:
         import lightgbm as lgb
 
         params = {**PARAMS, "seed": seed}
-        train = lgb.Dataset(self._matrix(columns), labels, feature_name=list(self.features))
-        check = lgb.Dataset(self._matrix(valid), valid_labels, reference=train)
+        train = lgb.Dataset(self._matrix(columns), labels, feature_name=list(self.features), params={"verbose": -1})
+        check = lgb.Dataset(self._matrix(valid), valid_labels, reference=train, params={"verbose": -1})
         self.booster = lgb.train(params, train, rounds, valid_sets=[check],
                                  callbacks=[lgb.early_stopping(30, verbose=False)])
         self.params = {"trees": int(self.booster.best_iteration), "seed": seed}

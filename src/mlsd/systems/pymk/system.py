@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from mlsd.system import ReplayConfig, RunConfig, ServeConfig, TaskType, Workspace
 
 if TYPE_CHECKING:
+    from mlsd.features import FeatureStore
     from mlsd.reporting import DesignReport
     from mlsd.serving.app import ScoringService
     from mlsd.simulation.replay import ReplaySource
@@ -62,6 +63,15 @@ class PymkSystem:
         return {"node2vec_protocol": {k: v for k, v in a.items() if k != "runs"},
                 "recommend": b, "temporal": c,
                 "precompute": results["precompute"], "served": results["served"]}
+
+    def feature_store(self, ws: Workspace) -> FeatureStore:
+        """The friends and precomputed-list views over the home's friendship log (read-only) and online store."""
+        from mlsd.events import EventLog
+        from mlsd.systems.pymk.data import EDGE_SCHEMA
+        from mlsd.systems.pymk.features import pymk_views
+
+        log = EventLog(ws.events("friendships"), EDGE_SCHEMA, writer=False)
+        return ws.feature_store(pymk_views(log, ws.home / "lists"))
 
     def service(self, ws: Workspace, config: ServeConfig) -> ScoringService:
         from mlsd.systems.pymk.serve import PymkService

@@ -117,7 +117,7 @@ def prepare_serving(ws: Workspace, data: MovieLens, trained: Trained, metrics: d
     promotion = promote(ws.registry, MODEL_NAME, {versions[v]: trained.valid_ndcg[v] for v in VARIANTS},
                         incumbent=versions["co_visitation"])
     variant_of = {v: k for k, v in versions.items()}
-    return {"champion": promotion.champion, "champion_variant": variant_of[promotion.champion],
+    return {"champion": promotion.champion, "champion_variant": variant_of[promotion.chosen],
             "challenger": promotion.challenger, "versions": variant_of, "gain": promotion.gain,
             "gain_lower_bound": promotion.lower_bound, "cut_off_s": cut, "held_out_ratings": len(after),
             "valid_users": len(trained.valid_ndcg["ranker"])}

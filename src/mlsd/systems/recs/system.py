@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from mlsd.system import Option, ReplayConfig, RunConfig, ServeConfig, TaskType, Workspace
 
 if TYPE_CHECKING:
+    from mlsd.features import FeatureStore
     from mlsd.reporting import DesignReport
     from mlsd.serving.app import ScoringService
     from mlsd.simulation.replay import ReplaySource
@@ -42,6 +43,16 @@ class RecsSystem:
         from mlsd.systems.recs.tables import summary
 
         return summary(dict(results))
+
+    def feature_store(self, ws: Workspace) -> FeatureStore:
+        """The served store: user and item views over the serving rating log (read-only) and its online store."""
+        from mlsd.events import EventLog
+        from mlsd.systems.recs.build import SERVING
+        from mlsd.systems.recs.features import RATINGS_SCHEMA, recs_views
+
+        serving = ws.home / SERVING
+        log = EventLog(serving / "events", RATINGS_SCHEMA, writer=False)
+        return ws.feature_store(recs_views(log, serving / "profiles"), online_db=serving / "online.db")
 
     def service(self, ws: Workspace, config: ServeConfig) -> ScoringService:
         from mlsd.systems.recs.serve import RecsService

@@ -159,6 +159,6 @@ def register(ws: Workspace, log: EventLog, models: dict[str, RankerBag], splits:
         versions[version.version] = per_query_ndcg(model, valid)
         names[version.version] = family
     promotion = promote(ws.registry, MODEL_NAME, versions)
-    return {"champion": promotion.champion, "champion_family": names[promotion.champion],
+    return {"champion": promotion.champion, "champion_family": names[promotion.chosen],
             "challenger": promotion.challenger, "test_queries": test.query_ids.tolist(),
             "versions": names}

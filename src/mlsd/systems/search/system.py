@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from mlsd.system import ReplayConfig, RunConfig, ServeConfig, TaskType, Workspace
 
 if TYPE_CHECKING:
+    from mlsd.features import FeatureStore
     from mlsd.reporting import DesignReport
     from mlsd.serving.app import ScoringService
     from mlsd.simulation.replay import ReplaySource
@@ -53,6 +54,14 @@ class SearchSystem:
         return {"folds": [{"fold": f["fold"], **{k: f[k] for k in keys}} for f in results["folds"]],
                 "mean": dict(results["mean"]), "pointwise_mean": dict(results["pointwise_mean"]),
                 **{k: results[k] for k in ("ci95", "lambdamart_minus_pointwise", "test_queries") if k in results}}
+
+    def feature_store(self, ws: Workspace) -> FeatureStore:
+        """The query-document views over the home's judgment log (read-only) and online store."""
+        from mlsd.events import EventLog
+        from mlsd.systems.search.data import JUDGMENT_SCHEMA
+        from mlsd.systems.search.features import search_views
+
+        return ws.feature_store(search_views(EventLog(ws.events("judgments"), JUDGMENT_SCHEMA, writer=False)))
 
     def service(self, ws: Workspace, config: ServeConfig) -> ScoringService:
         from mlsd.systems.search.serve import SearchService

@@ -54,7 +54,7 @@ class LightGBMModel:
         callbacks = [lgb.record_evaluation(evals)]
         valid_sets = []
         if len(valid) and self.early_stopping:
-            valid_sets = [lgb.Dataset(matrix(valid), valid.labels, reference=data)]
+            valid_sets = [lgb.Dataset(matrix(valid), valid.labels, reference=data, params={"verbose": -1})]
             callbacks.append(lgb.early_stopping(self.early_stopping, verbose=False))
         self.booster = lgb.train({**self.lgb_params, "metric": "binary_logloss"}, data,
                                  num_boost_round=self.rounds, valid_sets=valid_sets,

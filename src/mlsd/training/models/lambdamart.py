@@ -48,7 +48,8 @@ class LambdaMART:
         evals: dict[str, dict[str, list[float]]] = {}
         if valid is not None:
             columns, y, g = valid
-            sets = [lgb.Dataset(feature_matrix(columns, self.features), y, group=g, reference=data)]
+            sets = [lgb.Dataset(feature_matrix(columns, self.features), y, group=g, reference=data,
+                                params={"verbose": -1})]
             callbacks = [lgb.early_stopping(self.early_stopping, verbose=False), lgb.record_evaluation(evals)]
         self.booster = lgb.train(self.params, data, num_boost_round=self.rounds, valid_sets=sets,
                                  valid_names=["valid"][: len(sets)], callbacks=callbacks)
