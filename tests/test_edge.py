@@ -302,3 +302,23 @@ def test_healthz_reports_a_service_that_is_not_ready(tmp_path: Path) -> None:
         health = client.get("/healthz")
         assert health.status_code == 503
         assert health.json()["status"] == "not ready"
+
+
+def test_unknown_routes_and_methods_answer_json_and_pages_link_the_api(client: TestClient) -> None:
+    missing = client.get("/nowhere")
+    assert missing.status_code == 404
+    assert missing.json()["error"] == "no route /nowhere"
+    assert "/docs" in missing.json()["routes"]
+    wrong = client.delete("/healthz")
+    assert wrong.status_code == 405
+    assert "DELETE is not allowed on /healthz" in wrong.json()["error"]
+    assert "GET" in wrong.headers["allow"]
+    index = client.get("/")
+    assert index.status_code == 200
+    assert "href='docs'" in index.text
+    assert "href='openapi.json'" in index.text
+    docs = client.get("/docs")
+    assert docs.status_code == 200
+    route = next(iter(client.get("/openapi.json").json()["paths"]))
+    assert f"POST {route}" in docs.text
+    assert "<table>" in docs.text

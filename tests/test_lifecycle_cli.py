@@ -299,5 +299,5 @@ def test_service_announces_when_it_answers_and_follows_a_rollback(ads_home: Path
             health = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2).read())
     finally:
         server.terminate()
-        server.wait(timeout=20)
+        server.communicate(timeout=20)  # drains and closes both pipes
     assert not (ads_home / "serving.json").exists()

@@ -134,6 +134,11 @@ def test_replay_ab_drift_dashboard_and_report_over_http(market_home: Path) -> No
     assert charts["Online calibration (predicted / observed)"] > 0
     assert charts["Prediction drift (champion arm)"] > 0
     assert 'id="ab-table"' in dashboard
+    assert re.search(r'id="ab-verdict"><b>Verdict: ', dashboard)  # the A/B test in words
+    assert re.search(r'id="alerts-table".*first seen.*device', dashboard, re.S)  # one row per column
+    assert 'class="marker"' in dashboard  # the alerts on the time axis
+    assert re.search(r'<ul class="legend">.*ip_device_os_clicks__', dashboard, re.S)  # whole feature names
+    assert "hours since 20" in dashboard  # the axis says from when
 
     report = write_report(market_home, market_home / "report.html")
     page = _chromium_dom(report.as_uri())
@@ -144,4 +149,6 @@ def test_replay_ab_drift_dashboard_and_report_over_http(market_home: Path) -> No
     for step in (f"{n}. {title}" for n, title in enumerate(STEPS, 1)):
         assert step in page
     assert 'class="architecture"' in page
+    assert re.search(r"alerting column.*first seen", page, re.S)
+    assert "windows from 20" in page  # times as dates
     assert "src=\"http" not in page  # self-contained: nothing to fetch

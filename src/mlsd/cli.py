@@ -84,8 +84,10 @@ def _check_data(system_datasets: Sequence[str], data: str | None, command: str) 
 
 
 def _logs(args: argparse.Namespace, home: Path | None, create: bool = False) -> None:
+    from mlsd.core.progress import set_enabled
     from mlsd.lifecycle.logs import configure
 
+    set_enabled(not getattr(args, "quiet", False))
     if home is not None and create:
         home.mkdir(parents=True, exist_ok=True)
     configure(home, verbose=getattr(args, "verbose", False), quiet=getattr(args, "quiet", False), libraries=True)

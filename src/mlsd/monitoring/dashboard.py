@@ -9,7 +9,9 @@ from importlib import resources
 STYLE = """body{font-family:system-ui,sans-serif;margin:24px;max-width:1300px;color:#222}
 figure.chart-box{display:inline-block;margin:8px 12px 8px 0}figcaption{font-weight:600;font-size:13px}
 table{border-collapse:collapse;font-size:12px;margin:6px 0}td,th{border:1px solid #ccc;padding:3px 7px;text-align:right}
-th{background:#f3f3f3}.diagram svg{max-width:100%;height:auto}h2{border-bottom:1px solid #ddd;padding-bottom:4px}"""
+th{background:#f3f3f3}.diagram svg{max-width:100%;height:auto}h2{border-bottom:1px solid #ddd;padding-bottom:4px}
+ul.legend{list-style:none;padding:0;margin:2px 0 0 56px;font-size:11px;max-width:560px}
+.missed{color:#c00;font-weight:600}.met{color:#080}"""
 
 
 @cache

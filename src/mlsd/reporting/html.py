@@ -9,11 +9,28 @@ from __future__ import annotations
 import html
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from mlsd.core.atomic import atomic_write
 from mlsd.monitoring.dashboard import STYLE, chart_script
+
+
+@dataclass(frozen=True)
+class Budget:
+    """A target a system states (p99 latency, throughput) and what was measured against it."""
+
+    name: str
+    measured: float | None
+    target: float
+    unit: str = "ms"
+    lower_is_better: bool = True
+
+    def met(self) -> bool | None:
+        if self.measured is None:
+            return None
+        return self.measured <= self.target if self.lower_is_better else self.measured >= self.target
 
 
 class HtmlReport:
@@ -42,6 +59,20 @@ class HtmlReport:
         head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
         body = "".join("<tr>" + "".join(f"<td>{cell(v)}</td>" for v in row) + "</tr>" for row in rows)
         self.blocks.append(f"<table><tr>{head}</tr>{body}</table>")
+
+    def budgets(self, rows: Sequence[Budget]) -> None:
+        """Measured figures against their targets; a missed target in red with the target beside it."""
+        cells = []
+        for b in rows:
+            met = b.met()
+            status = "no measurement" if met is None else "met" if met else "MISSED"
+            style = "" if met is None else ' class="met"' if met else ' class="missed"'
+            measured = "–" if b.measured is None else f"{b.measured:.4g} {b.unit}"
+            cells.append(f"<tr><td style='text-align:left'>{html.escape(b.name)}</td><td{style}>"
+                         f"{html.escape(measured)}</td><td>{'≤' if b.lower_is_better else '≥'} "
+                         f"{b.target:g} {html.escape(b.unit)}</td><td{style}>{status}</td></tr>")
+        self.blocks.append("<table class='budgets'><tr><th>budget</th><th>measured</th><th>target</th>"
+                           f"<th>status</th></tr>{''.join(cells)}</table>")
 
     def svg(self, markup: str) -> None:
         """Trusted SVG markup made by this package (a diagram)."""

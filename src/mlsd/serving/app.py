@@ -36,6 +36,7 @@ from mlsd.serving.admission import Admission, BodyRefusedError, read_body
 from mlsd.serving.auth import authorized, is_json
 from mlsd.serving.decode import BodyDecoder, BodyError
 from mlsd.serving.feature_log import FeatureLog
+from mlsd.serving.pages import api_page, index_page, not_found_body
 from mlsd.serving.validation import MAX_EVENT_TIME_S, Field, RequestError, Schema, json_schema
 
 Scope = MutableMapping[str, Any]
@@ -228,9 +229,30 @@ def create_app(service: ScoringService, feature_log: FeatureLog, *, max_in_fligh
         body = generate_latest(metrics) + (generate_latest(extra) if isinstance(extra, CollectorRegistry) else b"")
         return Response(body, media_type=CONTENT_TYPE_LATEST)
 
+    def document() -> dict[str, Any]:
+        return openapi_document(service, label_schema if monitoring is not None else None,
+                                secured=limits.token is not None)
+
     async def openapi(request: Request) -> Response:
-        return JSONResponse(openapi_document(service, label_schema if monitoring is not None else None,
-                                             secured=limits.token is not None))
+        return JSONResponse(document())
+
+    async def docs(request: Request) -> Response:
+        return HTMLResponse(api_page(document()))
+
+    async def index(request: Request) -> Response:
+        links = [("/docs", "the API: routes, fields, answers"), ("/openapi.json", "the OpenAPI 3.1 document"),
+                 ("/healthz", "readiness and the model version"), ("/metrics", "Prometheus metrics")]
+        if monitoring is not None:
+            links.insert(0, ("/dashboard", "monitoring: drift, online metrics, A/B test, alerts"))
+        return HTMLResponse(index_page(service.system, service.model_version, links))
+
+    async def not_found(request: Request, exc: Exception) -> Response:
+        status = getattr(exc, "status_code", 404)
+        if status == 405:
+            allowed = getattr(exc, "headers", None) or {}
+            return JSONResponse({"error": f"{request.method} is not allowed on {request.url.path}",
+                                 "allow": allowed.get("Allow", "")}, status_code=405, headers=allowed)
+        return JSONResponse(not_found_body(request.url.path, [r.path for r in routes]), status_code=status)
 
     async def labels(request: Request) -> Response:
         assert monitoring is not None
@@ -265,6 +287,8 @@ def create_app(service: ScoringService, feature_log: FeatureLog, *, max_in_fligh
         Route("/healthz", healthz, methods=["GET"]),
         Route("/metrics", prometheus, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
+        Route("/docs", docs, methods=["GET"]),
+        Route("/", index, methods=["GET"]),
     ]
     if isinstance(service, EventIntake):
         routes.append(Route(service.intake_route, _intake_endpoint(service, limits), methods=["POST"]))
@@ -273,7 +297,7 @@ def create_app(service: ScoringService, feature_log: FeatureLog, *, max_in_fligh
     if monitoring is not None:
         routes += [Route(LABELS_ROUTE, labels, methods=["POST"]), Route("/dashboard", dashboard, methods=["GET"]),
                    Route("/dashboard/data", dashboard_data, methods=["GET"])]
-    app = Starlette(routes=routes, lifespan=lifespan)
+    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={404: not_found, 405: not_found})
     app.state.admission = admission
     return app
 

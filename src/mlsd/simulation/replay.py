@@ -22,6 +22,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from mlsd.core.errors import MlsdError
+from mlsd.core.progress import progress
 
 
 @dataclass
@@ -142,7 +143,8 @@ def replay(source: ReplaySource, client: ServiceClient, *, route: str, labels_ro
                 raise MlsdError(f"label delivery failed with {status}: {answer}")
         result.labels_sent += len(batch)
 
-    for n, item in enumerate(source):
+    total = getattr(source, "total", None)  # a source that knows its length gets an ETA
+    for n, item in enumerate(progress(source, desc="replay", total=total, unit=" req")):
         if first is None:
             first = item.at_s
             result.first_at_s = item.at_s

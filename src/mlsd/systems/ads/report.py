@@ -15,7 +15,7 @@ from typing import Any
 from mlsd.monitoring.online import drift_outcome
 from mlsd.monitoring.runner import read_state
 from mlsd.registry import CHALLENGER, CHAMPION, ModelRegistry
-from mlsd.reporting import DesignReport, pipeline_diagram
+from mlsd.reporting import Budget, DesignReport, pipeline_diagram
 from mlsd.systems.ads.run import RUN_FILE, model_name
 
 REPLAY_FILE = "replay.json"
@@ -32,10 +32,11 @@ def _json(path: Path) -> Any:
 
 
 def write_report(home: Path, path: Path) -> Path:
-    """Write the HTML report for the ads system under ``home`` to ``path``."""
-    report = DesignReport("Ad click prediction: design report")
-    fill_report(home, report)
-    return report.write(path)
+    """Write the HTML report for the ads system under ``home`` to ``path`` (with its registry table)."""
+    from mlsd.reporting import write_design_report
+    from mlsd.system import Workspace, load_system
+
+    return write_design_report(load_system("ads"), Workspace(home), path)
 
 
 def fill_report(home: Path, report: DesignReport) -> None:
@@ -111,8 +112,11 @@ def fill_report(home: Path, report: DesignReport) -> None:
         report.paragraph("No replay has run against this home yet: online metrics and A/B results are missing.")
     report.step(6)
     if latency:
+        report.budgets([Budget("p99 latency of the replayed requests (client side, loopback HTTP)",
+                               latency.get("p99"), 5.0)])
         report.table(["measure", "ms"], [[k, v] for k, v in latency.items()])
-        report.paragraph("Client-side latency of the replayed requests (sequential, loopback HTTP, keep-alive).")
+        report.paragraph("Client-side latency of the replayed requests (sequential, loopback HTTP, keep-alive); "
+                         "the budget is the one-candidate p99 of step 1 (replayed requests carry several).")
     report.svg(pipeline_diagram([
         ("Event log", f"{sizes.get('events', 0):,} {dataset} events, validated, deduplicated, Parquet segments"),
         ("Feature store", f"{len(views)} views: " + ", ".join(views)),

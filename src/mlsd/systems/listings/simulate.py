@@ -42,6 +42,11 @@ class SessionReplay(JudgedTraffic):
         self.clicks: list[list[Any]] = json.loads(path.read_text())["clicks"][:limit]
         self.drift_at_s = None
 
+    @property
+    def total(self) -> int:
+        """Requests this source replays (the replay's progress bar shows an ETA)."""
+        return len(self.clicks)
+
     def __iter__(self) -> Iterator[ReplayItem]:
         for at_s, session_id, _, item, following in self.clicks:
             yield ReplayItem(float(at_s), {"session_id": session_id, "item_id": item, "timestamp": at_s},

@@ -24,6 +24,7 @@ class ListingsSystem:
     summary = "similar listings: next-click candidates from the session's items (Diginetica, SR-GNN protocol)"
     datasets = ("diginetica-sample",)
     route = "/v1/listings/similar"
+    p99_budget_ms = 10.0  # the serving budget the report checks the last replay against
     model_name = "listings-diginetica"
     options = ()
     window_s = 86_400.0  # the replay spans a week of test sessions: daily windows

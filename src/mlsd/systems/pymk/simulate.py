@@ -26,6 +26,11 @@ class FriendReplay(JudgedTraffic):
         self.interval_s = interval_s
         self.drift_at_s = None
 
+    @property
+    def total(self) -> int:
+        """Requests this source replays (the replay's progress bar shows an ETA)."""
+        return len(self.requests)
+
     def __iter__(self) -> Iterator[ReplayItem]:
         for n, (user, friends) in enumerate(self.requests):
             at_s = COLLECTED_S + 3600 + n * self.interval_s

@@ -26,6 +26,7 @@ class PymkSystem:
     summary = "people you may know: friends-of-friends ranked by graph features, precomputed per user (SNAP)"
     datasets = ("snap-ego-facebook", "snap-collegemsg")
     route = "/v1/pymk/recommend"
+    p99_budget_ms = 2.0  # the serving budget the report checks the last replay against
     model_name = "pymk-facebook"
     options = ()
 

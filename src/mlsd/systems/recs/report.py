@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from mlsd.core.errors import MlsdError
-from mlsd.reporting import DesignReport, monitoring_state, pipeline_diagram
+from mlsd.reporting import Budget, DesignReport, monitoring_state, pipeline_diagram
 from mlsd.system import Workspace
 from mlsd.systems.recs.run import PUBLISHED_ML100K
 from mlsd.systems.recs.tables import METRICS, width
@@ -88,6 +88,7 @@ def fill_recs_report(home: Path, report: DesignReport) -> None:
     if "recs_latency" in found:
         r = found["recs_latency"]
         lines.append(f"Latency at 200 req/s: p99 {r['p99_ms_200rps']} ms, {r['errors']} errors (target p99 <= 20 ms).")
+        report.budgets([Budget("p99 latency at 200 req/s (benchmarks/recs_latency.py)", r["p99_ms_200rps"], 20.0)])
     if "ann" in found:
         r = found["ann"]
         lines.append(f"ANN over {r['items']:,} items: recall@100 {r['recall_at_100']}, p99 {r['p99_ms']} ms.")

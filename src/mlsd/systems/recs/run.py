@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from mlsd.core.progress import progress
 from mlsd.core.timeutil import TIMESTAMP
 from mlsd.datasets.movielens import MovieLens, load_movielens
 from mlsd.evaluation.significance import paired_bootstrap_mean
@@ -211,7 +212,7 @@ def train_ranker(recommender: Recommender, users: Users, lookup: FeatureLookup, 
 
     per_user: dict[str, list[np.ndarray]] = {"ranker": [], "co_visitation": []}
     trees = []
-    for fold in range(folds):
+    for fold in progress(range(folds), desc="ranker folds", unit="fold"):
         evaluated = labelled[fold_of == fold]
         model, fold_report = fit(labelled[fold_of != fold])
         trees.append(fold_report["trees"])

@@ -34,6 +34,11 @@ class HeldOutReplay(JudgedTraffic):
         self.k = k
         self.drift_at_s = None
 
+    @property
+    def total(self) -> int:
+        """Requests this source replays (the replay's progress bar shows an ETA)."""
+        return len(self.users)
+
     def __iter__(self) -> Iterator[ReplayItem]:
         for user, at_s in zip(self.users.tolist(), self.first_s.tolist(), strict=True):
             rated = [(str(item), 1.0) for item in dict.fromkeys(self.rated[user])]

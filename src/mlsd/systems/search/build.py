@@ -16,6 +16,7 @@ import numpy as np
 import pyarrow as pa
 
 from mlsd.core.atomic import atomic_write_json
+from mlsd.core.progress import progress as bar
 from mlsd.core.timeutil import US_PER_S
 from mlsd.evaluation.significance import paired_bootstrap_mean
 from mlsd.events import EventLog, Ingestor
@@ -99,7 +100,7 @@ def build_search(ws: Workspace, data: str | None, *, small: bool = False, progre
     settings = SearchSettings(seeds=2, grid=SearchSettings().grid[:1]) if small else SearchSettings()
     folds, served = [], None
     queries: dict[str, dict[str, list[np.ndarray]]] = {f: {k: [] for k in HEADLINE} for f in FAMILIES}
-    for fold in FOLDS[:1] if small else FOLDS:
+    for fold in bar(FOLDS[:1] if small else FOLDS, desc="LETOR folds", unit="fold"):
         record, models, splits, per_query = run_fold(frame, columns, fold, settings, say)
         folds.append(record)
         for family in FAMILIES:

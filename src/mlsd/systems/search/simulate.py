@@ -35,6 +35,11 @@ class QueryReplay(JudgedTraffic):
         self.interval_s, self.start_s = interval_s, start_s
         self.drift_at_s = None
 
+    @property
+    def total(self) -> int:
+        """Requests this source replays (the replay's progress bar shows an ETA)."""
+        return len(self.order)
+
     def __iter__(self) -> Iterator[ReplayItem]:
         for n, query in enumerate(self.order):
             rows = np.flatnonzero(self.queries == query)

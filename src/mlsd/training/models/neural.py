@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from mlsd.core.progress import progress
 from mlsd.training.encoding import EncodedBatch, FeatureEncoder
 from mlsd.training.models.base import FitReport
 
@@ -140,7 +141,8 @@ class TorchClickModel:
             optimizers.append(torch.optim.SparseAdam(sparse, lr=self.learning_rate))
         loss_fn = nn.BCEWithLogitsLoss()
         best, best_state, stale, history, epoch = float("inf"), None, 0, [], 0
-        for epoch in range(1, self.epochs + 1):  # noqa: B007 - the last epoch is reported
+        epochs = progress(range(1, self.epochs + 1), desc=f"{self.kind} epochs", unit="epoch")
+        for epoch in epochs:  # noqa: B007 - the last epoch is reported
             self.network.train()
             order = torch.from_numpy(rng.permutation(len(train)))
             for start in range(0, len(train), self.batch_size):

@@ -24,6 +24,8 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import nn
 
+from mlsd.core.progress import progress
+
 
 @dataclass(frozen=True)
 class TowerConfig:
@@ -209,7 +211,7 @@ def train_two_tower(config: TowerConfig, users: UserInputs, items: ItemInputs, p
     user_cat = _shift(users.categorical, config.user_vocab)
     started, losses = time.perf_counter(), []
     model.train()
-    for _ in range(config.epochs):
+    for _ in progress(range(config.epochs), desc="two-tower epochs", unit="epoch"):
         history = torch.as_tensor(sample_histories(user_items, config.history, rng) + 1)
         order = rng.permutation(len(pair_users))
         total = 0.0
