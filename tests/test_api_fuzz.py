@@ -19,7 +19,7 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import ignored_auth
 
-from mlsd.datasets import synthetic_clicks
+from mlsd.datasets.marketplace import AdMarketplace, click_log
 from mlsd.serving.app import create_app
 from mlsd.serving.feature_log import FeatureLog
 from mlsd.system import RunConfig, Workspace, load_system
@@ -57,7 +57,8 @@ def test_the_edge_agrees_with_its_openapi_document(case: Any) -> None:
 
 def _ads_app() -> Any:
     home = Path(tempfile.mkdtemp(prefix="mlsd-fuzz-ads-"))
-    AdsRun(home, clicks=synthetic_clicks(20_000, seed=5), models=("lgbm",), progress=False, flat_datasets=False).run()
+    AdsRun(home, clicks=click_log(AdMarketplace(5), 20_000, days=4.0), models=("lgbm",), progress=False,
+           flat_datasets=False).run()
     from mlsd.lifecycle.serve import build_monitoring
 
     service = AdsService(home, poll_interval=3600)

@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 import pytest
 from starlette.testclient import TestClient
 
-from mlsd.datasets import synthetic_clicks
+from mlsd.datasets.marketplace import AdMarketplace, click_log
 from mlsd.registry import CHALLENGER, CHAMPION, ModelRegistry
 from mlsd.serving.app import create_app
 from mlsd.serving.feature_log import FeatureLog, read_feature_log
@@ -34,7 +34,7 @@ NAME = model_name("talkingdata")
 @pytest.fixture(scope="module")
 def ads_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     home = tmp_path_factory.mktemp("ads")
-    AdsRun(home, clicks=synthetic_clicks(30_000, seed=4), models=("lgbm", "logreg"), progress=False,
+    AdsRun(home, clicks=click_log(AdMarketplace(4), 30_000, days=4.0), models=("lgbm", "logreg"), progress=False,
            flat_datasets=False).run()
     return home
 
@@ -61,7 +61,8 @@ def _end_s(service: AdsService) -> float:
 
 
 def _body(service: AdsService, n: int = 3, seed: int = 0) -> dict[str, Any]:
-    clicks = service.log.read(["ip", "app", "device", "os", "channel"]).slice(0, 5000).to_pylist()
+    table = service.log.read(["ip", "app", "device", "os", "channel"])
+    clicks = table.slice(max(0, table.num_rows - 5000)).to_pylist()  # recent entities: their windows are not empty
     rng = np.random.default_rng(seed)
     c = clicks[rng.integers(len(clicks))]
     candidates = [{"app": clicks[i]["app"], "channel": clicks[i]["channel"]} for i in rng.integers(len(clicks), size=n)]

@@ -65,7 +65,7 @@ class Ingestor:
         report = IngestReport()
         seen: dict[int, int] = {}
         row = 1
-        bar = tqdm(desc=f"ingest {path.name}", unit=" rows", disable=not progress)
+        bar = tqdm(desc=f"ingest {path.name}", unit=" rows", disable=None if progress else True)
         for chunk in _read_chunks(path, chunk_rows):
             report.add(self.ingest_table(chunk, str(path), first_row=row, seen=seen))
             row += chunk.num_rows

@@ -129,7 +129,7 @@ def replay_service(home: Path, client: ServiceClient, *, speed: float | None = N
     """Replay the home's held-out traffic through a running ads service; writes ``replay.json``."""
     source = ads_traffic(home, drift_at_hours=drift_at_hours, drift_share=drift_share, traffic=traffic, limit=limit)
     total = source.requests if isinstance(source, MarketplaceReplay) else limit
-    bar = tqdm(total=total, unit="req", disable=not progress, mininterval=1.0)
+    bar = tqdm(total=total, unit="req", disable=None if progress else True, mininterval=1.0)
     try:
         result = replay(source, client, route=AdsService.route, speed=speed, label_delay_s=label_delay_s,
                         on_progress=lambda n: _tick(bar))

@@ -161,6 +161,11 @@ class AdsRun:
             version = registry.register(name, result.pipeline, params=result.params, metrics=metrics,
                                         lineage=lineage, experiment=f"ads-{data.name}", run_name=kind,
                                         artifacts=[artefact, profile])
+            low_test, high_test = scores[kind].get("auc_ci95", (float("nan"), float("nan")))
+            self.say(f"{data.name}: {kind:7s} test AUC {scores[kind].get('auc', float('nan')):.4f} "
+                     f"[{low_test:.4f}, {high_test:.4f}]  NE {scores[kind].get('ne', float('nan')):.3f}  calibration "
+                     f"{scores[kind].get('calibration', float('nan')):.3f}  ({result.fit.seconds:.1f} s) "
+                     f"-> {name} v{version.version}")
             valid = result.metrics.get("valid", {})
             versions.append((valid.get("logloss", float("inf")), version.version))
             # The guard: a model not significantly better than chance (the 95% bootstrap interval of

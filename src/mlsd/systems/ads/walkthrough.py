@@ -90,7 +90,7 @@ class Walkthrough:
         stream = EmbeddedStream()
         processor = store.stream_processor(list(store.views))
         published = 0
-        bar = tqdm(total=len(log), desc="[3/5] stream", unit=" events", disable=not self.progress)
+        bar = tqdm(total=len(log), desc="[3/5] stream", unit=" events", disable=None if self.progress else True)
         started = time.perf_counter()
         for batch in replay(log, batch_rows=20_000):
             records = batch.to_pylist()  # click_time stays a datetime: the schema accepts typed timestamps

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from mlsd.core.native import native_output_to_log
 from mlsd.training.models.lambdamart import RankerBag
 
 PARAMS: dict[str, Any] = {"objective": "binary", "learning_rate": 0.05, "num_leaves": 31, "min_data_in_leaf": 50,
@@ -39,8 +40,9 @@ class LinkRanker:
         params = {**PARAMS, "seed": seed}
         train = lgb.Dataset(self._matrix(columns), labels, feature_name=list(self.features), params={"verbose": -1})
         check = lgb.Dataset(self._matrix(valid), valid_labels, reference=train, params={"verbose": -1})
-        self.booster = lgb.train(params, train, rounds, valid_sets=[check],
-                                 callbacks=[lgb.early_stopping(30, verbose=False)])
+        with native_output_to_log("lightgbm"):  # its per-thread warnings bypass verbose=-1
+            self.booster = lgb.train(params, train, rounds, valid_sets=[check],
+                                     callbacks=[lgb.early_stopping(30, verbose=False)])
         self.params = {"trees": int(self.booster.best_iteration), "seed": seed}
         return self
 

@@ -10,6 +10,7 @@ from typing import Any, ClassVar
 import lightgbm as lgb
 import numpy as np
 
+from mlsd.core.native import native_output_to_log
 from mlsd.training.encoding import EncodedBatch, FeatureEncoder
 from mlsd.training.models.base import FitReport
 
@@ -56,10 +57,11 @@ class LightGBMModel:
         if len(valid) and self.early_stopping:
             valid_sets = [lgb.Dataset(matrix(valid), valid.labels, reference=data, params={"verbose": -1})]
             callbacks.append(lgb.early_stopping(self.early_stopping, verbose=False))
-        self.booster = lgb.train({**self.lgb_params, "metric": "binary_logloss"}, data,
-                                 num_boost_round=self.rounds, valid_sets=valid_sets,
-                                 valid_names=["valid"][:len(valid_sets)],
-                                 callbacks=callbacks)
+        with native_output_to_log("lightgbm"):  # its per-thread warnings bypass verbose=-1
+            self.booster = lgb.train({**self.lgb_params, "metric": "binary_logloss"}, data,
+                                     num_boost_round=self.rounds, valid_sets=valid_sets,
+                                     valid_names=["valid"][:len(valid_sets)],
+                                     callbacks=callbacks)
         history = evals.get("valid", {}).get("binary_logloss", [])
         best = self.booster.best_iteration or self.booster.current_iteration()
         return FitReport(len(train), best, min(history) if history else float("nan"),

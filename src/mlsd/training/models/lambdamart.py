@@ -16,6 +16,8 @@ from typing import Any
 import lightgbm as lgb
 import numpy as np
 
+from mlsd.core.native import native_output_to_log
+
 DEFAULTS: dict[str, Any] = {"objective": "lambdarank", "learning_rate": 0.05, "num_leaves": 31,
                             "min_data_in_leaf": 50, "feature_fraction": 0.9, "bagging_fraction": 0.8,
                             "bagging_freq": 1, "lambdarank_truncation_level": 20, "verbose": -1,
@@ -51,8 +53,9 @@ class LambdaMART:
             sets = [lgb.Dataset(feature_matrix(columns, self.features), y, group=g, reference=data,
                                 params={"verbose": -1})]
             callbacks = [lgb.early_stopping(self.early_stopping, verbose=False), lgb.record_evaluation(evals)]
-        self.booster = lgb.train(self.params, data, num_boost_round=self.rounds, valid_sets=sets,
-                                 valid_names=["valid"][: len(sets)], callbacks=callbacks)
+        with native_output_to_log("lightgbm"):  # its per-thread warnings bypass verbose=-1
+            self.booster = lgb.train(self.params, data, num_boost_round=self.rounds, valid_sets=sets,
+                                     valid_names=["valid"][: len(sets)], callbacks=callbacks)
         history = evals.get("valid", {}).get(f"ndcg@{self.eval_at}", [])
         return {"trees": self.booster.best_iteration or self.booster.current_iteration(),
                 f"valid_ndcg@{self.eval_at}": max(history) if history else float("nan"),
