@@ -8,7 +8,7 @@ and are removed when done (``leave=False``): the result lines that follow are wh
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sized
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from tqdm import tqdm
 
@@ -28,3 +28,9 @@ def progress(items: Iterable[T], *, desc: str, total: int | None = None, unit: s
         total = len(items)
     yield from tqdm(items, desc=desc, total=total, unit=unit, leave=False, mininterval=0.5, dynamic_ncols=True,
                     disable=None if _enabled else True)
+
+
+def counter(*, desc: str, total: int | None, unit: str = "it") -> tqdm[Any]:
+    """A bar updated by hand (``.update(n)``, ``.close()``), for work that reports through a callback."""
+    return tqdm(desc=desc, total=total, unit=unit, leave=False, mininterval=0.5, dynamic_ncols=True,
+                disable=None if _enabled else True)

@@ -12,6 +12,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from mlsd.core.progress import counter
+
 
 def _stable_hash(text: str) -> int:
     return zlib.crc32(text.encode())
@@ -21,9 +23,20 @@ def skipgram_vectors(sequences: Sequence[Sequence[int]], tokens: int, *, dim: in
                      negative: int = 5, seed: int = 0) -> np.ndarray:
     """A (tokens, dim) float32 matrix: row t is token t's unit vector (zeros if t never occurs)."""
     from gensim.models import Word2Vec
+    from gensim.models.callbacks import CallbackAny2Vec
 
-    model = Word2Vec([[str(t) for t in seq] for seq in sequences], vector_size=dim, window=window, min_count=1,
-                     sg=1, negative=negative, epochs=epochs, seed=seed, workers=1, hashfxn=_stable_hash)
+    bar = counter(desc="skip-gram epochs", total=epochs, unit="epoch")
+
+    class _Tick(CallbackAny2Vec):  # type: ignore[misc]  # gensim is untyped
+        def on_epoch_end(self, model: Word2Vec) -> None:
+            bar.update(1)
+
+    try:
+        model = Word2Vec([[str(t) for t in seq] for seq in sequences], vector_size=dim, window=window, min_count=1,
+                         sg=1, negative=negative, epochs=epochs, seed=seed, workers=1, hashfxn=_stable_hash,
+                         callbacks=[_Tick()])
+    finally:
+        bar.close()
     vectors = np.zeros((tokens, dim), np.float32)
     known = [t for t in range(tokens) if str(t) in model.wv.key_to_index]
     if known:

@@ -130,6 +130,7 @@ class AdsRun:
         name = model_name(data.name)
         versions: list[tuple[float, str]] = []
         refused: dict[str, str] = {}
+        kinds: dict[str, str] = {}
         scores: dict[str, dict[str, Any]] = {}
         # The monitoring reference is the validation period: the most recent data the model has not
         # been fitted to, and (unlike the first training days) with the history behind it that live
@@ -168,6 +169,7 @@ class AdsRun:
                      f"-> {name} v{version.version}")
             valid = result.metrics.get("valid", {})
             versions.append((valid.get("logloss", float("inf")), version.version))
+            kinds[version.version] = kind
             # The guard: a model not significantly better than chance (the 95% bootstrap interval of
             # its validation AUC reaching 0.5) or than the base rate (NE 1) learned nothing to trust.
             low = intervals.get("valid_auc", (float("nan"),))[0]
@@ -181,6 +183,12 @@ class AdsRun:
         promotion = promote(registry, name, {version: loss for loss, version in versions}, higher_is_better=False,
                             refused=refused)
         self.say(f"{data.name}: {promotion.describe()}")
+        chosen = scores.get(kinds.get(promotion.champion or "", ""), {})
+        if chosen and not chosen.get("auc_ci95", (1.0,))[0] > 0.5:
+            # Reported, not acted on: promotion decides on validation only; this says the two disagree.
+            self.say(f"{data.name}: warning: the champion's test AUC {chosen['auc']:.4f} "
+                     f"[{chosen['auc_ci95'][0]:.4f}, {chosen['auc_ci95'][1]:.4f}] is not above chance although "
+                     "validation chose it: the test period behaves unlike validation; do not trust it to serve")
         self.promotions[data.name] = promotion.describe()
         self.results[data.name] = scores
 
