@@ -37,6 +37,13 @@ def from_us(value: int) -> datetime:
     return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=int(value))
 
 
+def utc_text(seconds: float | None) -> str | None:
+    """Epoch seconds as ``YYYY-MM-DD HH:MM:SS UTC`` for people (None stays None)."""
+    if seconds is None:
+        return None
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
 def parse_duration(text: str | timedelta) -> timedelta:
     """Parse ``"10m"``, ``"1h"``, ``"1d"``, ``"30s"``, ``"500ms"`` (or pass a timedelta through)."""
     if isinstance(text, timedelta):

@@ -9,7 +9,6 @@ alias within its poll interval (:data:`POLL_INTERVAL_S`).
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 from typing import Any
 
@@ -48,10 +47,6 @@ def _registry(system: System, ws: Workspace) -> ModelRegistry:
     return ws.registry
 
 
-def _date(ms: float) -> str:
-    return dt.datetime.fromtimestamp(ms / 1e3, dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-
-
 _HEADLINE = ("auc", "ndcg", "mrr", "hr", "map", "recall", "ap", "logloss", "ne")  # most telling first
 
 
@@ -78,12 +73,7 @@ def list_models(system: System, ws: Workspace) -> list[dict[str, Any]]:
     served = served_model(system, ws)
     names = sorted(registry.model_names(), key=lambda n: (n != served, n))
     return [{"model": name, "served": name == served, "champion_history": registry.champion_history(name),
-             "versions": [{"version": v.version, "kind": v.kind, "created": _date(v.created_ms),
-                           "aliases": list(v.aliases), "metrics": dict(v.metrics), "key_metrics": _key_metrics(v),
-                           "guard": v.tags.get(GUARD_TAG, ""),
-                           "lineage": {"data": v.tags.get("mlsd.data_fingerprint", ""),
-                                       "features": v.tags.get("mlsd.feature_views", ""),
-                                       "code": v.tags.get("mlsd.code_revision", "")}}
+             "versions": [{**v.as_dict(), "metrics": dict(v.metrics), "key_metrics": _key_metrics(v)}
                           for v in registry.versions(name)]}
             for name in names]
 

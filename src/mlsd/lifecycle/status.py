@@ -15,6 +15,7 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from mlsd.core.errors import MlsdError
+from mlsd.core.timeutil import to_us, utc_text
 from mlsd.lifecycle.manage import require_home, require_trained, served_model
 from mlsd.system import System, Workspace
 
@@ -22,14 +23,8 @@ if TYPE_CHECKING:
     from mlsd.features import FeatureStore
 
 
-def _date_s(seconds: float | None) -> str | None:
-    if seconds is None:
-        return None
-    return dt.datetime.fromtimestamp(seconds, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
 def _date_us(micros: int | None) -> str | None:
-    return None if micros is None else _date_s(micros / 1e6)
+    return None if micros is None else utc_text(micros / 1e6)
 
 
 def system_status(system: System, ws: Workspace) -> dict[str, Any]:
@@ -39,7 +34,7 @@ def system_status(system: System, ws: Workspace) -> dict[str, Any]:
 
     require_home(ws, system)
     state: dict[str, Any] = {"system": system.name, "home": str(ws.home), "trained": ws.run_state() is not None}
-    state["trained_at"] = _date_s(ws.run_file.stat().st_mtime) if state["trained"] else None
+    state["trained_at"] = utc_text(ws.run_file.stat().st_mtime) if state["trained"] else None
     state["champion"] = None
     if state["trained"] and (os.environ.get("MLFLOW_TRACKING_URI") or (ws.home / "mlflow.db").exists()):
         name = served_model(system, ws)
@@ -59,7 +54,7 @@ def system_status(system: System, ws: Workspace) -> dict[str, Any]:
         open_alerts = [a for a in alerts if last is not None and a["window_start"] == last["start"]]
         state["monitor"] = {
             "windows": len(windows), "alerts": len(alerts),
-            "last_window": None if last is None else {"start": _date_s(last["start"]), "end": _date_s(last["end"]),
+            "last_window": None if last is None else {"start": utc_text(last["start"]), "end": utc_text(last["end"]),
                                                       "requests": last.get("requests")},
             "open_alerts": [{"column": a["column"], "psi": a.get("psi"), "reasons": a.get("reasons")}
                             for a in open_alerts]}
@@ -151,11 +146,9 @@ def materialize(system: System, ws: Workspace, until: str | None = None,
             raise MlsdError(f"unknown view(s) {', '.join(unknown)}; views: {', '.join(sorted(store.views))}")
         if until is not None:
             try:
-                moment = dt.datetime.fromisoformat(until)
+                end = to_us(dt.datetime.fromisoformat(until))  # a naive time is UTC, as everywhere in mlsd
             except ValueError as exc:
                 raise MlsdError(f"--until: not an ISO date/time: {until!r}") from exc
-            moment = moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
-            end = int(moment.timestamp() * 1e6)
         else:
             latest = store.latest_event_us(views)
             if latest is None:

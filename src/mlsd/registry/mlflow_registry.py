@@ -23,6 +23,7 @@ from typing import Any, Protocol, TypeVar
 
 from mlsd.core.errors import MlsdError
 from mlsd.core.paths import home_dir
+from mlsd.core.timeutil import utc_text
 
 T = TypeVar("T")
 
@@ -95,6 +96,14 @@ class VersionInfo:
     metrics: Mapping[str, float]
     tags: Mapping[str, str]
 
+    def as_dict(self) -> dict[str, Any]:
+        """What a person reads about the version: kind, aliases, when, the guard's verdict, lineage."""
+        return {"version": self.version, "kind": self.kind, "aliases": list(self.aliases),
+                "created": utc_text(self.created_ms / 1e3), "guard": self.tags.get(GUARD_TAG, ""),
+                "lineage": {"data": self.tags.get("mlsd.data_fingerprint", ""),
+                            "features": self.tags.get("mlsd.feature_views", ""),
+                            "code": self.tags.get("mlsd.code_revision", "")}}
+
     def interval(self, metric: str) -> tuple[float, float] | None:
         """The 95% interval logged beside ``metric`` (``METRIC_ci_low`` / ``METRIC_ci_high``), if any."""
         low, high = self.metrics.get(f"{metric}_ci_low"), self.metrics.get(f"{metric}_ci_high")
@@ -162,7 +171,7 @@ class ModelRegistry:
             with tempfile.TemporaryDirectory() as scratch:
                 pipeline.save(Path(scratch) / "model")
                 _write_kind(pipeline, Path(scratch) / "model")
-                from mlsd.registry.pyfunc import write_mlmodel
+                from mlsd.registry.pyfunc import write_mlmodel  # here: pyfunc imports this module
 
                 write_mlmodel(Path(scratch) / "model", pipeline, run_id)
                 self.client.log_artifacts(run_id, str(Path(scratch) / "model"), "model")

@@ -43,11 +43,14 @@ class Promotion:
         refused = "".join(f"; v{v} refused: {why}" for v, why in self.refused.items())
         if self.champion is None:
             return f"no champion promoted (guard){refused}"
-        why = ("best on validation" if self.gain is None else
-               f"best on validation, gain {self.gain:+.4f} over the incumbent (95% lower bound "
-               f"{self.lower_bound:+.4f})" if self.replaced_incumbent else
-               f"the incumbent kept: the best's gain {self.gain:+.4f} is not above 0 at 95% "
-               f"(lower bound {self.lower_bound:+.4f})")
+        if self.gain is None:
+            why = "best on validation"
+        elif self.replaced_incumbent:
+            why = (f"best on validation, gain {self.gain:+.4f} over the incumbent (95% lower bound "
+                   f"{self.lower_bound:+.4f})")
+        else:
+            why = (f"the incumbent kept: the best's gain {self.gain:+.4f} is not above 0 at 95% "
+                   f"(lower bound {self.lower_bound:+.4f})")
         return f"champion v{self.champion} ({why}); challenger {'v' + self.challenger if self.challenger else '-'}" \
                f"{refused}"
 

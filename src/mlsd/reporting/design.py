@@ -6,13 +6,13 @@ the numbering and the monitoring section's live data, so every system's report r
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlsd.core.errors import MlsdError
+from mlsd.core.timeutil import utc_text
 from mlsd.reporting.html import Budget, HtmlReport
 
 if TYPE_CHECKING:
@@ -59,7 +59,7 @@ class DesignReport(HtmlReport):
             self.paragraph("No replay has run against this home yet: no monitor state.")
             return
         windows, alerts = state["windows"], state["alerts"]
-        span = f" from {_date(windows[0]['start'])} to {_date(windows[-1]['end'])}" if windows else ""
+        span = f" from {utc_text(windows[0]['start'])} to {utc_text(windows[-1]['end'])}" if windows else ""
         self.paragraph(f"{len(windows)} windows{span}, {len(alerts)} alerts; {what}")
         if alerts:
             by_column: dict[str, dict[str, Any]] = {}
@@ -69,7 +69,7 @@ class DesignReport(HtmlReport):
                 seen["windows"].add(a["window_start"])
                 seen["psi"] = max(seen["psi"], a.get("psi") or 0.0)
             self.table(["alerting column", "first seen", "windows", "worst PSI"],
-                       [[c, _date(v["first"]), len(v["windows"]), v["psi"]]
+                       [[c, utc_text(v["first"]), len(v["windows"]), v["psi"]]
                         for c, v in sorted(by_column.items(), key=lambda kv: kv[1]["first"])])
         self.monitoring(state)
 
@@ -86,17 +86,9 @@ def monitoring_state(ws: Workspace) -> dict[str, Any] | None:
     return read_state(ws.monitoring)
 
 
-def _date(seconds: float) -> str:
-    return dt.datetime.fromtimestamp(seconds, dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-
-
 def registered_versions(ws: Workspace, name: str) -> list[dict[str, Any]]:
     """The rows of the report's registry table: every version of ``name`` with aliases, date and guard."""
-    from mlsd.registry.mlflow_registry import GUARD_TAG
-
-    return [{"model": name, "version": v.version, "kind": v.kind, "aliases": list(v.aliases),
-             "created": _date(v.created_ms / 1e3), "guard": v.tags.get(GUARD_TAG, "")}
-            for v in ws.registry.versions(name)]
+    return [{"model": name, **v.as_dict()} for v in ws.registry.versions(name)]
 
 
 def write_design_report(system: System, ws: Workspace, out: Path | None = None) -> Path:
