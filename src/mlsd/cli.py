@@ -19,9 +19,10 @@ from mlsd.system import Option, System, Workspace, system_names
 def _walkthrough(args: argparse.Namespace) -> int:
     from mlsd.systems.ads.walkthrough import Walkthrough
 
+    home = Path(args.home or home_dir() / "walkthrough")
     _check_data(("talkingdata",), args.data, "mlsd walkthrough")
-    _logs(args, Path(args.home or home_dir() / "walkthrough"), create=True)
-    Walkthrough(home=Path(args.home or home_dir() / "walkthrough"), data=args.data,
+    _logs(args, home, create=True)
+    Walkthrough(home=home, data=args.data,
                 progress=not args.quiet, synthetic_rows=args.synthetic_rows).run()
     return 0
 
@@ -83,14 +84,16 @@ def _check_data(system_datasets: Sequence[str], data: str | None, command: str) 
         raise DataNotFoundError(f"{root} is incomplete: " + " | ".join(problems))
 
 
-def _logs(args: argparse.Namespace, home: Path | None, create: bool = False) -> None:
+def _logs(args: argparse.Namespace, home: Path | None, create: bool = False, trains: bool = True) -> None:
+    """Console and log file for this command; ``trains``: it fits or serves models (route LightGBM's log)."""
     from mlsd.core.progress import set_enabled
     from mlsd.lifecycle.logs import configure
 
     set_enabled(not getattr(args, "quiet", False))
     if home is not None and create:
         home.mkdir(parents=True, exist_ok=True)
-    configure(home, verbose=getattr(args, "verbose", False), quiet=getattr(args, "quiet", False), libraries=True)
+    configure(home, verbose=getattr(args, "verbose", False), quiet=getattr(args, "quiet", False),
+              libraries=trains)
 
 
 def _systems(args: argparse.Namespace) -> int:
@@ -175,7 +178,7 @@ def _replay(args: argparse.Namespace) -> int:
     require_trained(_workspace(args), system)
     if probe(args.host, args.port) is None:
         raise MlsdError(f"no service answers on {args.host}:{args.port}: start it first (mlsd serve {system.name})")
-    _logs(args, _workspace(args).home)
+    _logs(args, _workspace(args).home, trains=False)
     config = ReplayConfig(speed=args.speed, label_delay_s=args.label_delay_s, limit=args.limit,
                           drift_at_hours=args.drift_at_hours, options=option_values(system, "replay", vars(args)))
     print(json.dumps(replay_running(system, _workspace(args), args.host, args.port, config), indent=1))
@@ -187,10 +190,10 @@ def _report(args: argparse.Namespace) -> int:
     from mlsd.reporting import write_design_report
     from mlsd.system import load_system
 
-    ws = _workspace(args)
-    require_trained(ws, load_system(args.system))
-    _logs(args, ws.home)
-    print(f"report: {write_design_report(load_system(args.system), ws, Path(args.out) if args.out else None)}")
+    ws, system = _workspace(args), load_system(args.system)
+    require_trained(ws, system)
+    _logs(args, ws.home, trains=False)
+    print(f"report: {write_design_report(system, ws, Path(args.out) if args.out else None)}")
     return 0
 
 

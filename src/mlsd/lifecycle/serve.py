@@ -31,6 +31,7 @@ from mlsd.serving.app import ASGIApp, EdgeLimits, Monitoring, ScoringService, cr
 from mlsd.serving.auth import is_loopback, load_or_create_token, token_path
 from mlsd.serving.feature_log import FeatureLog
 from mlsd.serving.threads import limit_compute_threads
+from mlsd.simulation.replay import ServiceClient
 from mlsd.system import ServeConfig, Workspace, load_system
 
 
@@ -106,17 +107,14 @@ def serving_record(home: Path) -> dict[str, Any] | None:
 
 def probe(host: str, port: int, timeout: float = 1.0) -> dict[str, Any] | None:
     """The ``/healthz`` answer of a service at ``host:port``, or None when nothing answers there."""
-    connection = http.client.HTTPConnection("127.0.0.1" if host in ("0.0.0.0", "::") else host, port,
-                                            timeout=timeout)
+    client = ServiceClient("127.0.0.1" if host in ("0.0.0.0", "::") else host, port, timeout=timeout)
     try:
-        connection.request("GET", "/healthz")
-        response = connection.getresponse()
-        body: dict[str, Any] = json.loads(response.read() or b"{}")
-        return body
-    except (OSError, ValueError):
+        _, body = client.request("GET", "/healthz")
+        return body if isinstance(body, dict) else None
+    except (OSError, http.client.HTTPException, ValueError):  # refused, reset, timed out, not HTTP
         return None
     finally:
-        connection.close()
+        client.close()
 
 
 class _Announcer(threading.Thread):
