@@ -164,7 +164,7 @@ def _demo(args: argparse.Namespace) -> int:
     out = Path(args.out or f"runs/demo{'' if args.system == 'ads' else '-' + args.system}")
     _logs(args, out, create=True)
     config = RunConfig(data=args.data, progress=not args.quiet, options=option_values(system, "run", vars(args)))
-    run_demo(system, out, config, speed=args.speed)
+    run_demo(system, out, config, speed=args.speed, drift=not args.no_drift, drift_at_hours=args.drift_at_hours)
     return 0
 
 
@@ -360,6 +360,10 @@ def build_parser(system_options: Sequence[Option] = ()) -> argparse.ArgumentPars
     demo.add_argument("--data", help="data directory (default: $MLSD_DATA_DIR; the generated marketplace without one)")
     demo.add_argument("--out", help="output directory (default: runs/demo for ads, runs/demo-SYSTEM otherwise)")
     demo.add_argument("--speed", type=float, help="replay speed, event seconds per second (default: as fast as served)")
+    demo.add_argument("--drift-at-hours", type=float,
+                      help="ads: inject the drift this many hours into the replayed period (default: half way)")
+    demo.add_argument("--no-drift", action="store_true",
+                      help="ads: replay the held-out traffic as it is, no injected drift (a clean replay)")
     demo.add_argument("--quiet", action="store_true", help="only warnings, errors and results")
     demo.set_defaults(run=_demo)
     rep = sub.add_parser("replay", help="replay the held-out traffic through a running `mlsd serve` service")
@@ -369,7 +373,8 @@ def build_parser(system_options: Sequence[Option] = ()) -> argparse.ArgumentPars
     rep.add_argument("--port", type=int, default=8000, help="the service's port")
     rep.add_argument("--speed", type=float, help="event seconds per wall second (default: as fast as served)")
     rep.add_argument("--label-delay-s", type=float, default=600.0, help="labels are posted this late (event time)")
-    rep.add_argument("--drift-at-hours", type=float, help="inject a drift this many hours into the period")
+    rep.add_argument("--drift-at-hours", type=float,
+                     help="inject a drift this many hours into the period (default: none, the traffic as it is)")
     rep.add_argument("--limit", type=int, help="replay at most this many requests")
     rep.set_defaults(run=_replay)
     report = sub.add_parser("report", help="write the seven-step HTML design report of a reference system")

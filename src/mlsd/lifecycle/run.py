@@ -56,12 +56,16 @@ def monitor_outcome(state: dict[str, Any], drift_at: float | None) -> dict[str, 
             "drift_detection_delay_s": delay, "false_alarms": false_alarms, "false_alarm_rate": rate}
 
 
-def run_demo(system: System, out: Path, config: RunConfig, *, speed: float | None = None,
-             replay_config: ReplayConfig | None = None, serve_args: tuple[str, ...] = ()) -> dict[str, Any]:
-    """build -> serve -> replay -> monitor -> report under ``out``; returns (and writes) ``summary.json``."""
+def run_demo(system: System, out: Path, config: RunConfig, *, speed: float | None = None, drift: bool = True,
+             drift_at_hours: float | None = None, replay_config: ReplayConfig | None = None,
+             serve_args: tuple[str, ...] = ()) -> dict[str, Any]:
+    """build -> serve -> replay -> monitor -> report under ``out``; returns (and writes) ``summary.json``.
+
+    ``drift``/``drift_at_hours``: for a system whose own demo injects a drift (ads), whether and when.
+    """
     own = getattr(system, "demo", None)
     if own is not None and replay_config is None:
-        summary: dict[str, Any] = own(out, config, speed)
+        summary: dict[str, Any] = own(out, config, speed, drift=drift, drift_at_hours=drift_at_hours)
         return summary
     from mlsd.reporting import write_design_report
 

@@ -3,7 +3,7 @@
 Every statistic is computed from one pass of binning per column against the profile's cut points
 or categories (no training data is read). Numbers: PSI and Jensen–Shannon on the ~10 equal-mass
 coarse bins, KS on the ~100 fine quantile bins (a binned KS, never above the exact one). Categories:
-PSI, Jensen–Shannon and a chi-squared goodness-of-fit test over top-k + other. Zero shares are
+PSI, Jensen–Shannon and a two-sample chi-squared test over top-k + other. Zero shares are
 replaced by a small epsilon before logs, as Evidently and most PSI write-ups do.
 
 The verdict needs both an effect size over its threshold and a significant test (see
@@ -14,13 +14,20 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
 from scipy import stats
 
-from mlsd.monitoring.profile import CategoricalProfile, ColumnProfile, DatasetProfile, NumericProfile, fine_counts
+from mlsd.monitoring.profile import (
+    Calibration,
+    CategoricalProfile,
+    ColumnProfile,
+    DatasetProfile,
+    NumericProfile,
+    fine_counts,
+)
 
 EPSILON = 1e-4
 
@@ -41,6 +48,21 @@ class DriftThresholds:
     js: float | None = 0.18
     p_value: float | None = 0.001
     min_rows: int = 100  # fewer current rows than this: statistics are reported, no verdict
+    # per-column effect-size lines from a calibration ({"psi": .., "js": ..}); a column's line is the
+    # higher of its own and the one above
+    columns: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+
+    def calibrated(self, calibration: Calibration | None) -> DriftThresholds:
+        """These thresholds with a profile's calibrated per-column lines (None: unchanged)."""
+        return self if calibration is None else replace(self, columns={**calibration.columns, **self.columns})
+
+    def for_column(self, name: str) -> DriftThresholds:
+        """The thresholds that apply to one column."""
+        lines = self.columns.get(name)
+        if not lines:
+            return self
+        return replace(self, psi=None if self.psi is None else max(self.psi, float(lines["psi"])),
+                       js=None if self.js is None else max(self.js, float(lines["js"])), columns={})
 
 
 @dataclass(frozen=True)
@@ -92,18 +114,21 @@ def ks_binned(reference_shares: np.ndarray, current_counts: np.ndarray, n_refere
     return d, float(stats.kstwobign.sf(d * effective))
 
 
-def chi2_goodness(reference_shares: np.ndarray, current_counts: np.ndarray) -> float:
-    """p-value of the current counts under the reference shares (chi-squared goodness of fit).
+def chi2_two_sample(reference_counts: np.ndarray, current_counts: np.ndarray) -> float:
+    """p-value of the chi-squared test that the reference and current counts come from one distribution.
 
-    Bins empty on both sides (an unused "other") add nothing and no degree of freedom.
+    Two samples (a 2 x k contingency table), not a goodness of fit: the reference shares are themselves
+    estimated from a finite sample, and treating them as exact overstates significance for rare
+    categories. Bins empty on both sides (an unused "other") add nothing and no degree of freedom.
     """
-    used = (reference_shares > 0) | (current_counts > 0)
-    reference_shares, current_counts = reference_shares[used], current_counts[used]
-    n = current_counts.sum()
-    expected = np.maximum(reference_shares, EPSILON)
-    expected = expected / expected.sum() * n
-    statistic = float(np.sum((current_counts - expected) ** 2 / expected))
-    return float(stats.chi2.sf(statistic, max(len(current_counts) - 1, 1)))
+    used = (reference_counts > 0) | (current_counts > 0)
+    table = np.vstack([reference_counts[used], current_counts[used]]).astype(np.float64)
+    totals = table.sum(axis=1, keepdims=True)
+    if table.shape[1] < 2 or (totals == 0).any():
+        return 1.0
+    expected = totals * table.sum(axis=0, keepdims=True) / totals.sum()
+    statistic = float(np.sum((table - expected) ** 2 / expected))
+    return float(stats.chi2.sf(statistic, table.shape[1] - 1))
 
 
 @dataclass
@@ -156,6 +181,7 @@ def column_drift(name: str, profile: ColumnProfile, values: Any, thresholds: Dri
 def counts_drift(name: str, profile: ColumnProfile, current: ColumnCounts,
                  thresholds: DriftThresholds = DriftThresholds(), sample_size: int | None = None) -> ColumnDrift:
     """Drift of one column from its current counts (see :func:`column_drift`)."""
+    thresholds = thresholds.for_column(name)
     rows = current.rows
     missing = current.missing / (rows + current.missing) if rows + current.missing else 0.0
     scale = min(sample_size / rows, 1.0) if sample_size and rows else 1.0
@@ -172,7 +198,8 @@ def counts_drift(name: str, profile: ColumnProfile, current: ColumnCounts,
         shares = counts / max(rows, 1)
         p = psi(profile.shares, shares)
         js = js_distance(profile.shares, shares) if rows else 0.0
-        ks, ks_p, chi2_p = None, None, chi2_goodness(profile.shares, counts * scale) if rows else 1.0
+        reference_counts = profile.shares * profile.count * (1.0 - profile.missing)
+        ks, ks_p, chi2_p = None, None, chi2_two_sample(reference_counts, counts * scale) if rows else 1.0
     reasons: list[str] = []
     significance = ks_p if ks_p is not None else chi2_p
     if rows >= thresholds.min_rows and (thresholds.p_value is None or (significance or 0.0) < thresholds.p_value):
@@ -198,5 +225,5 @@ def detect_drift(profile: DatasetProfile, columns: Mapping[str, Any], thresholds
     return {name: one(name) for name in names}
 
 
-__all__ = ["CategoricalProfile", "ColumnCounts", "ColumnDrift", "DriftThresholds", "chi2_goodness", "column_drift",
+__all__ = ["CategoricalProfile", "ColumnCounts", "ColumnDrift", "DriftThresholds", "chi2_two_sample", "column_drift",
            "counts_drift", "detect_drift", "js_distance", "ks_binned", "psi"]

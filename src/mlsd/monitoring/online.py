@@ -151,6 +151,8 @@ class OnlineMonitor:
 
     def __init__(self, profile: DatasetProfile, config: MonitorConfig = MonitorConfig()) -> None:
         self.profile, self.config = profile, config
+        # the profile's calibrated per-column lines, where it was calibrated on clean windows
+        self.thresholds = config.thresholds.calibrated(profile.calibration)
         self.monitored = [c for c in profile.columns if c not in config.exclude]
         self.windows: dict[float, _Window] = {}
         self.closed: list[dict[str, Any]] = []
@@ -276,7 +278,7 @@ class OnlineMonitor:
                 continue
             counts = {name: column.flush() for name, column in window.columns.items()}
             # Candidates of one request share its context: significance counts requests, not candidates.
-            drift = {name: counts_drift(name, self.profile.columns[name], counts[name], self.config.thresholds,
+            drift = {name: counts_drift(name, self.profile.columns[name], counts[name], self.thresholds,
                                         window.requests)
                      for name in self.profile.columns if name in counts}
             end = start + self.config.window_s

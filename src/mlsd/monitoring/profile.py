@@ -110,10 +110,35 @@ ColumnProfile = NumericProfile | CategoricalProfile
 
 
 @dataclass(frozen=True)
+class Calibration:
+    """Per-column drift thresholds and how they were found (see :mod:`mlsd.monitoring.calibrate`)."""
+
+    window_s: float
+    max_alert_rate: float
+    margin: float
+    period: str  # the clean data the windows came from
+    windows: int  # windows with enough rows to count
+    columns: dict[str, dict[str, float]]  # column -> {"psi": line, "js": line, "windows": n}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"window_s": self.window_s, "max_alert_rate": self.max_alert_rate, "margin": self.margin,
+                "period": self.period, "windows": self.windows, "columns": self.columns}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Calibration:
+        return cls(float(data["window_s"]), float(data["max_alert_rate"]), float(data["margin"]), str(data["period"]),
+                   int(data["windows"]), {str(k): dict(v) for k, v in data["columns"].items()})
+
+
+@dataclass(frozen=True)
 class DatasetProfile:
-    """One profile per column; stored as ``profile.json`` beside a registered model version."""
+    """One profile per column; stored as ``profile.json`` beside a registered model version.
+
+    ``calibration``: per-column drift thresholds learned on clean windows, when calibrated.
+    """
 
     columns: dict[str, ColumnProfile]
+    calibration: Calibration | None = None
 
     @classmethod
     def build(cls, numeric: Mapping[str, np.ndarray], categorical: Mapping[str, Any] | None = None) -> DatasetProfile:
@@ -122,14 +147,22 @@ class DatasetProfile:
         return cls(columns)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"version": 1, "columns": {name: p.to_dict() for name, p in self.columns.items()}}
+        data: dict[str, Any] = {"version": 1, "columns": {name: p.to_dict() for name, p in self.columns.items()}}
+        if self.calibration is not None:
+            data["calibration"] = self.calibration.to_dict()
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> DatasetProfile:
         columns: dict[str, ColumnProfile] = {}
         for name, p in data["columns"].items():
             columns[name] = NumericProfile.from_dict(p) if p["kind"] == "numeric" else CategoricalProfile.from_dict(p)
-        return cls(columns)
+        calibration = data.get("calibration")
+        return cls(columns, Calibration.from_dict(calibration) if calibration else None)
+
+    def with_columns(self, columns: Mapping[str, ColumnProfile]) -> DatasetProfile:
+        """This profile with ``columns`` added (or replaced); the calibration is kept."""
+        return DatasetProfile({**self.columns, **columns}, self.calibration)
 
 
 def fine_counts(cuts: np.ndarray, present: np.ndarray) -> np.ndarray:

@@ -4,8 +4,10 @@ A :class:`ReplaySource` yields requests in event-time order and, for each respon
 user did (the label) and which event the stream processor should see. The driver paces requests by
 a speed factor (event seconds per wall second; ``None`` = as fast as the service answers), keeps
 the stream processor advancing with the request clock (so online features stay fresh, with no
-look-ahead), and posts labels once ``label_delay_s`` of event time has passed (in batches, at most
-``label_flush_s`` later), with a watermark so the monitor knows when a window's labels are complete.
+look-ahead: a request at ``t`` sees the events strictly before ``t``, and windows expire by ``t``
+even when no event arrives, as the point-in-time store computes them), and posts labels once
+``label_delay_s`` of event time has passed (in batches, at most ``label_flush_s`` later), with a
+watermark so the monitor knows when a window's labels are complete.
 """
 
 from __future__ import annotations
@@ -42,7 +44,8 @@ class ReplaySource(Protocol):
     def close(self) -> None: ...
 
     def process_stream(self, rows: list[dict[str, Any]], watermark_s: float) -> None:
-        """Feed served events to the stream processor (keeps the online store current)."""
+        """Feed served events (all before ``watermark_s``) to the stream processor, then move its clock
+        to just before ``watermark_s``, so windows expire as of the next request's time."""
         ...
 
 
@@ -121,10 +124,10 @@ def replay(source: ReplaySource, client: ServiceClient, *, route: str, labels_ro
     result = ReplayResult()
     latencies: list[float] = []
     pending: list[tuple[float, int, str, Any]] = []  # (due event time, tiebreak, request id, label)
-    stream_rows: list[dict[str, Any]] = []
+    stream_rows: list[tuple[float, list[dict[str, Any]]]] = []  # (event time, rows) of served requests
     started = time.perf_counter()
     first = None
-    oldest = 0.0
+    clock: float | None = None  # the request time the stream processor was last moved to
     run = uuid.uuid4().hex[:8]  # request ids stay unique across replays into the same logs
     outcomes: dict[str, list[float]] = {}
 
@@ -154,11 +157,16 @@ def replay(source: ReplaySource, client: ServiceClient, *, route: str, labels_ro
                 time.sleep(wait)
         if pending and pending[0][0] + label_flush_s <= item.at_s:
             send_labels(item.at_s)  # labels go out in batches, as a click pipeline would deliver them
-        # Served events reach the stream processor within ``stream_lag_s`` of event time (the online
-        # store's freshness) before the next request is scored; batching longer would serve stale features.
-        if stream_rows and item.at_s - oldest >= stream_lag_s:
-            source.process_stream(stream_rows, item.at_s)
-            stream_rows = []
+        # Every ``stream_lag_s`` of event time (the online store's freshness) the stream processor takes
+        # the events served before this request and moves its clock here: counts over a window must
+        # lose the events that left it even when no new event arrives, or serving counts more than the
+        # point-in-time store (training-serving skew). Events at this very time wait for the next tick,
+        # as the store's "strictly before the request" leaves them out.
+        if clock is None or item.at_s - clock >= stream_lag_s:
+            due = [row for at, rows in stream_rows if at < item.at_s for row in rows]
+            stream_rows = [(at, rows) for at, rows in stream_rows if at >= item.at_s]
+            source.process_stream(due, item.at_s)
+            clock = item.at_s
         body = {**item.body, "request_id": f"{run}-{n}", "timestamp": item.at_s}
         sent = time.perf_counter()
         status, answer = client.request("POST", route, body)
@@ -172,13 +180,12 @@ def replay(source: ReplaySource, client: ServiceClient, *, route: str, labels_ro
         heapq.heappush(pending, (item.at_s + label_delay_s, n, body["request_id"], label))
         arm = str(answer.get("arm", "champion"))
         outcomes.setdefault(arm, []).append(float(sum(g for _, g in label)) if isinstance(label, list) else label)
-        if not stream_rows:
-            oldest = item.at_s
-        stream_rows.extend(rows)
+        if rows:
+            stream_rows.append((item.at_s, rows))
         if on_progress is not None:
             on_progress(n + 1)
     if stream_rows and result.last_at_s is not None:
-        source.process_stream(stream_rows, result.last_at_s)
+        source.process_stream([row for _, rows in stream_rows for row in rows], result.last_at_s + stream_lag_s)
     if result.last_at_s is not None:
         # The replay is over: every label there will ever be is sent, so the watermark can move a year
         # past the last request and every monitoring window closes (weekly windows need more than a day).

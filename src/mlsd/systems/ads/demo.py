@@ -2,10 +2,11 @@
 
 ingest -> features -> train -> register (``mlsd run ads``) -> serve (``mlsd serve ads`` as a child
 process, champion vs challenger on hashed users) -> replay the held-out traffic through HTTP with
-delayed labels and an injected drift -> the service's monitor computes drift, alerts and online
-metrics -> the design report. Real TalkingData when a data directory is given, the generated ad
-marketplace otherwise. Writes ``summary.json`` with the offline metrics, the A/B result, the drift
-detection delay, the false alarms, the serving p99 and the report's path.
+delayed labels and an injected drift (none with ``--no-drift``: a clean replay) -> the service's
+monitor computes drift, alerts and online metrics -> the design report. Real TalkingData when a data
+directory is given, the generated ad marketplace otherwise. Writes ``summary.json`` with the offline
+metrics, the A/B result, the drift detection delay, the false alarms, the serving p99 and the
+report's path.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ class AdsDemo:
     window_s: float = 1800.0
     label_delay_s: float = 600.0
     speed: float | None = None  # event seconds per wall second; None: as fast as the service answers
+    drift: bool = True  # inject a drift into the replayed traffic (False: a clean replay)
     drift_at_hours: float | None = None  # after the replayed period's start (default: half of it)
     drift_share: float = 0.3
     marketplace_rows: int = 250_000  # over 7 days; the replay keeps the same traffic rate
@@ -65,12 +67,13 @@ class AdsDemo:
         args = ["--ab-share", str(self.ab_share), "--window-s", str(self.window_s),
                 "--label-delay-s", str(self.label_delay_s)]
         with ServerProcess("ads", home, args) as server:
+            traffic = self.traffic or MarketplaceTraffic(self.marketplace_rows / 7)
+            drift_at_hours = self._drift_hours(dataset, traffic)
             self.say(f"[3/5] replay the held-out {dataset} traffic through HTTP (labels {self.label_delay_s:.0f} s "
-                     "late, a drift injected half way)")
+                     f"late, {'no drift' if drift_at_hours is None else f'a drift from hour {drift_at_hours:g}'})")
             result, drift_at = replay_service(home, server.client, speed=self.speed, label_delay_s=self.label_delay_s,
-                                              drift_at_hours=self.drift_at_hours, drift_share=self.drift_share,
-                                              traffic=self.traffic or MarketplaceTraffic(self.marketplace_rows / 7),
-                                              limit=self.replay_limit, progress=self.progress)
+                                              drift_at_hours=drift_at_hours, drift_share=self.drift_share,
+                                              traffic=traffic, limit=self.replay_limit, progress=self.progress)
             assert result.last_at_s is not None
             self.say(f"      {result.requests:,} requests in {result.wall_s:.1f} s, {result.errors} errors, "
                      f"p99 {result.latency_ms.get('p99', float('nan')):.2f} ms")
@@ -87,6 +90,15 @@ class AdsDemo:
         self.say(format_summary(summary))
         self.say(f"report: {report}\nsummary: {self.out / 'summary.json'}")
         return summary
+
+    def _drift_hours(self, dataset: str, traffic: MarketplaceTraffic) -> float | None:
+        """When the drift starts, in hours after the replayed period's start (None: no drift)."""
+        if not self.drift:
+            return None
+        if self.drift_at_hours is not None:
+            return self.drift_at_hours
+        # half way: TalkingData's held-out day has 16 hours of clicks; the marketplace replays traffic.days
+        return 8.0 if dataset == "talkingdata" else traffic.days * 12.0
 
     def _summary(self, dataset: str, models: Mapping[str, Any], result: ReplayResult, state: Mapping[str, Any],
                  drift_at: float | None) -> dict[str, Any]:
@@ -117,8 +129,8 @@ def ads_traffic(home: Path, *, drift_at_hours: float | None = None, drift_share:
         source = MarketplaceReplay(home, AdMarketplace(0), plan)
     else:
         source = ClickLogReplay(home, drift_share=drift_share, limit=limit)
-        # TalkingData's held-out day has 16 hours of clicks: the drift starts half way
-        source.drift_at_s = source.start_s + (8.0 if drift_at_hours is None else drift_at_hours) * 3600
+        if drift_at_hours is not None:
+            source.drift_at_s = source.start_s + drift_at_hours * 3600
     return source
 
 

@@ -54,6 +54,10 @@ class _StreamedReplay:
         if start_us is not None:
             self.processor.advance(start_us)
 
+    def advance(self, watermark_s: float) -> None:
+        """The stream's clock to just before ``watermark_s``: windows hold the events in ``[t - W, t)``."""
+        self.processor.advance(round(watermark_s * 1e6) - 1)
+
     def close(self) -> None:
         self.store.online.close()
         self.log.close()
@@ -92,7 +96,9 @@ class ClickLogReplay(_StreamedReplay):
                     return
 
     def process_stream(self, rows: list[dict[str, Any]], watermark_s: float) -> None:
-        self.processor.process(pa.Table.from_pylist(rows, schema=self.log.schema.stored_schema))
+        if rows:
+            self.processor.process(pa.Table.from_pylist(rows, schema=self.log.schema.stored_schema))
+        self.advance(watermark_s)
 
 
 def _logged(label: float, row: dict[str, Any]) -> Callable[[dict[str, Any]], tuple[float, list[dict[str, Any]]]]:
@@ -108,7 +114,7 @@ class MarketplaceTraffic:
     day: float = 7.0  # days after the marketplace's start (the click log covers days 0-6)
     days: float = 1 / 3
     candidates: int = 20
-    drift_at_hours: float | None = 4.0
+    drift_at_hours: float | None = None  # None: no drift
     drift_share: float = 0.6
     drift_device: int = 2
     seed: int = 11
@@ -162,4 +168,6 @@ class MarketplaceReplay(_StreamedReplay):
         return outcome
 
     def process_stream(self, rows: list[dict[str, Any]], watermark_s: float) -> None:
-        self.processor.process_records(rows)
+        if rows:
+            self.processor.process_records(rows)
+        self.advance(watermark_s)

@@ -31,11 +31,13 @@ from mlsd.evaluation.classification import reliability_curve, roc_auc, roc_point
 from mlsd.evaluation.significance import bootstrap_metric
 from mlsd.events import EventLog, Ingestor
 from mlsd.features import FeatureStore, OfflineStore, SqliteOnlineStore
+from mlsd.monitoring.calibrate import calibrate
 from mlsd.monitoring.online import PREDICTION
 from mlsd.monitoring.profile import DatasetProfile, NumericProfile
 from mlsd.registry import Lineage, ModelRegistry, code_revision
 from mlsd.registry.promotion import promote
 from mlsd.systems.ads.features import ads_views, click_views
+from mlsd.systems.ads.system import MONITOR_WINDOW_S
 from mlsd.systems.ads.training import MODELS, TrainingSet, flat_set, talkingdata_set, train_all
 from mlsd.training import TrainingResult
 
@@ -136,8 +138,14 @@ class AdsRun:
         # been fitted to, and (unlike the first training days) with the history behind it that live
         # traffic has; "time since last" and running counts drift from a log's first days by design.
         recent = data.split.valid if len(data.split.valid) else data.split.train
-        features = DatasetProfile.build({c: np.asarray(data.columns[c])[recent] for c in data.numeric},
-                                        {c: np.asarray(data.columns[c])[recent] for c in data.categorical})
+        recent_columns = {c: np.asarray(data.columns[c])[recent] for c in (*data.numeric, *data.categorical)}
+        features = DatasetProfile.build({c: recent_columns[c] for c in data.numeric},
+                                        {c: recent_columns[c] for c in data.categorical})
+        # Alert lines per column from the same period cut into the monitor's windows: count features
+        # follow the day's traffic curve, and one fixed line would alert on every clean night.
+        times = data.times_s[recent] if data.times_s is not None else None
+        if times is not None:
+            features = calibrate(features, recent_columns, times, MONITOR_WINDOW_S)
 
         def record(kind: str, result: TrainingResult) -> None:
             test = result.metrics.get("test", {})
@@ -156,8 +164,10 @@ class AdsRun:
             # Predictions of the same period: calibrated and out of sample, like the service's scores.
             profile = self.home / "profiles" / f"{data.name}-{kind}" / PROFILE_FILE
             profile.parent.mkdir(parents=True, exist_ok=True)
-            reference = DatasetProfile({**features.columns,
-                                        PREDICTION: NumericProfile.build(result.predictions.get("valid", np.zeros(0)))})
+            valid_predictions = result.predictions.get("valid", np.zeros(0))
+            reference = features.with_columns({PREDICTION: NumericProfile.build(valid_predictions)})
+            if times is not None and len(valid_predictions) == len(times):
+                reference = calibrate(reference, {PREDICTION: valid_predictions}, times, MONITOR_WINDOW_S)
             atomic_write_json(profile, reference.to_dict())
             version = registry.register(name, result.pipeline, params=result.params, metrics=metrics,
                                         lineage=lineage, experiment=f"ads-{data.name}", run_name=kind,

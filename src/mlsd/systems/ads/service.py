@@ -25,6 +25,7 @@ from mlsd.serving.models import Arms, ModelHolder
 from mlsd.serving.validation import Field, Schema, event_time
 from mlsd.systems.ads.features import CATEGORICAL, REQUEST_TIME, ads_views, model_inputs
 from mlsd.systems.ads.run import PROFILE_FILE, model_name, served_dataset
+from mlsd.systems.ads.system import MONITOR_WINDOW_S
 from mlsd.training.pipeline import ClickPipeline
 
 MAX_CANDIDATES = 500
@@ -57,7 +58,7 @@ class AdsService:
 
     def __init__(self, home: Path, *, dataset: str | None = None, alias: str = CHAMPION,
                  poll_interval: float = 10.0, ab_share: float = 0.0, experiment: str = "ads-ab",
-                 window_s: float = 3600.0, label_delay_s: float = 600.0,
+                 window_s: float = MONITOR_WINDOW_S, label_delay_s: float = 600.0,
                  thresholds: DriftThresholds | None = None) -> None:
         self.home = Path(home)
         dataset = dataset or served_dataset(self.home)

@@ -15,6 +15,8 @@ if TYPE_CHECKING:
     from mlsd.simulation.replay import ReplaySource
 
 MODELS = ("logreg", "lgbm", "dcn_v2", "ffm")
+# The monitor's window; `mlsd run ads` calibrates each column's drift thresholds on windows this long.
+MONITOR_WINDOW_S = 1800.0
 
 
 class AdsSystem:
@@ -26,6 +28,7 @@ class AdsSystem:
     datasets = ("talkingdata", "criteo", "ipinyou")
     route = "/v1/ads/score"
     options = (Option("models", ",".join(MODELS), "comma-separated model kinds (default: all)"),)
+    window_s = MONITOR_WINDOW_S
 
     @property
     def model_name(self) -> str:
@@ -83,11 +86,14 @@ class AdsSystem:
 
         fill_report(ws.home, report)
 
-    def demo(self, out: Path, config: RunConfig, speed: float | None) -> dict[str, Any]:
-        """The ads demo: run, serve with an A/B test, replay with an injected drift, monitor, report."""
+    def demo(self, out: Path, config: RunConfig, speed: float | None, *, drift: bool = True,
+             drift_at_hours: float | None = None) -> dict[str, Any]:
+        """The ads demo: run, serve with an A/B test, replay (with a drift injected unless ``drift`` is
+        False: half way through the period, or ``drift_at_hours`` into it), monitor, report."""
         from mlsd.systems.ads.demo import AdsDemo
 
-        return AdsDemo(out=out, data=config.data, speed=speed, progress=config.progress).run()
+        return AdsDemo(out=out, data=config.data, speed=speed, progress=config.progress, drift=drift,
+                       drift_at_hours=drift_at_hours).run()
 
 
 SYSTEM = AdsSystem()

@@ -42,6 +42,7 @@ class TrainingSet:
     feature_views: dict[str, int] | None = None
     best_logloss: float | None = None
     model_params: dict[str, dict[str, float]] | None = None
+    times_s: np.ndarray | None = None  # each row's event time (epoch seconds), where the data has one
 
     def fingerprint(self) -> str:
         """sha256 of the labels and every feature column, in order: the exact data a model saw."""
@@ -85,7 +86,8 @@ def talkingdata_set(store: FeatureStore, log: EventLog, negative_rate: float = 1
     return TrainingSet(name, columns, frame.column(LABEL).to_numpy().astype(np.float32), split, numeric,
                        CATEGORICAL, negative_rate,
                        feature_views={v.name: v.version for v in view_objects},
-                       model_params={"lgbm": {"num_leaves": 7, "min_child_samples": 100}} if few_positives else None)
+                       model_params={"lgbm": {"num_leaves": 7, "min_child_samples": 100}} if few_positives else None,
+                       times_s=stamps.astype(np.int64) / 1e6)
 
 
 def flat_set(data: CtrData) -> TrainingSet:
