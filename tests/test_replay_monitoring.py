@@ -88,7 +88,9 @@ def _charts(dom: str) -> dict[str, int]:
 @pytest.mark.slow
 def test_replay_ab_drift_dashboard_and_report_over_http(market_home: Path) -> None:
     traffic = MarketplaceTraffic(rows_per_day=ROWS / 7, drift_at_hours=4.0, drift_share=0.8)
-    args = ["--ab-share", "0.5", "--window-s", "1800", "--label-delay-s", "600"]
+    # Hour-long windows: at this traffic a half-hour window at night holds fewer than the 100 requests
+    # the monitor needs for a verdict (min_rows counts requests, not their 20 candidates).
+    args = ["--ab-share", "0.5", "--window-s", "3600", "--label-delay-s", "600"]
     with ServerProcess("ads", market_home, args) as server:
         source = MarketplaceReplay(market_home, AdMarketplace(0), traffic)
         try:
@@ -122,8 +124,8 @@ def test_replay_ab_drift_dashboard_and_report_over_http(market_home: Path) -> No
     after = {a["column"] for a in state["alerts"] if a["window_end"] > drift_at}
     assert {"device", "os"} & after  # the traffic shift moved the device mix
     assert delay is not None
-    assert 0 < delay <= 2 * 1800
-    assert false_alarms <= 2
+    assert 0 < delay <= 3600 + 300  # the first window after the drift starts alerts when it closes
+    assert false_alarms == 0
 
     assert status == 200
     assert re.search(r'mlsd_drift_alerts_total\{column="device"\} [1-9]', metrics)

@@ -47,7 +47,7 @@ class DriftThresholds:
     psi: float | None = 0.25
     js: float | None = 0.18
     p_value: float | None = 0.001
-    min_rows: int = 100  # fewer current rows than this: statistics are reported, no verdict
+    min_rows: int = 100  # fewer current observations than this (present values, per request): no verdict
     # per-column effect-size lines from a calibration ({"psi": .., "js": ..}); a column's line is the
     # higher of its own and the one above
     columns: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
@@ -184,7 +184,10 @@ def counts_drift(name: str, profile: ColumnProfile, current: ColumnCounts,
     thresholds = thresholds.for_column(name)
     rows = current.rows
     missing = current.missing / (rows + current.missing) if rows + current.missing else 0.0
-    scale = min(sample_size / rows, 1.0) if sample_size and rows else 1.0
+    # Candidates of one request repeat its request-level values: ``sample_size`` requests stand behind
+    # all rows, missing ones included, so the present values are worth ``sample_size x present share``.
+    scale = min(sample_size / (rows + current.missing), 1.0) if sample_size and rows else 1.0
+    effective = rows * scale
     if isinstance(profile, NumericProfile):
         fine = current.bins
         ref_coarse = np.bincount(profile.groups, weights=profile.shares)
@@ -202,7 +205,7 @@ def counts_drift(name: str, profile: ColumnProfile, current: ColumnCounts,
         ks, ks_p, chi2_p = None, None, chi2_two_sample(reference_counts, counts * scale) if rows else 1.0
     reasons: list[str] = []
     significance = ks_p if ks_p is not None else chi2_p
-    if rows >= thresholds.min_rows and (thresholds.p_value is None or (significance or 0.0) < thresholds.p_value):
+    if effective >= thresholds.min_rows and (thresholds.p_value is None or (significance or 0.0) < thresholds.p_value):
         if thresholds.psi is not None and p >= thresholds.psi:
             reasons.append("psi")
         if thresholds.js is not None and js >= thresholds.js:

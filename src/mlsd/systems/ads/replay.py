@@ -141,7 +141,9 @@ class MarketplaceReplay(_StreamedReplay):
         cumulative /= cumulative[-1]
         for i in range(self.requests):
             seconds = float(plan.seconds[i])
-            at = _START_S + seconds
+            # The click log keeps whole seconds: a request at 12.7 s whose click is logged at 12 s would
+            # precede its own event, and the point-in-time store would count that click in its features.
+            at = _START_S + float(int(seconds))
             user = int(plan.user[i])
             if self.drift_at_s is not None and at >= self.drift_at_s and self.rng.random() < t.drift_share:
                 pick = int(np.searchsorted(cumulative, self.rng.random(), side="right"))
