@@ -14,7 +14,8 @@ from mlsd.evaluation.classification import normalized_entropy, roc_auc
 from mlsd.evaluation.significance import bootstrap_difference, paired_bootstrap_mean, two_proportion_ztest
 from mlsd.experiments.ab import assign_arm, bucket
 from mlsd.monitoring import DatasetProfile, DriftThresholds, MonitorConfig, OnlineMonitor, detect_drift
-from mlsd.monitoring.drift import js_distance, psi
+from mlsd.monitoring.calibrate import calibrate, describe, window_ids
+from mlsd.monitoring.drift import column_drift, js_distance, psi
 from mlsd.monitoring.online import drift_outcome
 
 
@@ -270,3 +271,65 @@ def test_the_clock_follows_traffic_that_moved_not_one_stray_request() -> None:
     assert monitor.request_watermark == replay_start + 300
     monitor.add_labels([], watermark_s=replay_start + 10_000)
     assert sum(w["requests"] for w in monitor.closed) == 300
+
+
+def _seasonal_day(rng: np.random.Generator, day: int, scale: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """One day of a click count over the last hour: it follows the day's traffic curve (as on TalkingData)."""
+    times = np.sort(rng.uniform(0, 86_400, 20_000)) + day * 86_400
+    hour = (times % 86_400) / 3600
+    rate = scale * 40 * (1.2 + np.sin(2 * np.pi * hour / 24))
+    return times, rng.poisson(rate).astype(np.float64)
+
+
+def test_calibration_quiets_a_seasonal_column_and_still_catches_a_shift() -> None:
+    rng = np.random.default_rng(7)
+    times, values = _seasonal_day(rng, 0)
+    profile = DatasetProfile.build({"count_1h": values})
+    calibrated = calibrate(profile, {"count_1h": values}, times, 1800.0)
+    assert calibrated.calibration is not None
+    assert calibrated.calibration.windows == 48
+    line = calibrated.calibration.columns["count_1h"]
+    assert line["windows"] == 48
+    assert line["psi"] > DriftThresholds().psi  # type: ignore[operator]
+
+    def alerting(day_times: np.ndarray, day_values: np.ndarray, thresholds: DriftThresholds) -> int:
+        ids = window_ids(day_times, 1800.0)
+        return sum(column_drift("count_1h", profile.columns["count_1h"], day_values[ids == w], thresholds).drift
+                   for w in np.unique(ids))
+
+    next_times, next_values = _seasonal_day(rng, 1)  # a clean day the calibration never saw
+    assert alerting(next_times, next_values, DriftThresholds()) >= 10  # one line for every column alarms
+    tuned = DriftThresholds().calibrated(calibrated.calibration)
+    assert alerting(next_times, next_values, tuned) == 0
+    shifted_times, shifted_values = _seasonal_day(rng, 2, scale=3.0)
+    # Tripled traffic still alerts in most windows; a night window tripled looks like a clean day window
+    # to a whole-day reference, the price of a seasonal column's wide line.
+    assert alerting(shifted_times, shifted_values, tuned) >= 24
+
+
+def test_calibration_travels_with_the_profile_into_the_monitor() -> None:
+    rng = np.random.default_rng(8)
+    times, values = _seasonal_day(rng, 0)
+    profile = calibrate(DatasetProfile.build({"count_1h": values, "flat": rng.normal(0, 1, values.size)}),
+                        {"count_1h": values, "flat": rng.normal(0, 1, values.size)}, times, 1800.0)
+    again = DatasetProfile.from_dict(json.loads(json.dumps(profile.to_dict())))
+    assert again.calibration == profile.calibration
+    monitor = OnlineMonitor(again, MonitorConfig(window_s=1800.0))
+    assert monitor.thresholds.for_column("count_1h").psi == profile.calibration.columns["count_1h"]["psi"]  # type: ignore[union-attr]
+    assert monitor.thresholds.for_column("flat").psi == DriftThresholds().psi  # a steady column keeps the base line
+    assert DriftThresholds(psi=None).calibrated(profile.calibration).for_column("count_1h").psi is None
+    assert [row["column"] for row in describe(profile)] == ["count_1h"]
+    with pytest.raises(ValueError, match="max_alert_rate"):
+        calibrate(profile, {}, times, 1800.0, max_alert_rate=1.0)
+    with pytest.raises(ValueError, match="margin"):
+        calibrate(profile, {}, times, 1800.0, margin=0.5)
+
+
+def test_minimum_rows_count_requests_with_a_value_not_candidates() -> None:
+    rng = np.random.default_rng(9)
+    profile = DatasetProfile.build({"x": rng.normal(0, 1, 50_000)})
+    per_request = rng.normal(3.0, 1, 120)  # far off the reference
+    per_request[:100] = np.nan  # 20 of 120 requests have a value
+    current = np.repeat(per_request, 20)  # 20 candidates per request, 400 present rows
+    assert not detect_drift(profile, {"x": current}, sample_size=120)["x"].drift  # 20 observations: no verdict
+    assert detect_drift(profile, {"x": np.repeat(rng.normal(3.0, 1, 120), 20)}, sample_size=120)["x"].drift
