@@ -13,14 +13,20 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
+from mlsd.datasets import TALKINGDATA_SCHEMA
 from mlsd.datasets.marketplace import AdMarketplace, click_log
+from mlsd.events import EventLog
+from mlsd.events.schema import records_to_table, validate
+from mlsd.features import FeatureStore, OfflineStore, SqliteOnlineStore
 from mlsd.lifecycle.serve import build_monitoring
 from mlsd.monitoring.online import drift_outcome
 from mlsd.reporting import STEPS
 from mlsd.serving.app import create_app
 from mlsd.serving.feature_log import FeatureLog, read_feature_log
+from mlsd.serving.skew import skew_check
 from mlsd.simulation.process import ServerProcess
 from mlsd.simulation.replay import replay, wait_for_monitor
+from mlsd.systems.ads.features import click_views
 from mlsd.systems.ads.replay import MarketplaceReplay, MarketplaceTraffic
 from mlsd.systems.ads.report import write_report
 from mlsd.systems.ads.run import AdsRun
@@ -154,3 +160,40 @@ def test_replay_ab_drift_dashboard_and_report_over_http(market_home: Path) -> No
     assert re.search(r"alerting column.*first seen", page, re.S)
     assert "windows from 20" in page  # times as dates
     assert "src=\"http" not in page  # self-contained: nothing to fetch
+
+
+class _RecordedReplay(MarketplaceReplay):
+    """Marketplace traffic that also keeps every event it streams, for the skew check."""
+
+    streamed: list[dict[str, object]]
+
+    def process_stream(self, rows: list[dict[str, object]], watermark_s: float) -> None:
+        self.streamed.extend(rows)
+        super().process_stream(rows, watermark_s)
+
+
+@pytest.mark.slow
+def test_served_features_equal_the_point_in_time_store(market_home: Path, tmp_path: Path) -> None:
+    """Training/serving skew: each served vector is what the offline store computes at its request time."""
+    home = tmp_path / "home"
+    shutil.copytree(market_home, home, ignore=shutil.ignore_patterns("feature_log", "labels", "monitoring"))
+    traffic = MarketplaceTraffic(rows_per_day=ROWS / 7, days=2 / 24)
+    with ServerProcess("ads", home, ["--window-s", "1800"]) as server:
+        source = _RecordedReplay(home, AdMarketplace(0), traffic)
+        source.streamed = []
+        try:
+            result = replay(source, server.client, route=AdsService.route, label_delay_s=600)
+        finally:
+            source.close()
+    assert result.errors == 0
+    # The offline store over the click log plus the replayed clicks, as ingestion would have logged them.
+    log = EventLog(home / "events" / "clicks", TALKINGDATA_SCHEMA)
+    assert log.append(validate(records_to_table(source.streamed, TALKINGDATA_SCHEMA), TALKINGDATA_SCHEMA).valid
+                      ).appended == result.requests
+    views = click_views(log)
+    store = FeatureStore(SqliteOnlineStore(tmp_path / "unused.db"), OfflineStore(), views)
+    report = skew_check(read_feature_log(home / "feature_log"), store, [v.name for v in views], sample=None)
+    log.close()
+    assert report.records == result.requests
+    assert report.cells > 10 * report.rows
+    assert report.mismatches == 0, report.by_feature

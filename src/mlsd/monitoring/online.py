@@ -423,12 +423,12 @@ def _finite(value: float) -> float | None:
 def drift_outcome(state: Mapping[str, Any], drift_at: float | None) -> tuple[float | None, int, float | None]:
     """Detection delay (event seconds from the drift to the first alert after it), false alarms, their rate.
 
-    A false alarm is an alert on a window that ended before the drift began; the rate is the share of
-    those windows with at least one alert.
+    A false alarm is an alert on a window that ended before the drift began (every alert of a clean
+    replay, ``drift_at`` None); the rate is the share of those windows with at least one alert.
     """
     alerts, windows = state.get("alerts", []), state.get("windows", [])
     if drift_at is None:
-        return None, len(alerts), None
+        drift_at = float("inf")
     before = [w for w in windows if w["end"] <= drift_at]
     false = [a for a in alerts if a["window_end"] <= drift_at]
     after = [a for a in alerts if a["window_end"] > drift_at]
