@@ -61,7 +61,7 @@ def test_talkingdata_replay_has_no_false_alarms_and_catches_the_drift_in_one_win
     assert summary["dataset"] == "talkingdata"
     assert summary["replay"]["errors"] == 0
     assert summary["windows"] == 32
-    assert summary["false_alarms"] == 0  # 76 alerts before thresholds were calibrated and windows expired
+    assert summary["false_alarms"] == 0  # 41 before calibrated thresholds and expiring windows
     delay = summary["drift_detection_delay_s"]
     assert delay is not None
     assert 1800 <= delay <= 1800 + 120  # the first window after the drift alerts as it closes
