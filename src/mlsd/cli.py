@@ -202,9 +202,13 @@ def _ope(args: argparse.Namespace) -> int:
 
     results = run_ope(args.data, resamples=args.resamples)
     for campaign, r in results.items():
-        errors = r["relative_error"]
-        print(f"{campaign:6s} truth {r['truth']:.5f}  ips {r['ips']:.5f}  snips {r['snips']:.5f}  dr {r['dr']:.5f}  "
-              f"relative error ips {errors['ips']:.1%} snips {errors['snips']:.1%} dr {errors['dr']:.1%}")
+        low, high = r["truth_ci95"]
+        print(f"{campaign:6s} on-policy truth {r['truth']:.5f} [{low:.5f}, {high:.5f}]  ({r['logged_rows']:,} random "
+              f"rows, {r['policy']['name']} with the {r['policy']['prior']} prior)")
+        for name in ("ips", "snips", "dr"):
+            (low, high), (d_low, d_high) = r["ci95"][name], r["difference_ci95"][name]
+            print(f"       {name:5s} {r[name]:.5f} [{low:.5f}, {high:.5f}]  minus truth [{d_low:+.5f}, {d_high:+.5f}]  "
+                  f"relative error {r['relative_error'][name]:.1%}")
     if args.json:
         from mlsd.core.atomic import atomic_write_json
 

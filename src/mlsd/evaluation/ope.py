@@ -63,22 +63,45 @@ def doubly_robust(data: LoggedBandit) -> float:
 ESTIMATORS: dict[str, Callable[[LoggedBandit], float]] = {"ips": ips, "snips": snips, "dr": doubly_robust}
 
 
+def bootstrap_values(data: LoggedBandit, estimator: Callable[[LoggedBandit], float], *, resamples: int = 1000,
+                     seed: int = 0) -> np.ndarray:
+    """An estimator on ``resamples`` bootstrap resamples of the logged rows."""
+    rng = np.random.default_rng(seed)
+    n = data.reward.shape[0]
+    return np.array([estimator(data.take(np.asarray(rng.integers(0, n, n)))) for _ in range(resamples)])
+
+
 def bootstrap_interval(data: LoggedBandit, estimator: Callable[[LoggedBandit], float], *, resamples: int = 1000,
                        level: float = 0.95, seed: int = 0) -> tuple[float, float]:
     """Percentile bootstrap interval of an estimator over logged rows."""
-    rng = np.random.default_rng(seed)
-    n = data.reward.shape[0]
-    values = np.array([estimator(data.take(np.asarray(rng.integers(0, n, n)))) for _ in range(resamples)])
+    return percentile_interval(bootstrap_values(data, estimator, resamples=resamples, seed=seed), level)
+
+
+def percentile_interval(values: np.ndarray, level: float = 0.95) -> tuple[float, float]:
+    """The central ``level`` range of bootstrap values."""
     tail = (1 - level) / 2
     return float(np.quantile(values, tail)), float(np.quantile(values, 1 - tail))
 
 
-def evaluate_policy(data: LoggedBandit, truth: float | None = None, *, resamples: int = 1000,
-                    seed: int = 0) -> dict[str, object]:
-    """Every estimator with its bootstrap interval and, given the true value, relative errors."""
+def evaluate_policy(data: LoggedBandit, truth: float | None = None, *, truth_rewards: np.ndarray | None = None,
+                    resamples: int = 1000, seed: int = 0) -> dict[str, object]:
+    """Every estimator with its bootstrap interval and, given the true value, relative errors.
+
+    ``truth_rewards``: the evaluation policy's own on-policy rewards, when the truth is itself a
+    sample; their mean is the truth, with its interval, and each estimate's difference from it gets
+    an interval from the two independent bootstraps (0 inside: the estimate is consistent with it).
+    """
     result: dict[str, object] = {name: fn(data) for name, fn in ESTIMATORS.items()}
-    result["ci95"] = {name: list(bootstrap_interval(data, fn, resamples=resamples, seed=seed))
-                      for name, fn in ESTIMATORS.items()}
+    draws = {name: bootstrap_values(data, fn, resamples=resamples, seed=seed) for name, fn in ESTIMATORS.items()}
+    result["ci95"] = {name: list(percentile_interval(values)) for name, values in draws.items()}
+    if truth_rewards is not None:
+        rewards = np.asarray(truth_rewards, dtype=np.float64)
+        truth = float(rewards.mean())
+        rng = np.random.default_rng(seed + 1)
+        truth_draws = rewards[rng.integers(0, rewards.size, (resamples, rewards.size))].mean(axis=1)
+        result["truth_ci95"] = list(percentile_interval(truth_draws))
+        result["difference_ci95"] = {name: list(percentile_interval(values - truth_draws))
+                                     for name, values in draws.items()}
     if truth is not None:
         result["truth"] = truth
         result["relative_error"] = {name: abs(float(result[name]) - truth) / truth  # type: ignore[arg-type]

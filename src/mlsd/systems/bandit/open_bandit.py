@@ -1,71 +1,54 @@
 """Estimate the Bernoulli-Thompson-sampling policy's click rate from the uniform-random policy's logs.
 
 The Open Bandit Dataset logged both policies side by side on ZOZOTOWN (same week, same campaign), so
-the BTS policy's own logged click rate is the truth the estimates are checked against.
+the BTS policy's own logged click rate is the truth the estimates are checked against; its interval
+(bootstrap over the BTS log's impressions) is reported beside theirs.
 
-The evaluation policy's action probabilities change as its posterior updates. For each random-policy
-impression at time t they are taken point-in-time from the BTS log, the latest logged probability
-of each (item, position) before t, through the feature store's offline join. They are then
-normalized over items per position. The reward model for DR is a Beta-smoothed click rate per
+The evaluation policy's action distribution is BTS's own, as its authors evaluate it: obp's
+``BernoulliTS`` with the ZOZOTOWN prior of the campaign, its probability of putting each item at each
+of the three positions estimated by ``compute_batch_action_dist`` (Monte Carlo over the posterior;
+each position's column sums to 1). The logged per-row propensities of the BTS log are not that
+distribution: they drift as the deployed posterior updated, and the latest one per item summed to
+0.9-3.4 over items before normalisation. The reward model for DR is a Beta-smoothed click rate per
 (item, position), cross-fitted on two halves of the random log.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
-import tempfile
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 
-from mlsd.core.timeutil import TIMESTAMP
 from mlsd.datasets.registry import locate
 from mlsd.evaluation.ope import LoggedBandit, evaluate_policy
-from mlsd.features import Entity, Feature, FeatureView, OfflineStore, TableSource
 
 CAMPAIGNS = ("men", "women")
-SLOT = Entity("slot", ("item_id", "position"))
+POSITIONS = 3  # items shown per impression (ZOZOTOWN's len_list)
+SIMULATIONS = 100_000  # posterior draws behind the action distribution (obp's examples use 100,000)
+BTS_SEED = 12345  # obp's examples' random_state
 
 
-def _read(path: Path) -> pd.DataFrame:
+def _read(path: os.PathLike[str] | str) -> pd.DataFrame:
     frame = pd.read_csv(path, usecols=["timestamp", "item_id", "position", "click", "propensity_score"])
     frame["timestamp"] = pd.to_datetime(frame["timestamp"], utc=True)
+    frame["position"] -= 1  # the CSV counts positions from 1; obp's action distribution from 0
     return frame.sort_values("timestamp", kind="stable").reset_index(drop=True)
 
 
-def evaluation_probabilities(random: pd.DataFrame, bts: pd.DataFrame, items: int, workdir: Path) -> np.ndarray:
-    """``(rows, items)``: the BTS policy's probability of each item at each random row's position and time."""
-    source = workdir / "bts_propensity.parquet"
-    pa.parquet.write_table(pa.table({
-        "item_id": pa.array(bts["item_id"].to_numpy(np.int64)),
-        "position": pa.array(bts["position"].to_numpy(np.int64)),
-        "event_timestamp": pa.array(bts["timestamp"].dt.tz_convert(None).to_numpy("datetime64[us]")).cast(TIMESTAMP),
-        "propensity_score": pa.array(bts["propensity_score"].to_numpy(np.float64))}), source)
-    view = FeatureView("bts_policy", (SLOT,), TableSource(str(source)), (Feature("propensity_score"),))
-    n = len(random)
-    stamps = random["timestamp"].dt.tz_convert(None).to_numpy("datetime64[us]")
-    labels = pa.table({
-        "row": pa.array(np.repeat(np.arange(n), items)),
-        "item_id": pa.array(np.tile(np.arange(items), n)),
-        "position": pa.array(np.repeat(random["position"].to_numpy(np.int64), items)),
-        "event_timestamp": pa.array(np.repeat(stamps, items)).cast(TIMESTAMP),
-    })
-    frame = OfflineStore().to_table(labels, [view]).sort_by([("row", "ascending"), ("item_id", "ascending")])
-    probabilities = frame.column("bts_policy__propensity_score").to_numpy(zero_copy_only=False).astype(np.float64)
-    probabilities = probabilities.reshape(n, items)
-    # Before an (item, position) first appears in the BTS log its probability is unknown: use the
-    # item's mean over the log for that position (the policy is known to the evaluator, not its clicks).
-    means = bts.groupby(["position", "item_id"])["propensity_score"].mean()
-    missing = np.isnan(probabilities)
-    if missing.any():
-        rows, cols = np.nonzero(missing)
-        positions = random["position"].to_numpy(np.int64)
-        fallback = [means.get((int(positions[r]), int(c)), 0.0) for r, c in zip(rows, cols, strict=True)]
-        probabilities[rows, cols] = fallback
-    return np.asarray(probabilities / probabilities.sum(axis=1, keepdims=True))
+def bts_action_distribution(campaign: str, items: int, *, simulations: int = SIMULATIONS,
+                            seed: int = BTS_SEED) -> np.ndarray:
+    """``(items, positions)``: obp's BernoulliTS (ZOZOTOWN prior) probability of each item at each position."""
+    from obp.policy import BernoulliTS
+
+    policy = BernoulliTS(n_actions=items, len_list=POSITIONS, is_zozotown_prior=True, campaign=campaign,
+                         random_state=seed)
+    with contextlib.redirect_stderr(io.StringIO()):  # obp's own progress bar
+        distribution = policy.compute_batch_action_dist(n_sim=simulations, n_rounds=1)[0]
+    return np.asarray(distribution, dtype=np.float64)
 
 
 def reward_model(random: pd.DataFrame, items: int, seed: int = 0) -> np.ndarray:
@@ -93,8 +76,8 @@ def estimate_campaign(data_dir: str | os.PathLike[str] | None, campaign: str, *,
     files = locate("open_bandit", data_dir)
     random, bts = _read(files[f"random_{campaign}.csv"]), _read(files[f"bts_{campaign}.csv"])
     items = int(max(random["item_id"].max(), bts["item_id"].max())) + 1
-    with tempfile.TemporaryDirectory() as scratch:
-        p_eval_all = evaluation_probabilities(random, bts, items, Path(scratch))
+    distribution = bts_action_distribution(campaign, items)
+    p_eval_all = distribution[:, random["position"].to_numpy()].T  # (rows, items) at each row's position
     q_all = reward_model(random, items, seed)
     logged = random["item_id"].to_numpy()
     rows = np.arange(len(random))
@@ -102,7 +85,10 @@ def estimate_campaign(data_dir: str | os.PathLike[str] | None, campaign: str, *,
                         p_logging=random["propensity_score"].to_numpy(np.float64),
                         p_evaluation=p_eval_all[rows, logged], q_logged=q_all[rows, logged],
                         q_policy=(p_eval_all * q_all).sum(axis=1))
-    result = evaluate_policy(data, truth=float(bts["click"].mean()), resamples=resamples, seed=seed)
+    # The on-policy truth is a sample too (the BTS log's clicks): its interval, beside the estimates'.
+    result = evaluate_policy(data, truth_rewards=bts["click"].to_numpy(np.float64), resamples=resamples, seed=seed)
+    result["policy"] = {"name": "BernoulliTS", "prior": f"zozotown/{campaign}", "simulations": SIMULATIONS,
+                        "seed": BTS_SEED}
     result["logged_rows"] = len(random)
     result["logging_policy_rate"] = float(random["click"].mean())
     return result
