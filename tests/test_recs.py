@@ -10,7 +10,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from mlsd.datasets.movielens import MovieLens
-from mlsd.evaluation.topk import candidate_recall, intra_list_diversity, ndcg_per_user, topk_metrics
+from mlsd.evaluation.topk import candidate_recall, intra_list_diversity, ndcg_per_user, topk_intervals, topk_metrics
 from mlsd.retrieval.ann import ExactIndex, HnswIndex, IvfIndex, check_vector_index
 from mlsd.retrieval.candidates import CoVisitation, interaction_matrix, top_k_excluding
 from mlsd.training.models.lambdamart import LambdaMART
@@ -32,6 +32,18 @@ def test_topk_metrics_match_a_hand_computed_case() -> None:
     assert topk_metrics(np.vstack([recommended, [[7, 8, 9]]]), [*relevant, np.zeros(0, np.int64)], 3) == m
     per_user = ndcg_per_user(np.vstack([recommended, [[7, 8, 9]]]), [*relevant, np.zeros(0, np.int64)], 3)
     np.testing.assert_allclose(per_user, [ndcg_0, ndcg_1])
+
+
+def test_topk_intervals_are_over_users_and_narrow_with_more_of_them() -> None:
+    rng = np.random.default_rng(0)
+    recommended = rng.integers(0, 50, (2000, 10))
+    relevant = [rng.choice(50, 5, replace=False) for _ in range(2000)]
+    mean = topk_metrics(recommended, relevant)["ndcg@10"]
+    wide = topk_intervals(recommended[:100], relevant[:100])["ndcg@10"]
+    narrow = topk_intervals(recommended, relevant)["ndcg@10"]
+    assert narrow[0] < mean < narrow[1]
+    assert narrow[1] - narrow[0] < 0.5 * (wide[1] - wide[0])  # sqrt(20) times more users
+    assert set(topk_intervals(recommended, relevant)) == {"ndcg@10", "precision@10", "recall@10", "map"}
 
 
 def test_lambdamart_learns_a_ranking_and_round_trips(tmp_path: Path) -> None:
@@ -142,6 +154,8 @@ def test_pipeline_learns_tastes_and_never_recommends_seen_items(recs_home: tuple
     # half of the catalogue (all there is to learn here) ~0.14.
     assert metrics["precision@10"] > 0.11
     assert metrics["candidate_recall@50"] > 0.6
+    low, high = metrics["ci95"]["precision@10"]
+    assert low < metrics["precision@10"] < high
 
 
 @pytest.mark.slow

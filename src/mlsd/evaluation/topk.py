@@ -13,6 +13,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from mlsd.evaluation.significance import paired_bootstrap_mean
+
 
 def hit_matrix(recommended: np.ndarray, relevant: Sequence[np.ndarray]) -> np.ndarray:
     """Boolean (users, k): whether each recommended item (``-1`` = empty slot) is relevant to its user."""
@@ -25,17 +27,25 @@ def hit_matrix(recommended: np.ndarray, relevant: Sequence[np.ndarray]) -> np.nd
 
 def topk_metrics(recommended: np.ndarray, relevant: Sequence[np.ndarray], k: int = 10) -> dict[str, float]:
     """nDCG@k, precision@k, recall@k and MAP over users that have relevant items."""
+    return {name: float(np.mean(values)) for name, values in topk_per_user(recommended, relevant, k).items()}
+
+
+def topk_per_user(recommended: np.ndarray, relevant: Sequence[np.ndarray], k: int = 10) -> dict[str, np.ndarray]:
+    """Each metric of :func:`topk_metrics` per user with relevant items (the units a bootstrap resamples)."""
     if recommended.shape[0] != len(relevant):
         raise ValueError(f"{recommended.shape[0]} recommendation lists for {len(relevant)} users")
     hits, n_relevant = _hits(recommended, relevant, k)
     ranks = np.arange(1, k + 1)
     precision_at_hits = np.cumsum(hits, axis=1) / ranks[: hits.shape[1]] * hits
-    return {
-        f"ndcg@{k}": float(np.mean(_ndcg(hits, n_relevant, k))),
-        f"precision@{k}": float(np.mean(hits.sum(1) / k)),
-        f"recall@{k}": float(np.mean(hits.sum(1) / n_relevant)),
-        "map": float(np.mean(precision_at_hits.sum(1) / n_relevant)),
-    }
+    return {f"ndcg@{k}": _ndcg(hits, n_relevant, k), f"precision@{k}": hits.sum(1) / k,
+            f"recall@{k}": hits.sum(1) / n_relevant, "map": precision_at_hits.sum(1) / n_relevant}
+
+
+def topk_intervals(recommended: np.ndarray, relevant: Sequence[np.ndarray], k: int = 10, *, resamples: int = 2000,
+                   seed: int = 0) -> dict[str, list[float]]:
+    """95% bootstrap interval of each metric of :func:`topk_metrics`, over users."""
+    return {name: list(paired_bootstrap_mean(values, resamples=resamples, seed=seed)[1])
+            for name, values in topk_per_user(recommended, relevant, k).items()}
 
 
 def ndcg_per_user(recommended: np.ndarray, relevant: Sequence[np.ndarray], k: int = 10) -> np.ndarray:

@@ -31,6 +31,7 @@ from mlsd.evaluation.topk import (
     catalogue_coverage,
     intra_list_diversity,
     ndcg_per_user,
+    topk_intervals,
     topk_metrics,
 )
 from mlsd.events import EventLog, Ingestor
@@ -242,7 +243,9 @@ def evaluate(recommender: Recommender, users: Users, lookup: FeatureLookup, rele
     ranked = recommender.rank(users, lookup, k=k, rerank=True)
     cands = ranked.candidates
     metrics: dict[str, Any] = topk_metrics(ranked.items, relevant, k)
+    metrics["ci95"] = topk_intervals(ranked.items, relevant, k)  # bootstrap over test users
     metrics["before_rerank"] = topk_metrics(ranked.before_rerank, relevant, k)
+    metrics["before_rerank"]["ci95"] = topk_intervals(ranked.before_rerank, relevant, k)
     width = recommender.settings.candidates
     metrics[f"candidate_recall@{width}"] = candidate_recall(cands.items, relevant)
     metrics["candidate_recall_by_source"] = {name: candidate_recall(items, relevant)

@@ -19,7 +19,7 @@ def summary(results: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name in ("protocol_a", "protocol_b"):
         m = results[name]
-        out[name] = {**{k: m[k] for k in METRICS}, "candidate_recall@500": m[width(m)]}
+        out[name] = {**{k: m[k] for k in METRICS}, "ci95": m["ci95"], "candidate_recall@500": m[width(m)]}
         if name == "protocol_b":
             out[name].update(coverage=m["coverage"], diversity=m["diversity"],
                              new_item_candidate_recall=m["new_items"][width(m)])
@@ -29,10 +29,13 @@ def summary(results: dict[str, Any]) -> dict[str, Any]:
 def format_tables(results: dict[str, Any]) -> str:
     a, b = results["protocol_a"], results["protocol_b"]
     lines = [f"Protocol A: {results['dataset']}, per-user stratified random 75/25 split, top-10, seen items removed",
-             f"  {'model':34s} {'nDCG@10':>8s} {'P@10':>8s} {'R@10':>8s} {'MAP':>8s}"]
+             "  (95% intervals: bootstrap over test users)",
+             f"  {'model':34s} {'nDCG@10':>8s} {'(95% interval)':>16s} {'P@10':>8s} {'R@10':>8s} {'MAP':>8s}"]
 
     def row(label: str, m: dict[str, Any]) -> str:
         cells = [f"{m[k]:8.4f}" if k in m else f"{'-':>8s}" for k in METRICS]
+        interval = m.get("ci95", {}).get("ndcg@10")
+        cells.insert(1, f"[{interval[0]:.4f}, {interval[1]:.4f}]" if interval else f"{'':16s}")
         return f"  {label:34s} {' '.join(cells)}"
 
     lines.append(row("mlsd (full pipeline)", a))
@@ -46,8 +49,8 @@ def format_tables(results: dict[str, Any]) -> str:
     lines.append("")
     lines.append(f"Protocol B: time split at {b['cut_off']} (ranker labels from {b['ranker_labels_from']}), "
                  f"{b['users']} test users, {b.get('cold_start_users', 0)} of them cold-start")
-    lines.append(f"  {'model':34s} {'nDCG@10':>8s} {'P@10':>8s} {'R@10':>8s} {'MAP':>8s} {'coverage':>9s} "
-                 f"{'diversity':>9s}")
+    lines.append(f"  {'model':34s} {'nDCG@10':>8s} {'(95% interval)':>16s} {'P@10':>8s} {'R@10':>8s} {'MAP':>8s} "
+                 f"{'coverage':>9s} {'diversity':>9s}")
     lines.append(row("mlsd (full pipeline)", b) + f" {b['coverage']:9.4f} {b['diversity']:9.4f}")
     lines.append(row("mlsd before re-ranking", b["before_rerank"]) + f" {'':9s} {b['diversity_before_rerank']:9.4f}")
     if "cold_start" in b:
