@@ -20,7 +20,9 @@ BENCHMARKS = Path(__file__).resolve().parents[4] / "benchmarks" / "results"
 
 
 def _row(label: str, m: dict[str, Any]) -> list[Any]:
-    return [label, *(round(m[k], 4) if k in m else "-" for k in METRICS)]
+    interval = m.get("ci95", {}).get("ndcg@10")
+    return [label, *(round(m[k], 4) if k in m else "-" for k in METRICS),
+            f"[{interval[0]:.4f}, {interval[1]:.4f}]" if interval else "-"]
 
 
 def fill_recs_report(home: Path, report: DesignReport) -> None:
@@ -61,7 +63,7 @@ def fill_recs_report(home: Path, report: DesignReport) -> None:
                        for p, m in (("A", a), ("B", b))],
                       title="two-tower training loss per epoch", xlabel="epoch", ylabel="in-batch softmax loss")
     report.step(5)
-    header = ["model", *METRICS]
+    header = ["model", *METRICS, "nDCG@10 95% interval (bootstrap over users)"]
     rows = [_row("mlsd protocol A", a), _row("mlsd A before re-ranking", a["before_rerank"])]
     if run["dataset"] == "ml-100k":
         rows += [_row(f"{k} (published)", v) for k, v in PUBLISHED_ML100K.items()]
