@@ -405,6 +405,10 @@ def build_parser(system_options: Sequence[Option] = ()) -> argparse.ArgumentPars
         for verb in option.verbs:
             # demo builds the system first, so it takes the run options too
             for parser_of in [verbs[verb]] + ([demo] if verb == "run" else []):
+                if option.type is bool:  # a switch: present or not
+                    parser_of.add_argument(option.flag, dest=option.name, action="store_true",
+                                           help=f"{option.help} (this system only)")
+                    continue
                 parser_of.add_argument(option.flag, dest=option.name, default=option.default, type=option.type,
                                        choices=option.choices, help=f"{option.help} (this system only)")
     return parser

@@ -26,7 +26,8 @@ _YEAR = re.compile(r"\((\d{4})\)\s*$")
 class MovieLens:
     """Ratings, users and items of one MovieLens release.
 
-    ``ratings``: user_id, item_id, rating, timestamp (Unix s), user, item (dense indices).
+    ``ratings``: user_id, item_id, rating, timestamp (Unix s), file_row (the row's place in the release's
+    file), user, item (dense indices).
     ``users``: user_id, user, age, gender, occupation (integer codes; -1 where the release has none).
     ``items``: item_id, item, title, year (NaN if unknown); ``genres`` is (n_items, n_genres) 0/1 by ``item``.
     """
@@ -57,6 +58,8 @@ def _index(ratings: pd.DataFrame, users: pd.DataFrame,
     items = items.sort_values("item_id").reset_index(drop=True)
     users["user"] = np.arange(len(users))
     items["item"] = np.arange(len(items))
+    # The row's place in the release's file: published splits draw their random numbers in that order.
+    ratings = ratings.assign(file_row=np.arange(len(ratings)))
     ratings = ratings.merge(users[["user_id", "user"]], on="user_id").merge(items[["item_id", "item"]], on="item_id")
     ratings = ratings.sort_values(["timestamp", "user_id", "item_id"], kind="stable").reset_index(drop=True)
     return ratings, users, items

@@ -40,10 +40,11 @@ VARIANTS = ("ranker", "co_visitation")
 
 
 def build_recs(ws: Workspace, data_root: str | None, dataset: str, *, quiet: bool = False,
-               users: int | None = None) -> dict[str, Any]:
+               users: int | None = None, peers: tuple[str, ...] = ()) -> dict[str, Any]:
     """``mlsd run recs``: both protocols, then protocol B's two rankers registered and the service prepared.
 
-    ``users``: keep only the first this many users (a quick build for the check kit).
+    ``users``: keep only the first this many users (a quick build for the check kit). ``peers``: see
+    :func:`~mlsd.systems.recs.run.run_recs`.
     """
     started = time.perf_counter()
 
@@ -56,7 +57,7 @@ def build_recs(ws: Workspace, data_root: str | None, dataset: str, *, quiet: boo
     if users is not None:
         data = first_users(data, users)
         settings = RecsSettings(two_tower_k=50, co_visitation_k=50, popularity_k=20, candidates=100, ranking_depth=50)
-    results = run_recs(ws.home, data_root, dataset, say=say, data=data, settings=settings)
+    results = run_recs(ws.home, data_root, dataset, say=say, data=data, settings=settings, peers=peers)
     trained: Trained = results.pop("_protocol_b")
     results.pop("_protocol_a")
     say("registering protocol B's rankers and preparing the service")

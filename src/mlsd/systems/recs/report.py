@@ -44,7 +44,8 @@ def fill_recs_report(home: Path, report: DesignReport) -> None:
         "Ratings are ingested as events into the event log; user attributes and release years are batch views.",
         "Streaming features from the feature store, point-in-time: the user's last five items (nth_last), rating "
         "count and mean, time since the last rating; item popularity over 7 and 30 days and all time.",
-        f"Protocol A: per-user stratified random 75/25 split. Protocol B: time split at {b['cut_off']}, "
+        f"Protocol A: Microsoft Recommenders' stratified 75/25 split (by item, seed 42). Protocol B: time split at "
+        f"{b['cut_off']}, "
         f"{b['users']} test users ({b.get('cold_start_users', 0)} cold-start).",
     ])
     report.step(4)

@@ -1,6 +1,8 @@
 """`mlsd run recs`: MovieLens through the platform, evaluated under both protocols, the model registered.
 
-Protocol A (comparable with Microsoft Recommenders): per-user stratified random 75/25 split (seed 42).
+Protocol A (comparable with Microsoft Recommenders): their benchmark's split, ``python_stratified_split``
+with ratio 0.75, ``filter_by="item"`` and seed 42 (:func:`mlsd.evaluation.splits.stratified_split`);
+with ``peers`` also seeds 43-46, and cornac's BPR, BiVAE and EASE on each split beside the pipeline.
 Protocol B (how the system runs): train on ratings before a cut-off, test on the ratings after it.
 In both, the ranker is trained the way it runs: candidate models are fitted on an earlier part of the
 training data (a random 80% of each user's items in A, ratings before a second cut-off in B), the
@@ -26,6 +28,7 @@ from mlsd.core.progress import progress
 from mlsd.core.timeutil import TIMESTAMP
 from mlsd.datasets.movielens import MovieLens, load_movielens
 from mlsd.evaluation.significance import paired_bootstrap_mean
+from mlsd.evaluation.splits import stratified_split
 from mlsd.evaluation.topk import (
     candidate_recall,
     catalogue_coverage,
@@ -42,6 +45,7 @@ from mlsd.systems.recs.pipeline import RANKING_FEATURES, FeatureLookup, Recommen
 from mlsd.training.models.lambdamart import LambdaMART
 from mlsd.training.models.two_tower import ItemInputs, TowerConfig, UserInputs, train_two_tower
 
+SPLIT_SEEDS = (42, 43, 44, 45, 46)  # protocol A's split seeds with peers (42: the published one)
 PUBLISHED_ML100K = {  # Microsoft Recommenders' benchmark table, ML-100K, top-10
     "BiVAE": {"ndcg@10": 0.4751, "precision@10": 0.4118},
     "BPR": {"ndcg@10": 0.4420}, "LightGCN": {"ndcg@10": 0.4198}, "SAR": {"ndcg@10": 0.3825},
@@ -57,7 +61,7 @@ class Phase:
     as_of_s: int
 
 
-def stratified_split(ratings: pd.DataFrame, ratio: float = 0.75, seed: int = 42) -> np.ndarray:
+def per_user_split(ratings: pd.DataFrame, ratio: float, seed: int) -> np.ndarray:
     """Per user, a random ``ratio`` of the ratings (rounded) go to training: the boolean training mask."""
     rng = np.random.default_rng(seed)
     mask = np.zeros(len(ratings), bool)
@@ -312,12 +316,18 @@ def run_protocol(data: MovieLens, fit: Phase, label: pd.DataFrame, full: Phase, 
     return Trained(final, ranker, full.as_of_s, fit.as_of_s, valid_ndcg), metrics
 
 
-def protocol_a(data: MovieLens, home: Path, settings: RecsSettings, say: Progress,
-               seed: int = 0) -> tuple[Trained, dict[str, Any]]:
+def split_a(data: MovieLens, split_seed: int = SPLIT_SEEDS[0]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Protocol A's training and test ratings: Microsoft Recommenders' benchmark split."""
     ratings = data.ratings
-    train_mask = stratified_split(ratings)
-    train, test = ratings[train_mask], ratings[~train_mask]
-    inner = stratified_split(train.reset_index(drop=True), ratio=0.8, seed=seed + 1)
+    train_mask = stratified_split(ratings, 0.75, by="item", seed=split_seed)
+    return ratings[train_mask], ratings[~train_mask]
+
+
+def protocol_a(data: MovieLens, home: Path, settings: RecsSettings, say: Progress, seed: int = 0,
+               split_seed: int = SPLIT_SEEDS[0]) -> tuple[Trained, dict[str, Any]]:
+    ratings = data.ratings
+    train, test = split_a(data, split_seed)
+    inner = per_user_split(train.reset_index(drop=True), ratio=0.8, seed=seed + 1)
     train = train.reset_index(drop=True)
     end = int(ratings["timestamp"].max()) + 1
     return run_protocol(data, Phase(train[inner], end), train[~inner], Phase(train, end), test, home, settings, say,
@@ -339,20 +349,63 @@ def protocol_b(data: MovieLens, home: Path, settings: RecsSettings, say: Progres
 
 
 def run_recs(home: Path, data_root: str | None, dataset: str = "ml-100k", settings: RecsSettings | None = None,
-             say: Progress = print, data: MovieLens | None = None) -> dict[str, Any]:
+             say: Progress = print, data: MovieLens | None = None, peers: tuple[str, ...] = ()) -> dict[str, Any]:
     """Both protocols on one MovieLens release (or ``data``): ``{"protocol_a": ..., "protocol_b": ...}`` and,
-    under ``_protocol_a`` / ``_protocol_b``, what each trained (:class:`Trained`)."""
+    under ``_protocol_a`` / ``_protocol_b``, what each trained (:class:`Trained`).
+
+    ``peers`` (names of :data:`~mlsd.systems.recs.peers.PEERS`): protocol A is run on every split seed
+    of :data:`SPLIT_SEEDS`, each peer beside the pipeline on each split, with the same users and metric
+    code; ``protocol_a`` keeps seed 42's metrics plus ``ndcg@10_seeds`` (mean, sd, n), and ``peers``
+    each peer's nDCG@10 mean over seeds, their sd and seed 42's intervals.
+    """
     data = data if data is not None else load_movielens(dataset, data_root)
     settings = settings or RecsSettings()
     results: dict[str, Any] = {"dataset": dataset, "settings": settings.__dict__}
     for name, protocol in (("protocol_a", protocol_a), ("protocol_b", protocol_b)):
-        say(f"{name}:")
+        say(f"{name}:" + (f" split seed {SPLIT_SEEDS[0]}" if peers and name == "protocol_a" else ""))
         started = time.perf_counter()
         trained, metrics = protocol(data, home / name, settings, lambda m: say(f"  {m}"))
         metrics["seconds"] = time.perf_counter() - started
         results[name] = metrics
         results[f"_{name}"] = trained
+        if peers and name == "protocol_a":
+            results["peers"] = protocol_a_with_peers(data, home / name, settings, metrics, peers, say)
     return results
+
+
+def protocol_a_with_peers(data: MovieLens, home: Path, settings: RecsSettings, first: dict[str, Any],
+                          peers: tuple[str, ...], say: Progress) -> dict[str, Any]:
+    """Protocol A on the other split seeds, and each peer on every split (see :func:`run_recs`)."""
+    from mlsd.systems.recs.peers import run_peers
+
+    ndcg: dict[str, list[float]] = {"mlsd": [first["ndcg@10"]], **{p: [] for p in peers}}
+    intervals: dict[str, list[float]] = {}
+    for split_seed in SPLIT_SEEDS:
+        if split_seed != SPLIT_SEEDS[0]:
+            say(f"protocol_a: split seed {split_seed}")
+            _, metrics = protocol_a(data, home / f"seed-{split_seed}", settings, lambda m: say(f"  {m}"),
+                                    split_seed=split_seed)
+            ndcg["mlsd"].append(metrics["ndcg@10"])
+        say(f"  peers on split seed {split_seed}")
+        train, test = split_a(data, split_seed)
+        relevant = _sets(test, np.arange(data.n_users))
+        tested = np.flatnonzero([len(r) > 0 for r in relevant])
+        found = run_peers(train, tested, [relevant[u] for u in tested], seed=SPLIT_SEEDS[0], names=peers,
+                          say=lambda m: say(f"  {m}"))
+        for name, metrics in found.items():
+            ndcg[name].append(metrics["ndcg@10"])
+            if split_seed == SPLIT_SEEDS[0]:
+                intervals[name] = metrics["ci95"]["ndcg@10"]
+    first["ndcg@10_seeds"] = _over_seeds(ndcg["mlsd"])
+    return {name: {"ndcg@10": float(np.mean(ndcg[name])), "ndcg@10_seeds": _over_seeds(ndcg[name]),
+                   "ci95": {"ndcg@10": intervals[name]}} for name in peers}
+
+
+def _over_seeds(values: list[float]) -> dict[str, Any]:
+    """Mean, sample sd and count of one metric over split seeds."""
+    array = np.asarray(values, np.float64)
+    return {"mean": float(array.mean()), "sd": float(array.std(ddof=1)) if array.size > 1 else 0.0,
+            "n": int(array.size), "seeds": list(SPLIT_SEEDS[:array.size]), "values": array.tolist()}
 
 
 MODEL_NAME = "recs-movielens"

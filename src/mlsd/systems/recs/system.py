@@ -26,13 +26,17 @@ class RecsSystem:
     route = "/v1/recs/recommend"
     model_name = "recs-movielens"
     window_s = 7 * 86_400.0  # the held-out period is ~7 weeks of a few hundred users: weekly windows
-    options = (Option("dataset", "ml-100k", "the MovieLens release", choices=("ml-100k", "ml-1m-first-half")),)
+    options = (Option("dataset", "ml-100k", "the MovieLens release", choices=("ml-100k", "ml-1m-first-half")),
+               Option("peers", False, "protocol A on 5 split seeds with cornac's BPR, BiVAE and EASE beside the "
+                      "pipeline (~35 min on 2 cores)", type=bool))
 
     def build(self, ws: Workspace, config: RunConfig) -> dict[str, Any]:
         from mlsd.systems.recs.build import build_recs
+        from mlsd.systems.recs.peers import PEERS
 
         return build_recs(ws, config.data, str(config.options.get("dataset") or "ml-100k"),
-                          quiet=not config.progress, users=SMALL_USERS if config.small else None)
+                          quiet=not config.progress, users=SMALL_USERS if config.small else None,
+                          peers=PEERS if config.options.get("peers") else ())
 
     def format_results(self, results: Mapping[str, Any]) -> str:
         from mlsd.systems.recs.tables import format_tables

@@ -23,12 +23,17 @@ def summary(results: dict[str, Any]) -> dict[str, Any]:
         if name == "protocol_b":
             out[name].update(coverage=m["coverage"], diversity=m["diversity"],
                              new_item_candidate_recall=m["new_items"][width(m)])
+        if "ndcg@10_seeds" in m:
+            out[name]["ndcg@10_seeds"] = m["ndcg@10_seeds"]
+    if "peers" in results:
+        out["peers"] = results["peers"]
     return out
 
 
 def format_tables(results: dict[str, Any]) -> str:
     a, b = results["protocol_a"], results["protocol_b"]
-    lines = [f"Protocol A: {results['dataset']}, per-user stratified random 75/25 split, top-10, seen items removed",
+    lines = [f"Protocol A: {results['dataset']}, Microsoft Recommenders' stratified 75/25 split (by item, seed 42), "
+             "top-10, seen items removed",
              "  (95% intervals: bootstrap over test users)",
              f"  {'model':34s} {'nDCG@10':>8s} {'(95% interval)':>16s} {'P@10':>8s} {'R@10':>8s} {'MAP':>8s}"]
 
@@ -40,6 +45,15 @@ def format_tables(results: dict[str, Any]) -> str:
 
     lines.append(row("mlsd (full pipeline)", a))
     lines.append(row("mlsd before re-ranking", a["before_rerank"]))
+    for name, peer in results.get("peers", {}).items():
+        lines.append(row(f"{name} (cornac, same split)", {"ndcg@10": peer["ndcg@10_seeds"]["values"][0],
+                                                        "ci95": peer["ci95"]}))
+    if "ndcg@10_seeds" in a:
+        seeds = a["ndcg@10_seeds"]
+        lines.append(f"  nDCG@10 over split seeds {', '.join(map(str, seeds['seeds']))} (mean ± sd): mlsd "
+                     f"{seeds['mean']:.4f} ± {seeds['sd']:.4f}; " + "; ".join(
+                         f"{name} {p['ndcg@10_seeds']['mean']:.4f} ± {p['ndcg@10_seeds']['sd']:.4f}"
+                         for name, p in results.get("peers", {}).items()))
     if results["dataset"] == "ml-100k":
         for name, m in PUBLISHED_ML100K.items():
             lines.append(row(f"{name} (published)", m))
