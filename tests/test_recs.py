@@ -156,6 +156,13 @@ def test_pipeline_learns_tastes_and_never_recommends_seen_items(recs_home: tuple
     assert metrics["candidate_recall@50"] > 0.6
     low, high = metrics["ci95"]["precision@10"]
     assert low < metrics["precision@10"] < high
+    # The ablation ranks the same users: its served row is the pipeline's own result.
+    stages = metrics["ablation"]["stages"]
+    assert set(stages) == {"two_tower alone", "co_visitation alone", "popularity alone", "union, co-visitation order",
+                           "union + ranker", "served pipeline (+ re-rank)"}
+    assert stages["served pipeline (+ re-rank)"]["ndcg@10"] == pytest.approx(metrics["ndcg@10"])
+    assert stages["served pipeline (+ re-rank)"]["pipeline_minus_stage"]["mean"] == 0.0
+    assert metrics["ablation"]["best_single_stage"].endswith("alone")
 
 
 @pytest.mark.slow

@@ -40,8 +40,9 @@ from mlsd.evaluation.topk import (
 from mlsd.events import EventLog, Ingestor
 from mlsd.features import FeatureStore, OfflineStore, SqliteOnlineStore
 from mlsd.retrieval.candidates import CoVisitation, interaction_matrix
+from mlsd.systems.recs.ablation import ablation
 from mlsd.systems.recs.features import ITEM_VIEWS, RATINGS_SCHEMA, USER_VIEWS, ratings_table, recs_views, write_profiles
-from mlsd.systems.recs.pipeline import RANKING_FEATURES, FeatureLookup, Recommender, RecsSettings, Users
+from mlsd.systems.recs.pipeline import RANKING_FEATURES, FeatureLookup, Ranked, Recommender, RecsSettings, Users
 from mlsd.training.models.lambdamart import LambdaMART
 from mlsd.training.models.two_tower import ItemInputs, TowerConfig, UserInputs, train_two_tower
 
@@ -244,7 +245,12 @@ def train_ranker(recommender: Recommender, users: Users, lookup: FeatureLookup, 
 def evaluate(recommender: Recommender, users: Users, lookup: FeatureLookup, relevant: list[np.ndarray],
              n_items: int, k: int = 10) -> dict[str, Any]:
     """Top-k metrics after re-ranking (and before it), candidate recall per source, coverage, diversity."""
-    ranked = recommender.rank(users, lookup, k=k, rerank=True)
+    return evaluate_ranked(recommender, recommender.rank(users, lookup, k=k, rerank=True), relevant, n_items, k)
+
+
+def evaluate_ranked(recommender: Recommender, ranked: Ranked, relevant: list[np.ndarray], n_items: int,
+                    k: int = 10) -> dict[str, Any]:
+    """:func:`evaluate` of lists already ranked."""
     cands = ranked.candidates
     metrics: dict[str, Any] = topk_metrics(ranked.items, relevant, k)
     metrics["ci95"] = topk_intervals(ranked.items, relevant, k)  # bootstrap over test users
@@ -302,8 +308,10 @@ def run_protocol(data: MovieLens, fit: Phase, label: pd.DataFrame, full: Phase, 
     histories = user_items(full.ratings, data.n_users)
     relevant = _sets(test, rows)
     tested = np.flatnonzero([len(r) > 0 for r in relevant])
-    metrics = evaluate(final, users_of(data, histories, tested), store.lookup(), [relevant[u] for u in tested],
-                       data.n_items)
+    test_users, test_relevant = users_of(data, histories, tested), [relevant[u] for u in tested]
+    ranked = final.rank(test_users, store.lookup(), k=10, rerank=True)
+    metrics = evaluate_ranked(final, ranked, test_relevant, data.n_items)
+    metrics["ablation"] = ablation(final, ranker, test_users, store.lookup(), test_relevant, ranked.items)
     cold = np.array([len(histories[u]) == 0 for u in tested])
     if cold.any():
         metrics["cold_start_users"] = int(cold.sum())

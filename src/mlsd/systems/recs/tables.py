@@ -27,6 +27,9 @@ def summary(results: dict[str, Any]) -> dict[str, Any]:
             out[name]["ndcg@10_seeds"] = m["ndcg@10_seeds"]
     if "peers" in results:
         out["peers"] = results["peers"]
+    for name, short in (("protocol_a", "ablation_a"), ("protocol_b", "ablation_b")):
+        if "ablation" in results[name]:
+            out[short] = results[name]["ablation"]["stages"]
     return out
 
 
@@ -60,6 +63,7 @@ def format_tables(results: dict[str, Any]) -> str:
     lines.append(f"  {width(a).replace('_', ' ')}: union {a[width(a)]:.4f}; " + ", ".join(
         f"{k} {v:.4f}" for k, v in a["candidate_recall_by_source"].items()))
     lines.append(_ranker_line(a))
+    lines += _ablation_lines(a)
     lines.append("")
     lines.append(f"Protocol B: time split at {b['cut_off']} (ranker labels from {b['ranker_labels_from']}), "
                  f"{b['users']} test users, {b.get('cold_start_users', 0)} of them cold-start")
@@ -75,7 +79,24 @@ def format_tables(results: dict[str, Any]) -> str:
     lines.append(f"  new items (no rating before the cut-off; content-tower vectors): {new['test_pairs']} test pairs, "
                  f"{width(new).replace('_', ' ')} {new[width(new)]:.4f}, R@10 {new['recall@10']:.4f}")
     lines.append(_ranker_line(b))
+    lines += _ablation_lines(b)
     return "\n".join(lines)
+
+
+def _ablation_lines(metrics: dict[str, Any]) -> list[str]:
+    """The ablation table: each stage's nDCG@10 and the served pipeline's paired gain over it."""
+    if "ablation" not in metrics:
+        return []
+    ablation = metrics["ablation"]
+    lines = [f"  ablation ({ablation['users']} test users; 95% bootstrap intervals):",
+             f"    {'stage':32s} {'nDCG@10':>8s} {'(95% interval)':>16s}  {'pipeline minus stage (95% interval)':>36s}"]
+    for stage, row in ablation["stages"].items():
+        gain = row["pipeline_minus_stage"]
+        lines.append(f"    {stage:32s} {row['ndcg@10']:8.4f} [{row['ci95'][0]:.4f}, {row['ci95'][1]:.4f}]  "
+                     f"{gain['mean']:+.4f} [{gain['ci95'][0]:+.4f}, {gain['ci95'][1]:+.4f}]")
+    verdict = "beats" if ablation["pipeline_beats_best_single_stage"] else "does not beat"
+    lines.append(f"    the pipeline {verdict} its best single stage ({ablation['best_single_stage']}) at 95%")
+    return lines
 
 
 def _ranker_line(metrics: dict[str, Any]) -> str:
