@@ -28,7 +28,7 @@ class RecsSystem:
     window_s = 7 * 86_400.0  # the held-out period is ~7 weeks of a few hundred users: weekly windows
     options = (Option("dataset", "ml-100k", "the MovieLens release", choices=("ml-100k", "ml-1m-first-half")),
                Option("peers", False, "protocol A on 5 split seeds with cornac's BPR, BiVAE and EASE beside the "
-                      "pipeline (~35 min on 2 cores)", type=bool))
+                      "pipeline (~13 min on 2 cores)", type=bool))
 
     def build(self, ws: Workspace, config: RunConfig) -> dict[str, Any]:
         from mlsd.systems.recs.build import build_recs
