@@ -198,17 +198,10 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _ope(args: argparse.Namespace) -> int:
-    from mlsd.systems.bandit.open_bandit import run_ope
+    from mlsd.systems.bandit.open_bandit import format_estimates, run_ope
 
     results = run_ope(args.data, resamples=args.resamples)
-    for campaign, r in results.items():
-        low, high = r["truth_ci95"]
-        print(f"{campaign:6s} on-policy truth {r['truth']:.5f} [{low:.5f}, {high:.5f}]  ({r['logged_rows']:,} random "
-              f"rows, {r['policy']['name']} with the {r['policy']['prior']} prior)")
-        for name in ("ips", "snips", "dr"):
-            (low, high), (d_low, d_high) = r["ci95"][name], r["difference_ci95"][name]
-            print(f"       {name:5s} {r[name]:.5f} [{low:.5f}, {high:.5f}]  minus truth [{d_low:+.5f}, {d_high:+.5f}]  "
-                  f"relative error {r['relative_error'][name]:.1%}")
+    print(format_estimates(results))
     if args.json:
         from mlsd.core.atomic import atomic_write_json
 

@@ -96,3 +96,17 @@ def estimate_campaign(data_dir: str | os.PathLike[str] | None, campaign: str, *,
 
 def run_ope(data_dir: str | os.PathLike[str] | None, *, resamples: int = 1000) -> dict[str, dict[str, Any]]:
     return {campaign: estimate_campaign(data_dir, campaign, resamples=resamples) for campaign in CAMPAIGNS}
+
+
+def format_estimates(results: dict[str, dict[str, Any]]) -> str:
+    """The table `mlsd ope` prints: per campaign the on-policy truth, then each estimate and its gap to it."""
+    lines = []
+    for campaign, r in results.items():
+        low, high = r["truth_ci95"]
+        lines.append(f"{campaign:6s} on-policy truth {r['truth']:.5f} [{low:.5f}, {high:.5f}]  ({r['logged_rows']:,} "
+                     f"random rows, {r['policy']['name']} with the {r['policy']['prior']} prior)")
+        for name in ("ips", "snips", "dr"):
+            (low, high), (d_low, d_high) = r["ci95"][name], r["difference_ci95"][name]
+            lines.append(f"       {name:5s} {r[name]:.5f} [{low:.5f}, {high:.5f}]  minus truth "
+                         f"[{d_low:+.5f}, {d_high:+.5f}]  relative error {r['relative_error'][name]:.1%}")
+    return "\n".join(lines)

@@ -17,23 +17,26 @@ import numpy as np
 
 from mlsd.evaluation.significance import paired_bootstrap_mean
 from mlsd.evaluation.topk import ndcg_per_user
-from mlsd.systems.recs.pipeline import FeatureLookup, Recommender, Users
+from mlsd.systems.recs.pipeline import FeatureLookup, Ranked, Recommender, Users
 from mlsd.training.models.lambdamart import LambdaMART
 
 SOURCE_ROWS = ("two_tower", "co_visitation", "popularity")
 
 
 def ablation(model: Recommender, ranker: LambdaMART, users: Users, lookup: FeatureLookup,
-             relevant: list[np.ndarray], served: np.ndarray, k: int = 10) -> dict[str, Any]:
-    """``{stage: {"ndcg@k", "ci95", "minus_pipeline": {"mean", "ci95"}}}`` plus the verdict over single stages."""
+             relevant: list[np.ndarray], served: Ranked, k: int = 10) -> dict[str, Any]:
+    """``{stage: {"ndcg@k", "ci95", "pipeline_minus_stage": {"mean", "ci95"}}}`` plus the verdict over single stages.
+
+    ``served``: the pipeline's own ranked lists; only the ordering it did not use is ranked again.
+    """
     key = f"ndcg@{k}"
-    lists: dict[str, np.ndarray] = {}
-    without_ranker = replace_ranker(model, None).rank(users, lookup, k=k, rerank=False)
-    for source in SOURCE_ROWS:
-        lists[f"{source} alone"] = without_ranker.candidates.per_source[source][:, :k]
-    lists["union, co-visitation order"] = without_ranker.before_rerank
-    lists["union + ranker"] = replace_ranker(model, ranker).rank(users, lookup, k=k, rerank=False).before_rerank
-    lists["served pipeline (+ re-rank)"] = served
+    # The candidates do not depend on the ranker: the served run's are every stage's.
+    lists = {f"{source} alone": served.candidates.per_source[source][:, :k] for source in SOURCE_ROWS}
+    promoted = model.ranker is not None
+    unused = replace_ranker(model, None if promoted else ranker).rank(users, lookup, k=k, rerank=False).before_rerank
+    lists["union, co-visitation order"] = unused if promoted else served.before_rerank
+    lists["union + ranker"] = served.before_rerank if promoted else unused
+    lists["served pipeline (+ re-rank)"] = served.items
     per_user = {stage: ndcg_per_user(items, relevant, k) for stage, items in lists.items()}
     pipeline = per_user["served pipeline (+ re-rank)"]
     table: dict[str, Any] = {}

@@ -311,7 +311,7 @@ def run_protocol(data: MovieLens, fit: Phase, label: pd.DataFrame, full: Phase, 
     test_users, test_relevant = users_of(data, histories, tested), [relevant[u] for u in tested]
     ranked = final.rank(test_users, store.lookup(), k=10, rerank=True)
     metrics = evaluate_ranked(final, ranked, test_relevant, data.n_items)
-    metrics["ablation"] = ablation(final, ranker, test_users, store.lookup(), test_relevant, ranked.items)
+    metrics["ablation"] = ablation(final, ranker, test_users, store.lookup(), test_relevant, ranked)
     cold = np.array([len(histories[u]) == 0 for u in tested])
     if cold.any():
         metrics["cold_start_users"] = int(cold.sum())
