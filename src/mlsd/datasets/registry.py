@@ -86,6 +86,15 @@ DATASETS: dict[str, Dataset] = {
         Dataset("snap-collegemsg", "snap-collegemsg",
                 (DatasetFile("CollegeMsg.txt", "e00ba2415373dee52c00616065bcceaa4750e78de60d1855c76470600f10740f"),),
                 "https://snap.stanford.edu/data/CollegeMsg.html", "SNAP: public research dataset"),
+        Dataset("davidson-hate-speech", "davidson-hate-speech",
+                (DatasetFile("labeled_data.csv", "fcb8bc7c68120ae4af04a5b9acd58585513ede11e1548ebf36a5c2040b6f6281"),),
+                "https://github.com/t-davidson/hate-speech-and-offensive-language (data/labeled_data.csv)",
+                "MIT (repository licence); cite Davidson et al., ICWSM 2017"),
+        Dataset("mobilenet-v1-embedding", "models",
+                (DatasetFile("mobilenet_v1_1.0_224_quant_embedding_extractor.tflite",
+                             "f409ef4f73fcbb9667841965623c5c8524aac33d41b9bf5f3667161fb4a76319"),),
+                "https://github.com/google-coral/test_data (mobilenet_v1_1.0_224_quant_embedding_extractor.tflite)",
+                "Apache-2.0"),
     )
 }
 

@@ -10,6 +10,7 @@ from mlsd.features.definitions import (
     FeatureView,
     OnDemandView,
     TableSource,
+    vector_feature,
 )
 from mlsd.features.offline import OfflineStore, output_column
 from mlsd.features.online import OnlineStore, RedisOnlineStore, SqliteOnlineStore, encode_keys
@@ -40,4 +41,5 @@ __all__ = [
     "WindowedAggregator",
     "encode_keys",
     "output_column",
+    "vector_feature",
 ]

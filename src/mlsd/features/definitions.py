@@ -46,13 +46,31 @@ class Entity:
 
 @dataclass(frozen=True)
 class Feature:
-    """A named, typed value; online stores hold numeric features (float64, NaN for missing)."""
+    """A named, typed value; online stores hold numeric features (float64, NaN for missing).
+
+    A vector feature (an embedding) has a fixed-size list type, ``vector_feature(name, dim)``: stored
+    offline as a Parquet ``fixed_size_list<float32>`` and read online as one ``(n, dim)`` matrix.
+    """
 
     name: str
     dtype: pa.DataType = field(default_factory=pa.float64)
 
     def __post_init__(self) -> None:
         _check_name("feature", self.name)
+        if pa.types.is_list(self.dtype) or pa.types.is_large_list(self.dtype):
+            raise DefinitionError(f"feature {self.name!r}: a vector feature needs a fixed size (vector_feature)")
+
+    @property
+    def width(self) -> int:
+        """Values per entity: the vector's dimension, 1 for a scalar."""
+        return int(self.dtype.list_size) if pa.types.is_fixed_size_list(self.dtype) else 1
+
+
+def vector_feature(name: str, dim: int) -> Feature:
+    """An embedding feature of ``dim`` float32 values."""
+    if dim < 1:
+        raise DefinitionError(f"vector feature {name!r} needs a positive dimension, got {dim}")
+    return Feature(name, pa.list_(pa.float32(), dim))
 
 
 @dataclass(frozen=True)
@@ -115,10 +133,16 @@ class FeatureView:
     features: tuple[Feature, ...]
     ttl: timedelta | None = None
     version: int = 1
+    encoder: str | None = None  # the version of the encoder whose vectors it holds (part of its lineage)
 
     def __post_init__(self) -> None:
         _check_name("feature view", self.name)
         _check_unique(self.name, [f.name for f in self.features])
+
+    @property
+    def lineage_version(self) -> str:
+        """The view's version with its encoder's: a new encoder means new values, as a new version does."""
+        return f"v{self.version}" + (f"+{self.encoder}" if self.encoder else "")
 
     @property
     def join_keys(self) -> tuple[str, ...]:

@@ -131,8 +131,11 @@ class OfflineStore:
                 ctes.append(f"{alias} AS ({_feature_view_cte(view)})")
                 joins.append(f"ASOF LEFT JOIN {alias} ON {keys} AND __l.__lt >= {alias}.__t")
                 ttl = None if view.ttl is None else int(view.ttl.total_seconds() * 1_000_000)
-                for name in view.feature_names:
+                for feature in view.features:
+                    name = feature.name
                     value = f"{alias}.{_q(name)}"
+                    if feature.width > 1:  # Parquet keeps no list size: read back as the fixed-size vector
+                        value = f"CAST({value} AS FLOAT[{feature.width}])"
                     if ttl is not None:
                         value = f"CASE WHEN {alias}.__t >= __l.__lt - {ttl} THEN {value} END"
                     outputs.append(f"{value} AS {_q(output_column(view.name, name))}")

@@ -18,7 +18,7 @@ import pyarrow.compute as pc
 from mlsd.core.duck import connect
 from mlsd.core.errors import DefinitionError
 from mlsd.core.timeutil import now_us
-from mlsd.features.definitions import AggregationView, AnyView, FeatureView, OnDemandView, input_column
+from mlsd.features.definitions import AggregationView, AnyView, Feature, FeatureView, OnDemandView, input_column
 from mlsd.features.offline import LabelInput, OfflineStore, output_column
 from mlsd.features.online.base import OnlineStore, encode_keys
 from mlsd.features.online.codec import MISSING_TS, VectorCodec
@@ -36,6 +36,34 @@ class _OnlineLayout:
     since_columns: tuple[int, ...]
     since_windows_us: tuple[int | None, ...]
     zero_columns: tuple[int, ...] = ()
+    starts: tuple[int, ...] = ()  # each feature's first column in the packed row
+    widths: tuple[int, ...] = ()  # each feature's columns (a vector feature's dimension)
+
+
+def _until_key(view: FeatureView | AggregationView) -> str:
+    version = view.lineage_version if isinstance(view, FeatureView) else f"v{view.version}"
+    return f"materialized_until:{view.name}:{version}"
+
+
+def _encoder_key(name: str) -> str:
+    return f"encoder:{name}"
+
+
+def _features(view: FeatureView | AggregationView) -> list[Feature]:
+    if isinstance(view, FeatureView):
+        return list(view.features)
+    return [Feature(a.feature_name) for a in view.aggregations]
+
+
+def _matrix(column: pa.ChunkedArray, width: int) -> np.ndarray:
+    """A column as float64 ``(n, width)`` (``(n,)`` for a scalar); a missing vector is a row of NaN."""
+    if width == 1:
+        return column.to_numpy(zero_copy_only=False).astype(np.float64)
+    array = column.combine_chunks()
+    matrix = np.full((len(array), width), np.nan)
+    valid = ~array.is_null().to_numpy(zero_copy_only=False)
+    matrix[valid] = array.flatten().to_numpy(zero_copy_only=False).astype(np.float64).reshape(-1, width)
+    return matrix
 
 
 class FeatureStore:
@@ -81,15 +109,20 @@ class FeatureStore:
             view = self.view(name)
             if isinstance(view, OnDemandView):
                 raise DefinitionError(f"on-demand view {name!r} is computed at request time, not materialized")
-            meta = f"materialized_until:{name}:v{view.version}"
+            meta = _until_key(view)
+            if isinstance(view, FeatureView) and view.encoder and \
+                    self.online.get_meta(_encoder_key(name)) != view.encoder:
+                self.online.delete_view(name)  # another encoder's vectors: none of them may be served now
+                self.online.set_meta(_encoder_key(name), view.encoder)
+                self._layouts.pop(name, None)
             start = int(self.online.get_meta(meta) or MISSING_TS)
             if isinstance(view, FeatureView) and start >= end:
                 written[name] = 0
                 continue
             table = self._latest_values(view, start, end)
             keys = encode_keys([table.column(k).to_pylist() for k in view.join_keys])
-            values = np.column_stack([table.column(f).to_numpy(zero_copy_only=False).astype(np.float64)
-                                      for f in view.feature_names]) if table.num_rows else np.zeros((0, 0))
+            values = np.column_stack([_matrix(table.column(f.name), f.width) for f in _features(view)]
+                                     ) if table.num_rows else np.zeros((0, 0))
             ts = table.column("__t").to_numpy() if table.num_rows else np.zeros(0, np.int64)
             if table.num_rows:
                 self.online.write_batch(name, keys, self._layout(view).codec.encode_rows(ts, values))
@@ -117,7 +150,9 @@ class FeatureStore:
     def materialized_until(self, name: str) -> int | None:
         """Up to which event time (µs) the view was last materialized to the online store, or None."""
         view = self.view(name)
-        value = self.online.get_meta(f"materialized_until:{name}:v{view.version}")
+        if isinstance(view, OnDemandView):
+            return None
+        value = self.online.get_meta(_until_key(view))
         return None if value is None else int(value)
 
     def _latest_values(self, view: FeatureView | AggregationView, start: int, end: int) -> pa.Table:
@@ -164,15 +199,24 @@ class FeatureStore:
                     if agg.function == "time_since_last":
                         since.append(j)
                         windows.append(agg.window_us)
-            elif view.ttl is not None:
-                ttl = int(view.ttl.total_seconds() * 1_000_000)
-            layout = _OnlineLayout(VectorCodec(len(view.feature_names)), ttl, tuple(since), tuple(windows),
-                                   tuple(zero))
+            else:
+                if view.ttl is not None:
+                    ttl = int(view.ttl.total_seconds() * 1_000_000)
+                stored = self.online.get_meta(_encoder_key(view.name)) if view.encoder else None
+                if stored not in (None, view.encoder):
+                    raise DefinitionError(f"view {view.name!r} holds vectors of encoder {stored}, its definition "
+                                          f"expects {view.encoder}: materialize it again")
+            widths = [f.width for f in _features(view)]
+            layout = _OnlineLayout(VectorCodec(sum(widths)), ttl, tuple(since), tuple(windows), tuple(zero),
+                                   tuple(np.cumsum([0, *widths[:-1]]).tolist()), tuple(widths))
             self._layouts[view.name] = layout
         return layout
 
     def online_vectors(self, view_name: str, keys: Sequence[bytes], at_us: int | None = None) -> np.ndarray:
-        """Feature matrix ``(len(keys), n_features)`` of one view for encoded entity keys (NaN = missing)."""
+        """Feature matrix ``(len(keys), width)`` of one view for encoded entity keys (NaN = missing).
+
+        The width is the sum of the features' widths: a vector feature takes ``dim`` columns.
+        """
         view = self.view(view_name)
         if isinstance(view, OnDemandView):
             raise DefinitionError(f"{view_name!r} is on-demand: use online_features with request data")
@@ -218,8 +262,11 @@ class FeatureStore:
             except KeyError as exc:
                 raise DefinitionError(f"view {name!r} needs join key {exc.args[0]!r}") from None
             matrix = self.online_vectors(name, keys, at_us)
-            for j, feature in enumerate(view.feature_names):
-                columns[output_column(name, feature)] = matrix[:, j]
+            layout = self._layout(view)
+            for feature, start, width in zip(view.feature_names, layout.starts, layout.widths, strict=True):
+                # a vector feature is one (n, dim) matrix; a scalar one column
+                columns[output_column(name, feature)] = matrix[:, start] if width == 1 else \
+                    matrix[:, start:start + width]
         for view in on_demand:
             inputs = dict(columns)
             for field_name, given in (request or {}).items():
