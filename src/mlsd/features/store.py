@@ -58,7 +58,7 @@ def _features(view: FeatureView | AggregationView) -> list[Feature]:
 def _matrix(column: pa.ChunkedArray, width: int) -> np.ndarray:
     """A column as float64 ``(n, width)`` (``(n,)`` for a scalar); a missing vector is a row of NaN."""
     if width == 1:
-        return column.to_numpy(zero_copy_only=False).astype(np.float64)
+        return np.asarray(column.to_numpy(zero_copy_only=False), np.float64)
     array = column.combine_chunks()
     matrix = np.full((len(array), width), np.nan)
     valid = ~array.is_null().to_numpy(zero_copy_only=False)

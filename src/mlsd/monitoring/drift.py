@@ -80,6 +80,7 @@ class ColumnDrift:
     missing: float
     drift: bool
     reasons: tuple[str, ...]
+    shares: dict[str, float] | None = None  # categorical: the window's share of each reference category
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -210,8 +211,10 @@ def counts_drift(name: str, profile: ColumnProfile, current: ColumnCounts,
             reasons.append("psi")
         if thresholds.js is not None and js >= thresholds.js:
             reasons.append("js")
+    window_shares = None if isinstance(profile, NumericProfile) else {
+        c: round(float(v), 6) for c, v in zip((*profile.categories, "other"), shares, strict=True)}
     return ColumnDrift(name, profile.kind, rows, round(p, 6), round(js, 6), ks, ks_p, chi2_p, round(missing, 6),
-                       bool(reasons), tuple(reasons))
+                       bool(reasons), tuple(reasons), window_shares)
 
 
 def detect_drift(profile: DatasetProfile, columns: Mapping[str, Any], thresholds: DriftThresholds = DriftThresholds(),

@@ -59,6 +59,7 @@ class MonitorConfig:
     max_lead_s: float | None = None  # how far ahead of the clock a request may be (default: a window, >= 1 day)
     max_early_labels: int = 100_000  # labels of requests not seen (yet) kept at most, oldest dropped first
     quorum: int = 8  # records far from the clock, in a row, that move it there
+    decision_threshold: float | None = None  # binary: the served action's threshold -> online precision / recall
 
     @property
     def lead_s(self) -> float:
@@ -134,16 +135,25 @@ def ranking_metrics(outcomes: np.ndarray, k: int) -> dict[str, float | int | Non
     return {"rows": len(outcomes), f"ndcg@{k}": float(means[0]), f"hit@{k}": float(means[1]), "mrr": float(means[2])}
 
 
-def online_metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float | int | None]:
-    """Rows, observed rate, mean prediction, calibration ratio, NE and AUC (None where undefined)."""
+def online_metrics(y: np.ndarray, p: np.ndarray, threshold: float | None = None) -> dict[str, float | int | None]:
+    """Rows, observed rate, mean prediction, calibration ratio, NE and AUC (None where undefined); with a
+    decision ``threshold``, the precision and recall of acting on ``p >= threshold``."""
     rows = len(y)
     if rows == 0:
-        return {"rows": 0, "rate": None, "mean_prediction": None, "calibration": None, "ne": None, "auc": None}
+        empty = {"rows": 0, "rate": None, "mean_prediction": None, "calibration": None, "ne": None, "auc": None}
+        return {**empty, **({"precision": None, "recall": None} if threshold is not None else {})}
     positives = float(y.sum())
     defined = 0 < positives < rows
-    return {"rows": rows, "positives": int(positives), "rate": positives / rows, "mean_prediction": float(p.mean()),
-            "calibration": calibration_ratio(y, p) if positives else None,
-            "ne": normalized_entropy(y, p) if defined else None, "auc": roc_auc(y, p) if defined else None}
+    metrics: dict[str, float | int | None] = {
+        "rows": rows, "positives": int(positives), "rate": positives / rows, "mean_prediction": float(p.mean()),
+        "calibration": calibration_ratio(y, p) if positives else None,
+        "ne": normalized_entropy(y, p) if defined else None, "auc": roc_auc(y, p) if defined else None}
+    if threshold is not None:
+        acted = p >= threshold
+        hits = float(y[acted].sum())
+        metrics["precision"] = hits / int(acted.sum()) if acted.any() else None
+        metrics["recall"] = hits / positives if positives else None
+    return metrics
 
 
 class OnlineMonitor:
@@ -328,8 +338,9 @@ class OnlineMonitor:
             y = np.asarray([last.get(int(i), 0.0) for i in ids])
         p = np.frombuffer(window.shown, np.float64) if window.requests else np.zeros(0)
         arms = self._arm_names(window)
-        window.report["labels"] = {"all": online_metrics(y, p),
-                                   **{arm: online_metrics(y[rows], p[rows]) for arm, rows in arms.items()}}
+        t = self.config.decision_threshold
+        window.report["labels"] = {"all": online_metrics(y, p, t),
+                                   **{arm: online_metrics(y[rows], p[rows], t) for arm, rows in arms.items()}}
         for arm, rows in arms.items():
             total = self._arms.setdefault(arm, (array("f"), array("d")))
             total[0].extend(y[rows].tolist())
@@ -385,7 +396,8 @@ class OnlineMonitor:
         arrays = {arm: (np.asarray(y, np.float64), np.asarray(p, np.float64)) for arm, (y, p) in self._arms.items()}
         y0, y1 = arrays[CONTROL][0], arrays[TREATMENT][0]
         test = two_proportion_ztest(int(y0.sum()), len(y0), int(y1.sum()), len(y1))
-        summary: dict[str, Any] = {arm: online_metrics(*arrays[arm]) for arm in (CONTROL, TREATMENT)}
+        summary: dict[str, Any] = {arm: online_metrics(*arrays[arm], self.config.decision_threshold)
+                                   for arm in (CONTROL, TREATMENT)}
         summary.update({"rate_difference": test.difference, "rate_ci95": list(test.ci95), "z": test.z,
                         "p_value": test.p_value})
         for name, metric in (("ne", normalized_entropy), ("auc", roc_auc)):

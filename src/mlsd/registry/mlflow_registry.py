@@ -68,11 +68,12 @@ class Lineage:
     """Where a model came from: the exact training data, the feature definitions and the code."""
 
     data_fingerprint: str
-    feature_views: Mapping[str, int]
+    feature_views: Mapping[str, int | str]  # a view's version, or its lineage version ("v1+encoder@digest")
     code_revision: str
 
     def tags(self) -> dict[str, str]:
-        views = ",".join(f"{name}:v{version}" for name, version in sorted(self.feature_views.items()))
+        views = ",".join(f"{name}:{version}" if isinstance(version, str) else f"{name}:v{version}"
+                         for name, version in sorted(self.feature_views.items()))
         return {"mlsd.data_fingerprint": self.data_fingerprint, "mlsd.feature_views": views,
                 "mlsd.code_revision": self.code_revision}
 

@@ -24,7 +24,7 @@ class Field:
     required: bool = True
     minimum: float | None = None
     maximum: float | None = None
-    min_items: int | None = None
+    min_items: int | None = None  # an array's items, a string's characters
     max_items: int | None = None
     properties: Schema | None = None
     items: Schema | None = None
@@ -87,6 +87,11 @@ def _check_value(value: Any, spec: Field, where: str, errors: list[dict[str, str
             errors.append({"field": where, "message": f"must be >= {spec.minimum}"})
         if spec.maximum is not None and value > spec.maximum:
             errors.append({"field": where, "message": f"must be <= {spec.maximum}"})
+    elif spec.type == "string":
+        if spec.min_items is not None and len(value) < spec.min_items:
+            errors.append({"field": where, "message": f"needs at least {spec.min_items} character(s)"})
+        if spec.max_items is not None and len(value) > spec.max_items:
+            errors.append({"field": where, "message": f"at most {spec.max_items} characters, got {len(value)}"})
     elif spec.type == "object" and spec.properties is not None:
         _check_object(value, spec.properties, f"{where}.", errors)
     elif spec.type == "array":
@@ -128,8 +133,9 @@ def json_schema(schema: Schema) -> dict[str, Any]:
                 node["enum"] = [*node["enum"], None]
         if spec.description:
             node["description"] = spec.description
-        for key, attr in (("minimum", spec.minimum), ("maximum", spec.maximum), ("minItems", spec.min_items),
-                          ("maxItems", spec.max_items)):
+        lengths = ("minLength", "maxLength") if spec.type == "string" else ("minItems", "maxItems")
+        for key, attr in (("minimum", spec.minimum), ("maximum", spec.maximum), (lengths[0], spec.min_items),
+                          (lengths[1], spec.max_items)):
             if attr is not None:
                 node[key] = attr
         if spec.properties is not None:
