@@ -109,7 +109,7 @@ def test_check_system_harmful_and_the_monitor_sees_the_offline_precision(checked
     assert positives == served["support"]  # every test post's moderator decision came back
     assert abs(hits - round(served["recall"] * served["support"])) <= 1  # the same posts through HTTP
     shares = [w["drift"]["predicted_class"]["shares"] for w in windows if "predicted_class" in w["drift"]]
-    assert shares and all(abs(sum(s.values()) - 1) < 1e-6 for s in shares)  # class prevalence per window
+    assert shares and all(abs(sum(s.values()) - 1) < 1e-4 for s in shares)  # class prevalence per window
 
 
 @pytest.mark.slow

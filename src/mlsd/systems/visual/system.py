@@ -1,0 +1,73 @@
+"""The visual search system on the System API (cheap to import)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from mlsd.system import ReplayConfig, RunConfig, ServeConfig, TaskType, Workspace
+
+if TYPE_CHECKING:
+    from mlsd.reporting import DesignReport
+    from mlsd.serving.app import ScoringService
+    from mlsd.simulation.replay import ReplaySource
+
+METRICS = ("precision@1", "precision@10", "map@10", "recall@10")
+
+
+class VisualSystem:
+    """Visual search: similar products for a query image (MobileNet features, a learned projection, FAISS)."""
+
+    name = "visual"
+    task = TaskType.RETRIEVAL
+    summary = "visual search: similar fashion products for an image (MobileNet + learned projection + FAISS)"
+    datasets = ("fashion-products", "mobilenet-v1-embedding")
+    route = "/v1/visual/search"
+    p99_budget_ms = 50.0
+    model_name = "visual-fashion"
+    options = ()
+    window_s = 3600.0
+
+    def build(self, ws: Workspace, config: RunConfig) -> dict[str, Any]:
+        from mlsd.systems.visual.build import build_visual
+
+        return build_visual(ws, config.data, small=config.small, progress=config.progress)
+
+    def format_results(self, results: Mapping[str, Any]) -> str:
+        lines = [f"{'model':10s} {'by':12s}" + "".join(f" {m:>12s} {'95% CI':>13s}" for m in METRICS)]
+        for family, model in results["models"].items():
+            for by in ("article_type", "type_colour"):
+                r = model[by]
+                cells = [(r[m], "{:.3f}-{:.3f}".format(*r["ci95"][m])) for m in METRICS]
+                lines.append(f"{family:10s} {by:12s}" + "".join(f" {v:12.4f} {ci:>13s}" for v, ci in cells))
+        gain = results["projected_minus_raw_precision@1"]
+        lines.append(f"{results['queries']:,} held-out query products against a gallery of {results['gallery']:,}; "
+                     f"intervals: bootstrap over queries; projected - raw precision@1 {gain['mean']:+.4f} "
+                     f"[{gain['ci95'][0]:+.4f}, {gain['ci95'][1]:+.4f}]")
+        served = results["served"]
+        lines.append(f"served: v{served['champion']} ({served['champion_family']}), chosen on {served['promoted_on']}")
+        return "\n".join(lines)
+
+    def json_summary(self, results: Mapping[str, Any]) -> dict[str, Any]:
+        keys = ("queries", "precision@1", "precision@10", "map@10", "recall@10", "raw_precision@1", "models",
+                "projected_minus_raw_precision@1", "gallery", "served", "training", "seconds")
+        return {k: results[k] for k in keys if k in results}
+
+    def service(self, ws: Workspace, config: ServeConfig) -> ScoringService:
+        from mlsd.systems.visual.serve import VisualService
+
+        return VisualService(ws.home, ab_share=config.ab_share, window_s=config.window_s,
+                             label_delay_s=config.label_delay_s, thresholds=config.thresholds())
+
+    def traffic(self, ws: Workspace, config: ReplayConfig) -> ReplaySource:
+        from mlsd.systems.visual.simulate import QueryImageReplay
+
+        return QueryImageReplay(ws, limit=config.limit)
+
+    def report(self, ws: Workspace, report: DesignReport) -> None:
+        from mlsd.systems.visual.report import fill_visual_report
+
+        fill_visual_report(ws, report)
+
+
+SYSTEM = VisualSystem()
