@@ -3,7 +3,8 @@
 No generated input may get a 5xx, a schema-violating body must be refused and a valid one taken,
 and every answer must be documented. The platform's edge is checked with a plain service; the ads
 service (generated clicks) with its real model and feature store; recs and search (small builds on
-the real data, with ``MLSD_DATA_DIR``) likewise. ``MLSD_FUZZ_EXAMPLES`` raises the number of cases
+the real data, with ``MLSD_DATA_DIR``) likewise; harmful and visual fuzz the home their
+check_system test built (:func:`fuzz_every_route`). ``MLSD_FUZZ_EXAMPLES`` raises the number of cases
 per route (the CI default keeps the suite short).
 """
 
@@ -16,7 +17,6 @@ from typing import Any
 
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import ignored_auth
 
 from mlsd.datasets.marketplace import AdMarketplace, click_log
@@ -25,24 +25,8 @@ from mlsd.serving.feature_log import FeatureLog
 from mlsd.system import RunConfig, Workspace, load_system
 from mlsd.systems.ads.run import AdsRun
 from mlsd.systems.ads.service import AdsService
+from tests.fuzzing import FUZZ, fuzz_every_route, once
 from tests.test_edge import TOKEN, BusyService, _app
-
-
-def once(app: Any) -> Any:
-    """The app with its lifespan left out: schemathesis enters and leaves it per case, a server once."""
-    async def wrapped(scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] == "lifespan":
-            while True:
-                message = await receive()
-                await send({"type": message["type"] + ".complete"})
-                if message["type"] == "lifespan.shutdown":
-                    return
-        await app(scope, receive, send)
-    return wrapped
-
-
-EXAMPLES = int(os.environ.get("MLSD_FUZZ_EXAMPLES", "300"))
-FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
 
 edge = schemathesis.openapi.from_asgi("/openapi.json", once(_app(Path(tempfile.mkdtemp()), BusyService())))
 
@@ -87,16 +71,5 @@ def test_every_route_of_a_system_agrees_with_its_openapi_document(name: str, tmp
 
     system = load_system(name)
     system.build(Workspace(tmp_path), RunConfig(data=DATA, progress=False, small=True))
-    schema = schemathesis.openapi.from_asgi("/openapi.json", once(build_app(name, tmp_path)))
-    checked = []
-    for result in schema.get_all_operations():
-        operation = result.ok()
+    assert f"POST {system.route}" in fuzz_every_route(build_app(name, tmp_path))
 
-        @given(operation.as_strategy())
-        @FUZZ
-        def run(case: Any) -> None:
-            case.call_and_validate()
-
-        run()
-        checked.append(f"{operation.method.upper()} {operation.path}")
-    assert f"POST {system.route}" in checked

@@ -13,8 +13,16 @@ import pytest
 
 from mlsd.core.errors import DefinitionError
 from mlsd.embeddings import check_encoder
-from mlsd.features import Entity, Feature, FeatureStore, FeatureView, OfflineStore, SqliteOnlineStore, TableSource
-from mlsd.features import vector_feature
+from mlsd.features import (
+    Entity,
+    Feature,
+    FeatureStore,
+    FeatureView,
+    OfflineStore,
+    SqliteOnlineStore,
+    TableSource,
+    vector_feature,
+)
 
 DATA = os.environ.get("MLSD_DATA_DIR")
 TS = pa.timestamp("us", tz="UTC")
@@ -87,7 +95,8 @@ def test_vector_features_round_trip_offline_and_online_as_one_matrix(tmp_path: P
     frame = store.training_frame(labels, ["doc_vectors"]).read_all()
     assert frame.schema.field("doc_vectors__embedding").type == pa.list_(pa.float32(), 8)
     rows = frame.sort_by("doc")["doc_vectors__embedding"].to_pylist()
-    assert np.allclose(rows[0], vectors[2]) and rows[1] is None  # point in time: doc 5's vector is later
+    assert np.allclose(rows[0], vectors[2])
+    assert rows[1] is None
 
 
 def test_a_new_encoder_invalidates_vectors_built_with_the_old_one(tmp_path: Path) -> None:

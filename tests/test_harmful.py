@@ -53,7 +53,8 @@ def test_a_tfidf_classifier_saves_as_safe_files_and_loads_the_same(tmp_path: Pat
 def test_online_precision_and_recall_at_the_served_threshold() -> None:
     y, p = np.array([1.0, 0, 1, 0, 0]), np.array([0.9, 0.8, 0.2, 0.1, 0.05])
     metrics = online_metrics(y, p, threshold=0.5)
-    assert metrics["precision"] == 0.5 and metrics["recall"] == 0.5
+    assert metrics["precision"] == 0.5
+    assert metrics["recall"] == 0.5
     assert "precision" not in online_metrics(y, p)
 
 
@@ -82,7 +83,8 @@ def test_the_paper_split_is_the_notebooks() -> None:
     split = paper_split(posts.labels)
     assert np.bincount(posts.labels[split.test]).tolist() == [164, 1905, 410]  # the published counts
     assert len(np.intersect1d(np.concatenate([split.train, split.valid]), split.test)) == 0
-    assert len(split.valid) == 2231 and len(np.intersect1d(split.train, split.valid)) == 0
+    assert len(split.valid) == 2231
+    assert len(np.intersect1d(split.train, split.valid)) == 0
 
 
 @pytest.fixture(scope="module")
@@ -109,7 +111,8 @@ def test_check_system_harmful_and_the_monitor_sees_the_offline_precision(checked
     assert positives == served["support"]  # every test post's moderator decision came back
     assert abs(hits - round(served["recall"] * served["support"])) <= 1  # the same posts through HTTP
     shares = [w["drift"]["predicted_class"]["shares"] for w in windows if "predicted_class" in w["drift"]]
-    assert shares and all(abs(sum(s.values()) - 1) < 1e-4 for s in shares)  # class prevalence per window
+    assert shares
+    assert all(abs(sum(s.values()) - 1) < 1e-4 for s in shares)
 
 
 @pytest.mark.slow
@@ -136,3 +139,13 @@ def test_the_service_refuses_hostile_posts_by_field(checked: tuple[Path, dict[st
         items = ok.json()["items"]
         assert all(abs(sum(i["probabilities"].values()) - 1) < 1e-5 for i in items)
         assert items[0]["action"] == "allow"
+
+
+@pytest.mark.slow
+@pytest.mark.data
+@needs_data
+def test_every_route_agrees_with_its_openapi_document(checked: tuple[Path, dict[str, Any]]) -> None:
+    from mlsd.lifecycle.serve import build_app
+    from tests.fuzzing import fuzz_every_route
+
+    assert "POST /v1/harmful/classify" in fuzz_every_route(build_app("harmful", checked[0]))

@@ -1,12 +1,14 @@
-"""Latency of the listings and PYMK services at their target rates, against a bare-framework baseline.
+"""Latency of the listings, PYMK, harmful and visual services at their target rates, against a bare baseline.
 
-For each system, uses a trained home (``--homes DIR`` holding ``listings/`` and ``pymk/``, else ``mlsd
+For each system of ``--systems``, uses a trained home (``--homes DIR`` holding ``SYSTEM/``, else ``mlsd
 run SYSTEM`` on the real data from ``--data`` / ``MLSD_DATA_DIR`` into a temporary directory), starts
 ``mlsd serve SYSTEM`` (one uvicorn process) and the bare Starlette baseline, and drives each open-loop
 from a separate load process on loopback (latency from each request's scheduled send time):
 - listings at 200 req/s: clicks of 2,000 random sessions over the catalogue (each click updates its
   session's state, then the list is read back from it);
-- pymk at 500 req/s: users drawn from the graph, 10 suggestions each (precomputed lists).
+- pymk at 500 req/s: users drawn from the graph, 10 suggestions each (precomputed lists);
+- harmful at 50 req/s: one held-out post's text per request (embedded by MiniLM in the request path);
+- visual at 20 req/s: one held-out query image per request (base64 JPEG, MobileNet in the request path).
 Prints JSON with each system's p50/p99 and errors, the baseline's, and the ratio.
 """
 
@@ -27,7 +29,8 @@ from _common import emit
 from serve_latency import free_port, load, wait_ready
 
 HERE = Path(__file__).resolve().parent
-TARGETS = {"listings": ("/v1/listings/similar", 200.0), "pymk": ("/v1/pymk/recommend", 500.0)}
+TARGETS = {"listings": ("/v1/listings/similar", 200.0), "pymk": ("/v1/pymk/recommend", 500.0),
+           "harmful": ("/v1/harmful/classify", 50.0), "visual": ("/v1/visual/search", 20.0)}
 
 
 def bodies(system: str, home: Path, count: int, seed: int = 0) -> list[str]:
@@ -37,6 +40,14 @@ def bodies(system: str, home: Path, count: int, seed: int = 0) -> list[str]:
         items = [c[3] for c in json.loads((home / "traffic.json").read_text())["clicks"]]
         return [json.dumps({"session_id": int(10**7 + rng.integers(2000)), "item_id": int(rng.choice(items))})
                 for _ in range(count)]
+    if system == "harmful":
+        posts = json.loads((home / "traffic.json").read_text())["posts"]
+        return [json.dumps({"items": [{"id": str(p[1]), "text": p[2]}]}) for p in
+                (posts[i] for i in rng.integers(len(posts), size=count))]
+    if system == "visual":
+        queries = json.loads((home / "traffic.json").read_text())["queries"]
+        picked = rng.integers(len(queries), size=min(count, 2000))  # bodies of ~10 kB: 2,000 are enough
+        return [json.dumps({"image": queries[i][3], "k": 10}) for i in picked]
     users = run["precompute"]["users"]
     return [json.dumps({"user_id": int(rng.integers(users)), "k": 10}) for _ in range(count)]
 
@@ -46,10 +57,12 @@ def main() -> None:
     parser.add_argument("--data", default=os.environ.get("MLSD_DATA_DIR"))
     parser.add_argument("--homes", help="a directory with trained listings/ and pymk/ homes")
     parser.add_argument("--duration", type=float, default=20.0, help="seconds of load at each target rate")
+    parser.add_argument("--systems", default="listings,pymk", help="comma-separated: " + ",".join(TARGETS))
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="mlsd-session-graph-bench-"))
     result: dict[str, Any] = {"duration_s": args.duration, "server": "uvicorn+starlette, 1 process"}
-    for system, (route, rate) in TARGETS.items():
+    for system in args.systems.split(","):
+        route, rate = TARGETS[system]
         home = Path(args.homes) / system if args.homes else work / system
         if not (home / "run.json").exists():
             subprocess.run([sys.executable, "-m", "mlsd.cli", "run", system, "--home", str(home), "--quiet",
@@ -76,7 +89,7 @@ def main() -> None:
                 server.wait(timeout=30)
         result[f"{system}_p99_vs_baseline"] = round(result[f"{system}_p99_ms"] /
                                                     max(result[f"{system}_baseline_p99_ms"], 1e-9), 2)
-    emit("session_graph_latency", result)
+    emit("system_latency", result)
 
 
 if __name__ == "__main__":
