@@ -45,6 +45,7 @@ PRODUCT = Entity("product", ("product_id",))
 CATALOG_S = 1_546_300_800  # 2019-01-01 UTC: when the catalogue's images were taken in
 ENCODER_DIR = "encoders"
 K = 10
+ALPHAS = (0.0, 0.2, 0.35, 0.5, 0.65, 0.8)  # weight of the raw features' cosine in the served vector
 SMALL = (1500, 200, 150)  # products, queries, validation queries of a quick build
 
 
@@ -90,12 +91,16 @@ def build_visual(ws: Workspace, data: str | None, *, small: bool = False, progre
         return float(evaluate(projection, raw, products, split.valid, fit_rows)["article_type"]["precision@1"])
 
     settings = TrainSettings(epochs=8, patience=3) if small else TrainSettings()
-    learned, training = train_projection(raw[fit_rows], products.article_type[fit_rows], valid_p1, settings, say)
+    alone, training = train_projection(raw[fit_rows], products.article_type[fit_rows], valid_p1, settings, say)
+    alpha = max(ALPHAS, key=lambda a: valid_p1(alone.with_alpha(a)))  # the first best: ties keep less raw
+    learned = alone.with_alpha(alpha)
+    training["alpha"] = {"chosen": alpha, "grid": list(ALPHAS), "valid_precision@1": valid_p1(learned)}
+    say(f"  raw-feature weight alpha={alpha} (validation precision@1 {training['alpha']['valid_precision@1']:.4f})")
     results: dict[str, Any] = {"dataset": DATASET, "products": len(products), "queries": len(split.queries),
                                "gallery": len(split.gallery), "encoder": encoder.version, "training": training,
                                "models": {}}
     per_query = {}
-    for family, projection in (("raw", Projection()), ("projected", learned)):
+    for family, projection in (("raw", Projection()), ("projection_only", alone), ("projected", learned)):
         report = evaluate(projection, raw, products, split.queries, split.gallery)
         per_query[family] = report["article_type"]["per_query"]["precision@1"]
         results["models"][family] = _public(report) | {

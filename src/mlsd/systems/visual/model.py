@@ -1,11 +1,16 @@
 """Visual search model: MobileNet features -> a learned projection -> a FAISS index over the gallery.
 
-The projection (1024 -> 512 -> 128, ReLU between, L2-normalized output) is trained with a supervised
-contrastive loss (Khosla et al. 2020) on gallery products' article types only: batches of P types x K
-images, every other image of the anchor's type a positive. Epochs stop early on validation
-precision@1 (validation queries from the gallery, searched against the rest of it). Serving runs the
-projection in NumPy (two matrix products), so the service needs no torch. The gallery index is part
-of the saved model: a new model version brings its own index, and the service swaps both at once.
+The projection (1024 -> hidden -> out, ReLU between, L2-normalized output) is learned on gallery
+products' article types only, with one of two metric-learning losses: ``proxy`` (normalized softmax:
+cosine similarity to one learned proxy per type, scaled; Zhai & Wu 2018) or ``supcon`` (supervised
+contrastive, Khosla et al. 2020: batches of P types x K images, every other image of the anchor's
+type a positive). Epochs stop early on validation precision@1 (validation queries from the gallery,
+searched against the rest of it). The served vector concatenates the normalized raw features and
+the projection, weighted ``sqrt(alpha)`` and ``sqrt(1 - alpha)`` (cosine = alpha x raw cosine +
+(1 - alpha) x projected cosine), alpha chosen on validation: the projection sharpens article types,
+the raw features keep what else makes two images alike. Serving runs it in NumPy (two matrix
+products), so the service needs no torch. The gallery index is part of the saved model: a new model
+version brings its own index, and the service swaps both at once.
 """
 
 from __future__ import annotations
@@ -29,10 +34,12 @@ def l2(x: np.ndarray) -> np.ndarray:
 
 @dataclass
 class Projection:
-    """``normalize(relu((x - mean) @ w1 + b1) @ w2 + b2)`` on L2-normalized input; identity when no weights."""
+    """``normalize(relu((x - mean) @ w1 + b1) @ w2 + b2)`` on L2-normalized input, concatenated with the input
+    at weight ``alpha`` (see the module); identity when no weights."""
 
     mean: np.ndarray | None = None
     weights: list[np.ndarray] = field(default_factory=list)  # w1, b1, w2, b2
+    alpha: float = 0.0
 
     def __call__(self, raw: np.ndarray) -> np.ndarray:
         x = l2(np.asarray(raw, np.float32))
@@ -40,7 +47,13 @@ class Projection:
             return x
         assert self.mean is not None
         w1, b1, w2, b2 = self.weights
-        return l2(np.maximum((x - self.mean) @ w1 + b1, 0.0) @ w2 + b2)
+        projected = l2(np.maximum((x - self.mean) @ w1 + b1, 0.0) @ w2 + b2)
+        if self.alpha <= 0:
+            return projected
+        return np.hstack([np.sqrt(self.alpha) * x, np.sqrt(1 - self.alpha) * projected]).astype(np.float32)
+
+    def with_alpha(self, alpha: float) -> Projection:
+        return Projection(self.mean, self.weights, alpha)
 
     @property
     def dim(self) -> int:
@@ -49,15 +62,18 @@ class Projection:
 
 @dataclass(frozen=True)
 class TrainSettings:
-    hidden: int = 512
-    out: int = 128
-    temperature: float = 0.1
+    loss: str = "proxy"  # or "supcon"
+    hidden: int = 1024
+    out: int = 256
+    dropout: float = 0.2
+    scale: float = 16.0  # proxy: the cosine logits' scale
+    temperature: float = 0.1  # supcon
     types_per_batch: int = 64
     per_type: int = 8
     lr: float = 1e-3
     weight_decay: float = 1e-4
-    epochs: int = 60
-    steps_per_epoch: int = 20
+    epochs: int = 40
+    steps_per_epoch: int = 30
     patience: int = 8
     seed: int = 0
 
@@ -82,34 +98,45 @@ def train_projection(features: np.ndarray, labels: np.ndarray, valid_score: Call
     by_type = [np.flatnonzero(codes == c) for c in range(codes.max() + 1)]
     by_type = [rows for rows in by_type if len(rows) >= 2]  # a type with one image has no positive
     y = torch.from_numpy(codes)
-    net = torch.nn.Sequential(torch.nn.Linear(x.shape[1], settings.hidden), torch.nn.ReLU(),
-                              torch.nn.Linear(settings.hidden, settings.out))
-    optimizer = torch.optim.AdamW(net.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
+    net = torch.nn.Sequential(torch.nn.Dropout(settings.dropout), torch.nn.Linear(x.shape[1], settings.hidden),
+                              torch.nn.ReLU(), torch.nn.Linear(settings.hidden, settings.out))
+    proxies = torch.nn.Parameter(torch.randn(int(codes.max()) + 1, settings.out) * 0.01)
+    optimizer = torch.optim.AdamW([*net.parameters(), proxies], lr=settings.lr, weight_decay=settings.weight_decay)
+    functional = torch.nn.functional
 
     def snapshot() -> Projection:
         w = [p.detach().numpy().astype(np.float32) for p in net.parameters()]
         return Projection(mean, [w[0].T.copy(), w[1], w[2].T.copy(), w[3]])
 
+    def supcon(rows: Any) -> Any:
+        z = functional.normalize(net(x[rows]), dim=1)
+        logits = z @ z.T / settings.temperature
+        eye = torch.eye(len(rows), dtype=torch.bool)
+        logits = logits.masked_fill(eye, -1e9)
+        positive = (y[rows][:, None] == y[rows][None, :]) & ~eye
+        log_prob = logits - torch.logsumexp(logits, dim=1, keepdim=True)
+        has = positive.any(dim=1)
+        return -((log_prob * positive).sum(dim=1)[has] / positive.sum(dim=1)[has]).mean()
+
+    def proxy(rows: Any) -> Any:
+        z = functional.normalize(net(x[rows]), dim=1)
+        return functional.cross_entropy(settings.scale * z @ functional.normalize(proxies, dim=1).T, y[rows])
+
     best_score, best, waited, history = -1.0, snapshot(), 0, []
     for epoch in range(settings.epochs):
         net.train()
         for _ in range(settings.steps_per_epoch):
-            rows = torch.from_numpy(_batch(rng, by_type, settings))
-            z = torch.nn.functional.normalize(net(x[rows]), dim=1)
-            logits = z @ z.T / settings.temperature
-            eye = torch.eye(len(rows), dtype=torch.bool)
-            logits = logits.masked_fill(eye, -1e9)
-            positive = (y[rows][:, None] == y[rows][None, :]) & ~eye
-            log_prob = logits - torch.logsumexp(logits, dim=1, keepdim=True)
-            has = positive.any(dim=1)
-            loss = -((log_prob * positive).sum(dim=1)[has] / positive.sum(dim=1)[has]).mean()
+            if settings.loss == "supcon":
+                loss = supcon(torch.from_numpy(_batch(rng, by_type, settings)))
+            else:
+                loss = proxy(torch.from_numpy(rng.choice(len(x), settings.types_per_batch * settings.per_type)))
             optimizer.zero_grad()
-            loss.backward()  # type: ignore[no-untyped-call]
+            loss.backward()
             optimizer.step()
         net.eval()
         candidate = snapshot()
         score = valid_score(candidate)
-        history.append({"epoch": epoch + 1, "valid_precision@1": score, "loss": float(loss)})
+        history.append({"epoch": epoch + 1, "valid_precision@1": score, "loss": float(loss.detach())})
         if score > best_score:
             best_score, best, waited = score, candidate, 0
         else:
@@ -160,7 +187,7 @@ class VisualSearchModel:
         directory.mkdir(parents=True, exist_ok=True)
         meta = {"family": self.family, "encoder_version": self.encoder_version, "params": self.params,
                 "article_type": self.article_type, "colour": self.colour, "names": self.names,
-                "projected": bool(self.projection.weights)}
+                "projected": bool(self.projection.weights), "alpha": self.projection.alpha}
         (directory / "visual.json").write_text(json.dumps(meta, ensure_ascii=False))
         np.save(directory / "product_ids.npy", self.product_ids)
         if self.projection.weights:
@@ -175,7 +202,7 @@ class VisualSearchModel:
         projection = Projection()
         if meta["projected"]:
             with np.load(directory / "projection.npz") as arrays:
-                projection = Projection(arrays["mean"], [arrays[f"p{i}"] for i in range(4)])
+                projection = Projection(arrays["mean"], [arrays[f"p{i}"] for i in range(4)], meta["alpha"])
         return cls(meta["family"], meta["encoder_version"], projection, load_index(directory / "gallery.faiss"),
                    np.load(directory / "product_ids.npy"), meta["article_type"], meta["colour"], meta["names"],
                    meta["params"])
