@@ -8,7 +8,7 @@ from mlsd.reporting import DesignReport, pipeline_diagram
 from mlsd.reporting.design import monitoring_state
 from mlsd.system import Workspace
 from mlsd.systems.visual.build import MODEL_NAME
-from mlsd.systems.visual.system import METRICS
+from mlsd.systems.visual.system import FAMILIES, METRICS
 
 ANCHOR = "raw MobileNet features measured before: 82.75% same-article-type precision@1 (400 images)"
 
@@ -36,8 +36,8 @@ def fill_visual_report(ws: Workspace, report: DesignReport) -> None:
                      f"{training.get('best_valid_precision@1', '?')} (validation queries from the gallery).")
     report.step(5)
     report.table(["model", "by", *METRICS],
-                 [[family, by, *(m[by][k] for k in METRICS)] for family, m in models.items()
-                  for by in ("article_type", "type_colour")])
+                 [[family, by, *(models[family][by][k] for k in METRICS)] for family in FAMILIES
+                  if family in models for by in ("article_type", "type_colour")])
     report.paragraph(f"Anchor: {ANCHOR}. Intervals in run.json (bootstrap over queries).")
     report.step(6)
     report.svg(pipeline_diagram([

@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from mlsd.simulation.replay import ReplaySource
 
 METRICS = ("precision@1", "precision@10", "map@10", "recall@10")
+FAMILIES = ("raw", "projection_only", "projected")  # the served model is the last: raw + projection
 
 
 class VisualSystem:
@@ -34,12 +35,12 @@ class VisualSystem:
         return build_visual(ws, config.data, small=config.small, progress=config.progress)
 
     def format_results(self, results: Mapping[str, Any]) -> str:
-        lines = [f"{'model':10s} {'by':12s}" + "".join(f" {m:>12s} {'95% CI':>13s}" for m in METRICS)]
-        for family, model in results["models"].items():
+        lines = [f"{'model':16s} {'by':12s}" + "".join(f" {m:>12s} {'95% CI':>13s}" for m in METRICS)]
+        for family in (f for f in FAMILIES if f in results["models"]):
             for by in ("article_type", "type_colour"):
-                r = model[by]
+                r = results["models"][family][by]
                 cells = [(r[m], "{:.3f}-{:.3f}".format(*r["ci95"][m])) for m in METRICS]
-                lines.append(f"{family:10s} {by:12s}" + "".join(f" {v:12.4f} {ci:>13s}" for v, ci in cells))
+                lines.append(f"{family:16s} {by:12s}" + "".join(f" {v:12.4f} {ci:>13s}" for v, ci in cells))
         gain = results["projected_minus_raw_precision@1"]
         lines.append(f"{results['queries']:,} held-out query products against a gallery of {results['gallery']:,}; "
                      f"intervals: bootstrap over queries; projected - raw precision@1 {gain['mean']:+.4f} "
