@@ -12,8 +12,9 @@ system's object must be cheap to import: heavy modules are imported inside its m
 Every CLI verb (``run``, ``serve``, ``replay``, ``report``, ``demo``) works on any system through
 this protocol; options only one system has are declared by it as :class:`Option` values. Optional
 members, used when present: ``json_summary(results)`` (the ``mlsd run --json`` shape), ``demo(out,
-config, speed, drift=, drift_at_hours=)`` (its own ``mlsd demo``) and ``window_s`` (the monitoring
-window its traffic needs, the default of ``mlsd serve --window-s``).
+config, speed, drift=, drift_at_hours=)`` (its own ``mlsd demo``), ``window_s`` (the monitoring
+window its traffic needs, the default of ``mlsd serve --window-s``) and ``compute_threads`` (intra-op
+threads of a serving process, default 1).
 """
 
 from __future__ import annotations

@@ -59,12 +59,14 @@ def build_app(system: str, home: Path, max_in_flight: int = 64, config: ServeCon
                       monitoring=build_monitoring(service, home))
 
 
-def _tune_process() -> None:
+def _tune_process(system: str) -> None:
     # Everything loaded so far (torch, LightGBM, MLflow, the model) lives for the whole process: moving
     # it out of the collector's reach keeps full collections from pausing requests for ~100 ms.
     gc.collect()
     gc.freeze()
-    limit_compute_threads(1)  # one request's work is small; intra-op threads only add contention
+    # One request's work is small and intra-op threads only add contention; a system whose request runs a
+    # transformer forward declares ``compute_threads`` (System attribute) to split it across cores.
+    limit_compute_threads(int(getattr(load_system(system), "compute_threads", 1)))
 
 
 def worker_app() -> ASGIApp:
@@ -72,7 +74,7 @@ def worker_app() -> ASGIApp:
     limits = EdgeLimits(**json.loads(os.environ.get("MLSD_SERVE_LIMITS", "{}")))
     app = build_app(os.environ["MLSD_SERVE_SYSTEM"], Path(os.environ["MLSD_SERVE_HOME"]),
                     config=ServeConfig.from_json(os.environ.get("MLSD_SERVE_CONFIG", "{}")), limits=limits)
-    _tune_process()
+    _tune_process(os.environ["MLSD_SERVE_SYSTEM"])
     return app
 
 
@@ -184,5 +186,5 @@ def _run_uvicorn(system: str, home: Path, host: str, port: int, workers: int, co
         uvicorn.run("mlsd.lifecycle.serve:worker_app", factory=True, workers=workers, **options)
         return
     app = build_app(system, home, config=config, limits=limits)
-    _tune_process()
+    _tune_process(system)
     uvicorn.run(app, **options)

@@ -29,6 +29,7 @@ class HarmfulSystem:
     options = (Option("finetune_epochs", 2, "epochs of MiniLM fine-tuning at most (early stopping on validation)",
                       int),)
     window_s = 3600.0
+    compute_threads = 2  # each request runs a MiniLM forward: two intra-op threads halve it (benchmarks/RESULTS.md)
 
     def build(self, ws: Workspace, config: RunConfig) -> dict[str, Any]:
         from mlsd.systems.harmful.build import build_harmful
