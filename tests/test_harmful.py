@@ -92,7 +92,7 @@ def checked(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, A
     from mlsd.system import load_system
 
     home = tmp_path_factory.mktemp("harmful")
-    return home, check_system(load_system("harmful"), home, data=DATA, replay_requests=300)
+    return home, check_system(load_system("harmful"), home, data=DATA, replay_requests=200)
 
 
 @pytest.mark.slow

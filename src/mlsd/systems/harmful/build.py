@@ -47,7 +47,7 @@ from mlsd.systems.harmful.simulate import write_traffic
 MODEL_NAME = "harmful-davidson"
 PROFILE_FILE = "profile.json"
 SEEDS = (42, 43, 44, 45, 46)
-SMALL_POSTS = 3000
+SMALL_POSTS = 2000
 MONITORED = ("p_hate", "p_offensive", "p_neither", "text_length")
 
 
