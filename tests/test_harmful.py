@@ -1,4 +1,7 @@
-"""Harmful content detection: the paper's split, the decision rule, safe model files, the whole loop."""
+"""Harmful content detection: the paper's split, the decision rule, safe model files, the whole loop.
+
+The loop runs on a small slice of the real data with ``MLSD_DATA_DIR``, on generated posts without it.
+"""
 
 from __future__ import annotations
 
@@ -26,6 +29,19 @@ def test_the_decision_rule_removes_hate_first_then_demotes_offensive() -> None:
     decision = Decision(t_hate=0.3, t_offensive=0.6)
     proba = np.array([[0.35, 0.6, 0.05], [0.2, 0.7, 0.1], [0.2, 0.5, 0.3], [0.29, 0.1, 0.61]])
     assert decision.classes(proba).tolist() == [HATE, OFFENSIVE, NEITHER, NEITHER]
+
+
+def test_generated_posts_stand_in_without_a_data_directory(monkeypatch: pytest.MonkeyPatch) -> None:
+    from mlsd.systems.harmful.data import generated_posts, load_posts
+
+    monkeypatch.delenv("MLSD_DATA_DIR", raising=False)
+    posts = load_posts(None)
+    assert posts.source == "generated"
+    assert posts.texts == generated_posts().texts  # seeded
+    shares = np.bincount(posts.labels, minlength=3) / len(posts)
+    assert np.allclose(shares, [0.06, 0.77, 0.17], atol=0.02)
+    assert all("slur_" in t for t, y in zip(posts.texts, posts.labels, strict=True) if y == HATE)
+    assert (posts.votes.argmax(axis=1) == posts.labels).all()
 
 
 def test_soft_targets_are_vote_shares() -> None:
@@ -96,8 +112,6 @@ def checked(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, A
 
 
 @pytest.mark.slow
-@pytest.mark.data
-@needs_data
 def test_check_system_harmful_and_the_monitor_sees_the_offline_precision(checked: tuple[Path, dict[str, Any]]
                                                                           ) -> None:
     home, facts = checked
@@ -116,8 +130,6 @@ def test_check_system_harmful_and_the_monitor_sees_the_offline_precision(checked
 
 
 @pytest.mark.slow
-@pytest.mark.data
-@needs_data
 def test_the_service_refuses_hostile_posts_by_field(checked: tuple[Path, dict[str, Any]], tmp_path: Path) -> None:
     from mlsd.serving.app import create_app
     from mlsd.serving.feature_log import FeatureLog
@@ -142,8 +154,6 @@ def test_the_service_refuses_hostile_posts_by_field(checked: tuple[Path, dict[st
 
 
 @pytest.mark.slow
-@pytest.mark.data
-@needs_data
 def test_every_route_agrees_with_its_openapi_document(checked: tuple[Path, dict[str, Any]]) -> None:
     from mlsd.lifecycle.serve import build_app
     from tests.fuzzing import fuzz_every_route

@@ -30,7 +30,6 @@ from mlsd.system import Workspace
 from mlsd.systems.harmful import train
 from mlsd.systems.harmful.data import (
     CLASSES,
-    DATASET,
     HATE,
     OFFENSIVE,
     PAPER_SEED,
@@ -107,7 +106,7 @@ def build_harmful(ws: Workspace, data: str | None, *, small: bool = False, progr
         f"{'/'.join(str(int(c)) for c in np.bincount(posts.labels[split.test], minlength=3))})")
     with EventLog(ws.events("posts"), POST_SCHEMA) as log:
         known = np.concatenate([split.train, split.valid])
-        report = Ingestor(log).ingest_table(posts.events(known), DATASET)
+        report = Ingestor(log).ingest_table(posts.events(known), posts.source)
         say(f"ingested {report.accepted:,} posts ({report.duplicates:,} already in the log, {report.rejected} "
             f"rejected); the {len(split.test):,} test posts are replay traffic")
         encoder = MiniLMEncoder()
@@ -170,7 +169,8 @@ def fit_all(ws: Workspace, posts: Posts, split: Any, embeddings: np.ndarray, enc
     fitted = [lexical, semantic, train.blend(lexical, semantic, posts, split, say, raw), finetuned,
               train.blend(lexical, finetuned, posts, split, say, raw)]
     models = {f.model.family: train.evaluate(f, posts, split) for f in fitted}
-    return {"dataset": DATASET, "posts": len(posts), "encoder": encoder.version, "finetuned_encoder": tuned.version,
+    return {"dataset": posts.source, "posts": len(posts), "encoder": encoder.version,
+            "finetuned_encoder": tuned.version,
             "split": {"train": len(split.train), "valid": len(split.valid), "test": len(split.test),
                       "test_counts": np.bincount(posts.labels[split.test], minlength=3).tolist(),
                       "protocol": "train_test_split(test_size=0.1, random_state=42), not stratified; validation "
@@ -181,7 +181,7 @@ def fit_all(ws: Workspace, posts: Posts, split: Any, embeddings: np.ndarray, enc
 def register_all(ws: Workspace, log: EventLog, posts: Posts, split: Any, fitted: list[train.Fitted],
                  view_version: str) -> dict[str, Any]:
     """Register every family with lineage and a reference profile; promote by validation macro F1."""
-    lineage = Lineage(f"{DATASET}:{len(log)}", {EMBEDDING_VIEW: view_version}, code_revision())
+    lineage = Lineage(f"{posts.source}:{len(log)}", {EMBEDDING_VIEW: view_version}, code_revision())
     scores, names = {}, {}
     for f in fitted:
         family = f.model.family

@@ -6,6 +6,11 @@
 without stratification (test counts 164 / 1,905 / 410); :func:`paper_split` does exactly that, then
 carves a validation part (10%, stratified) from the training part only. Tweets carry no time: a
 post's event time is ``POSTED_S`` plus 10 s per row, so the event log and the feature store have one.
+
+Without a data directory, :func:`generated_posts` stands in (as the ads system's generated clicks
+do): short synthetic posts whose class shows in marker words (``slur_3``, ``insult_7``), mixed with
+everyday words, in the dataset's class proportions, three votes each. They exercise the whole loop,
+not the models: figures come from the real data.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import pyarrow as pa
 from sklearn.model_selection import train_test_split
 
 from mlsd.core.errors import MlsdError
+from mlsd.core.paths import data_dir
 from mlsd.datasets import locate
 from mlsd.events import EventSchema
 
@@ -42,6 +48,7 @@ class Posts:
     texts: list[str]
     labels: np.ndarray
     votes: np.ndarray
+    source: str = DATASET  # "generated" for generated_posts
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -57,11 +64,39 @@ class Posts:
                          "ts": self.times_s[rows]})
 
     def subset(self, rows: np.ndarray) -> Posts:
-        return Posts(self.ids[rows], [self.texts[i] for i in rows], self.labels[rows], self.votes[rows])
+        return Posts(self.ids[rows], [self.texts[i] for i in rows], self.labels[rows], self.votes[rows], self.source)
+
+
+GENERATED_SHARES = (0.06, 0.77, 0.17)  # hate, offensive, neither: the dataset's proportions
+_EVERYDAY = ("today", "game", "coffee", "rain", "music", "weekend", "phone", "school", "lunch", "friends", "movie",
+             "sunny", "work", "bus", "dog", "pizza", "news", "team", "class", "night")
+
+
+def generated_posts(n: int = 3000, seed: int = 0) -> Posts:
+    """Synthetic posts with their class in marker words (no data directory needed); see the module."""
+    rng = np.random.default_rng(seed)
+    labels = rng.choice(3, n, p=GENERATED_SHARES)
+    markers = {HATE: "slur", OFFENSIVE: "insult"}
+    texts = []
+    for label in labels:
+        words = list(rng.choice(_EVERYDAY, rng.integers(4, 12)))
+        marks = rng.integers(1, 3) if label in markers else 0
+        if label == HATE and rng.random() < 0.5:
+            words.append(f"insult_{rng.integers(10)}")  # hate posts are often offensive too
+        words += [f"{markers[int(label)]}_{rng.integers(10)}" for _ in range(marks)]
+        rng.shuffle(words)
+        texts.append(" ".join(words))
+    votes = np.zeros((n, 3))
+    votes[np.arange(n), labels] = rng.integers(2, 4, n)
+    votes[np.arange(n), (labels + 1) % 3] = 3 - votes[np.arange(n), labels]
+    return Posts(np.arange(n, dtype=np.int64), texts, labels.astype(np.int64), votes, "generated")
 
 
 def load_posts(data: str | os.PathLike[str] | None) -> Posts:
-    """Every row of ``labeled_data.csv`` (checksum-verified), in file order."""
+    """Every row of ``labeled_data.csv`` (checksum-verified), in file order; generated posts without a
+    data directory (``--data`` or ``MLSD_DATA_DIR``)."""
+    if data_dir(data) is None:
+        return generated_posts()
     path = locate(DATASET, data)["labeled_data.csv"]
     ids, texts, labels, votes = [], [], [], []
     with open(path, encoding="utf-8", newline="") as handle:
