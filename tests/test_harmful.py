@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from starlette.testclient import TestClient
 
-from mlsd.monitoring.online import online_metrics
+from mlsd.monitoring.outcomes import online_metrics
 from mlsd.monitoring.runner import read_state
 from mlsd.serving.validation import Field, RequestError, validate
 from mlsd.systems.harmful.data import HATE, NEITHER, OFFENSIVE, paper_split, soft_targets

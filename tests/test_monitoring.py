@@ -16,7 +16,7 @@ from mlsd.experiments.ab import assign_arm, bucket
 from mlsd.monitoring import DatasetProfile, DriftThresholds, MonitorConfig, OnlineMonitor, detect_drift
 from mlsd.monitoring.calibrate import calibrate, describe, window_ids
 from mlsd.monitoring.drift import column_drift, js_distance, psi
-from mlsd.monitoring.online import drift_outcome
+from mlsd.monitoring.outcomes import drift_outcome
 
 
 def test_psi_and_js_match_their_definitions() -> None:

@@ -19,7 +19,7 @@ from mlsd.events import EventLog
 from mlsd.events.schema import records_to_table, validate
 from mlsd.features import FeatureStore, OfflineStore, SqliteOnlineStore
 from mlsd.lifecycle.serve import build_monitoring
-from mlsd.monitoring.online import drift_outcome
+from mlsd.monitoring.outcomes import drift_outcome
 from mlsd.reporting import STEPS
 from mlsd.serving.app import create_app
 from mlsd.serving.feature_log import FeatureLog, read_feature_log

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from mlsd.core.atomic import atomic_write_json
-from mlsd.monitoring.online import drift_outcome
+from mlsd.monitoring.outcomes import drift_outcome
 from mlsd.serving.auth import read_token
 from mlsd.simulation.process import ServerProcess
 from mlsd.simulation.replay import ReplayResult, ServiceClient, replay, wait_for_monitor

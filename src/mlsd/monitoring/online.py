@@ -37,10 +37,11 @@ from typing import Any
 import numpy as np
 
 from mlsd.core.records import FeatureLogRecord
-from mlsd.evaluation.classification import calibration_ratio, normalized_entropy, roc_auc
+from mlsd.evaluation.classification import normalized_entropy, roc_auc
 from mlsd.evaluation.significance import bootstrap_difference, two_proportion_ztest
 from mlsd.experiments.ab import CONTROL, TREATMENT
 from mlsd.monitoring.drift import ColumnCounts, DriftThresholds, counts_drift
+from mlsd.monitoring.outcomes import online_metrics, ranking_metrics, ranking_outcome
 from mlsd.monitoring.profile import ColumnProfile, DatasetProfile
 
 PREDICTION = "prediction"
@@ -110,50 +111,6 @@ class _Window:
         if column is None:
             column = self.columns[name] = _Column(profile)
         return column
-
-
-def ranking_outcome(shown: tuple[Any, ...], relevance: Mapping[Any, float] | None,
-                    k: int) -> tuple[float, float, float]:
-    """nDCG@k (linear gain; 0 without a relevant item), hit@k and reciprocal rank of one shown list."""
-    relevance = relevance or {}
-    gains = np.asarray([relevance.get(item, 0.0) for item in shown], dtype=np.float64)
-    if not (gains > 0).any():
-        return 0.0, 0.0, 0.0
-    discounts = 1.0 / np.log2(np.arange(2, k + 2))
-    top = gains[:k]
-    ideal = np.sort(np.asarray(list(relevance.values()), dtype=np.float64))[::-1][:k]
-    ndcg = float((top * discounts[:len(top)]).sum() / (ideal * discounts[:len(ideal)]).sum())
-    first = int(np.flatnonzero(gains > 0)[0])
-    return ndcg, float((top > 0).any()), 1.0 / (first + 1)
-
-
-def ranking_metrics(outcomes: np.ndarray, k: int) -> dict[str, float | int | None]:
-    """Rows and the means of per-request nDCG@k, hit@k and reciprocal rank (``outcomes``: rows x 3)."""
-    if len(outcomes) == 0:
-        return {"rows": 0, f"ndcg@{k}": None, f"hit@{k}": None, "mrr": None}
-    means = outcomes.mean(axis=0)
-    return {"rows": len(outcomes), f"ndcg@{k}": float(means[0]), f"hit@{k}": float(means[1]), "mrr": float(means[2])}
-
-
-def online_metrics(y: np.ndarray, p: np.ndarray, threshold: float | None = None) -> dict[str, float | int | None]:
-    """Rows, observed rate, mean prediction, calibration ratio, NE and AUC (None where undefined); with a
-    decision ``threshold``, the precision and recall of acting on ``p >= threshold``."""
-    rows = len(y)
-    if rows == 0:
-        empty = {"rows": 0, "rate": None, "mean_prediction": None, "calibration": None, "ne": None, "auc": None}
-        return {**empty, **({"precision": None, "recall": None} if threshold is not None else {})}
-    positives = float(y.sum())
-    defined = 0 < positives < rows
-    metrics: dict[str, float | int | None] = {
-        "rows": rows, "positives": int(positives), "rate": positives / rows, "mean_prediction": float(p.mean()),
-        "calibration": calibration_ratio(y, p) if positives else None,
-        "ne": normalized_entropy(y, p) if defined else None, "auc": roc_auc(y, p) if defined else None}
-    if threshold is not None:
-        acted = p >= threshold
-        hits = float(y[acted].sum())
-        metrics["precision"] = hits / int(acted.sum()) if acted.any() else None
-        metrics["recall"] = hits / positives if positives else None
-    return metrics
 
 
 class OnlineMonitor:
@@ -430,21 +387,3 @@ class OnlineMonitor:
 
 def _finite(value: float) -> float | None:
     return value if np.isfinite(value) else None
-
-
-def drift_outcome(state: Mapping[str, Any], drift_at: float | None) -> tuple[float | None, int, float | None]:
-    """Detection delay (event seconds from the drift to the first alert after it), false alarms, their rate.
-
-    A false alarm is an alert on a window that ended before the drift began (every alert of a clean
-    replay, ``drift_at`` None); the rate is the share of those windows with at least one alert.
-    """
-    alerts, windows = state.get("alerts", []), state.get("windows", [])
-    if drift_at is None:
-        drift_at = float("inf")
-    before = [w for w in windows if w["end"] <= drift_at]
-    false = [a for a in alerts if a["window_end"] <= drift_at]
-    after = [a for a in alerts if a["window_end"] > drift_at]
-    delay = min(a["raised_at"] for a in after) - drift_at if after else None
-    alarmed = {a["window_start"] for a in false}
-    rate = len(alarmed) / len(before) if before else None
-    return (round(delay, 1) if delay is not None else None), len(false), rate

@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from mlsd.core.atomic import atomic_write_json
 from mlsd.datasets.marketplace import AdMarketplace
-from mlsd.monitoring.online import drift_outcome
+from mlsd.monitoring.outcomes import drift_outcome
 from mlsd.simulation.process import ServerProcess
 from mlsd.simulation.replay import ReplayResult, ServiceClient, replay, wait_for_monitor
 from mlsd.systems.ads.replay import ClickLogReplay, MarketplaceReplay, MarketplaceTraffic

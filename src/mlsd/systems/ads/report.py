@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from mlsd.monitoring.online import drift_outcome
+from mlsd.monitoring.outcomes import drift_outcome
 from mlsd.monitoring.runner import read_state
 from mlsd.registry import CHALLENGER, CHAMPION, ModelRegistry
 from mlsd.reporting import Budget, DesignReport, pipeline_diagram
