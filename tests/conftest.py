@@ -29,3 +29,13 @@ def redis_url() -> Iterator[str]:
 @pytest.fixture
 def namespace() -> str:
     return f"test-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture(scope="session")
+def ray_cluster() -> Iterator[None]:
+    """One local Ray cluster for the whole test session (2 CPUs, a small object store, no dashboard)."""
+    from mlsd.scale.cluster import ensure_ray
+
+    ray = ensure_ray(num_cpus=2, object_store_mb=256)
+    yield
+    ray.shutdown()

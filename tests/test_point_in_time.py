@@ -75,6 +75,12 @@ def _same(expected: float, actual: object) -> bool:
 @given(rows=feature_rows, labels=label_rows, ttl_s=st.one_of(st.none(), st.integers(0, 15)))
 def test_feature_view_join_matches_brute_force(rows: list[tuple[int, int, int, float]],
                                                labels: list[tuple[int, int]], ttl_s: int | None) -> None:
+    check_feature_view_join(OfflineStore(), rows, labels, ttl_s)
+
+
+def check_feature_view_join(store: OfflineStore, rows: list[tuple[int, int, int, float]],
+                            labels: list[tuple[int, int]], ttl_s: int | None) -> None:
+    """``store``'s feature-view join against the brute-force latest row (any engine)."""
     # created times are unique per row, so ties on event time have one right answer
     source = [{"key": k, "ts": BASE_US + t * S, "created": BASE_US + (c * 100 + i) * S, "x": x}
               for i, (k, t, c, x) in enumerate(rows)]
@@ -89,7 +95,7 @@ def test_feature_view_join_matches_brute_force(rows: list[tuple[int, int, int, f
         ttl = None if ttl_s is None else timedelta(seconds=ttl_s)
         view = FeatureView("fv", (USER,), TableSource(str(path), created_timestamp_field="created"),
                            (Feature("x"),), ttl=ttl)
-        frame = _by_row(OfflineStore().to_table(_labels(labels), [view]))
+        frame = _by_row(store.to_table(_labels(labels), [view]))
     assert len(frame) == len(labels)
     for i, (key, t) in enumerate(labels):
         best = latest_row(source, key, BASE_US + t * S, None if ttl_s is None else ttl_s * S)
@@ -115,14 +121,21 @@ def _events(rows: list[tuple[int, int, int, int, bool]]) -> list[dict[str, objec
 @given(rows=event_rows, labels=label_rows)
 def test_offline_aggregates_match_brute_force(rows: list[tuple[int, int, int, int, bool]],
                                               labels: list[tuple[int, int]]) -> None:
+    check_aggregates(OfflineStore(), rows, labels)
+
+
+def check_aggregates(store: OfflineStore, rows: list[tuple[int, int, int, int, bool]],
+                     labels: list[tuple[int, int]]) -> None:
+    """``store``'s windowed aggregates against the brute-force reference (any engine)."""
     events = _events(rows)
     with tempfile.TemporaryDirectory() as tmp:
         log = EventLog(tmp, SCHEMA)
         if events:
             _write_events(log, events)
         view = AggregationView("agg", (USER,), EventLogSource(log), AGGREGATIONS)
-        frame = _by_row(OfflineStore().to_table(_labels(labels), [view]))
+        frame = _by_row(store.to_table(_labels(labels), [view]))
         log.close()
+    assert len(frame) == len(labels)
     for i, (key, t) in enumerate(labels):
         for agg in AGGREGATIONS:
             expected = aggregate(events, key, BASE_US + t * S, agg.function, agg.window_us, agg.n)

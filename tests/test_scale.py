@@ -1,0 +1,134 @@
+"""The Ray engine: the same frames, models and answers as the embedded path (tests marked ``ray``)."""
+
+from __future__ import annotations
+
+import math
+from datetime import timedelta
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from mlsd.core.errors import DefinitionError
+from mlsd.core.timeutil import TIMESTAMP
+from mlsd.events import EventLog
+from mlsd.features import (
+    Aggregation,
+    AggregationView,
+    Entity,
+    EventLogSource,
+    Feature,
+    FeatureView,
+    OfflineStore,
+    OnDemandView,
+    TableSource,
+    vector_feature,
+)
+from mlsd.scale.features import RayOfflineStore
+from tests.test_point_in_time import (
+    BASE_US,
+    SCHEMA,
+    S,
+    check_aggregates,
+    check_feature_view_join,
+    event_rows,
+    feature_rows,
+    label_rows,
+)
+
+pytestmark = [pytest.mark.ray]
+# Few buckets and tiny shards, so every case crosses bucket and shard boundaries.
+RAY_STORE = RayOfflineStore(buckets=3, shard_rows=7)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                 HealthCheck.function_scoped_fixture])
+@given(rows=feature_rows, labels=label_rows, ttl_s=st.one_of(st.none(), st.integers(0, 15)))
+def test_ray_feature_view_join_matches_brute_force(ray_cluster: None, rows: list[tuple[int, int, int, float]],
+                                                   labels: list[tuple[int, int]], ttl_s: int | None) -> None:
+    check_feature_view_join(RAY_STORE, rows, labels, ttl_s)
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                 HealthCheck.function_scoped_fixture])
+@given(rows=event_rows, labels=label_rows)
+def test_ray_aggregates_match_brute_force(ray_cluster: None, rows: list[tuple[int, int, int, int, bool]],
+                                          labels: list[tuple[int, int]]) -> None:
+    check_aggregates(RAY_STORE, rows, labels)
+
+
+def _mixed_views(tmp: Path, rng: np.random.Generator) -> list[object]:
+    """Views on two different entities, an aggregation, a vector feature and an on-demand view.
+
+    Source rows have distinct times (a tie on event time without a created time has no one answer).
+    """
+    n = 400
+    item = Entity("item", ("item",))
+    pq.write_table(pa.table({
+        "item": rng.integers(0, 30, n), "event_timestamp": pa.array(BASE_US + rng.permutation(n) * S // 2,
+                                                                   pa.int64()).cast(TIMESTAMP),
+        "price": rng.normal(size=n),
+        "vec": pa.FixedSizeListArray.from_arrays(pa.array(rng.normal(size=n * 3).astype(np.float32)), 3),
+    }), tmp / "items.parquet")
+    pq.write_table(pa.table({
+        "user": rng.integers(0, 20, n), "event_timestamp": pa.array(BASE_US + rng.permutation(n) * S // 2,
+                                                                   pa.int64()).cast(TIMESTAMP),
+        "age": rng.normal(size=n)}), tmp / "users.parquet")
+    log = EventLog(tmp / "events", SCHEMA)
+    log.append(pa.table({
+        "event_id": [f"e{i}" for i in range(n)], "user": pa.array(rng.integers(0, 20, n), pa.int64()),
+        "value": rng.normal(size=n), "category": pa.array(rng.integers(0, 4, n), pa.int64()),
+        "ts": pa.array(BASE_US + rng.integers(0, 200, n) * S, pa.int64()).cast(TIMESTAMP)}))
+    log.close()
+    return [
+        FeatureView("items", (item,), TableSource(str(tmp / "items.parquet")),
+                    (Feature("price"), vector_feature("vec", 3)), ttl=timedelta(seconds=60)),
+        FeatureView("users", (Entity("user", ("user",)),), TableSource(str(tmp / "users.parquet")), (Feature("age"),)),
+        AggregationView("acts", (Entity("user", ("user",)),), EventLogSource(EventLog(tmp / "events", SCHEMA)),
+                        (Aggregation("count", window="30s"), Aggregation("mean", "value", window="60s"))),
+        OnDemandView("ratio", ("items:price", "users:age"), (Feature("p_age"),),
+                     lambda c: {"p_age": c["items__price"] * c["users__age"]}),
+    ]
+
+
+def _same(x: object, y: object) -> bool:
+    """Equal values; floats to 1e-9 (a window's mean may sum in another order), NaN equal to NaN."""
+    if isinstance(x, float) and isinstance(y, float):
+        return (math.isnan(x) and math.isnan(y)) or math.isclose(x, y, rel_tol=1e-9, abs_tol=1e-12)
+    return x == y
+
+
+def test_ray_frame_equals_embedded_frame_for_mixed_views(ray_cluster: None, tmp_path: Path) -> None:
+    rng = np.random.default_rng(7)
+    views = _mixed_views(tmp_path, rng)
+    m = 500
+    labels = pa.table({"row": np.arange(m), "user": rng.integers(0, 25, m), "item": rng.integers(0, 35, m),
+                       "event_timestamp": pa.array(BASE_US + rng.integers(0, 220, m) * S, pa.int64()).cast(TIMESTAMP)})
+    embedded = OfflineStore().to_table(labels, views).sort_by("row")  # type: ignore[arg-type]
+    ray_frame = RayOfflineStore(buckets=4, shard_rows=128).to_table(labels, views)  # type: ignore[arg-type]
+    assert ray_frame.schema.equals(embedded.schema)
+    assert ray_frame.column("row").to_pylist() == list(range(m))  # shards come back in label order
+    for name in embedded.column_names:
+        a, b = embedded.column(name).to_pylist(), ray_frame.column(name).to_pylist()
+        same = [_same(x, y) for x, y in zip(a, b, strict=True)]
+        assert all(same), name
+    assert embedded.column("items__vec").null_count < m  # the case exercises vectors, not only NULLs
+
+
+def test_ray_frame_from_a_labels_file_and_missing_keys(ray_cluster: None, tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    views = _mixed_views(tmp_path, rng)
+    labels = pa.table({"user": rng.integers(0, 25, 50), "item": rng.integers(0, 35, 50),
+                       "event_timestamp": pa.array(BASE_US + rng.integers(0, 220, 50) * S, pa.int64()).cast(TIMESTAMP)})
+    pq.write_table(labels, tmp_path / "labels.parquet")
+    shards = RayOfflineStore(shard_rows=20).write_shards(tmp_path / "labels.parquet", views,  # type: ignore[arg-type]
+                                                           tmp_path / "frame")
+    assert [p.name for p in shards] == ["part-00000.parquet", "part-00001.parquet", "part-00002.parquet"]
+    frame = pa.concat_tables(pq.read_table(p, columns=["user", "item"]) for p in shards)
+    assert frame.select(["user", "item"]).equals(labels.select(["user", "item"]))  # file order kept
+    with pytest.raises(DefinitionError, match="join keys"):
+        RayOfflineStore().to_table(labels.drop_columns(["item"]), views)  # type: ignore[arg-type]
