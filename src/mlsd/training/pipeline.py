@@ -12,7 +12,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -90,15 +90,37 @@ class TrainingResult:
     predictions: dict[str, np.ndarray] = field(default_factory=dict)  # calibrated, per period
 
 
+class FitEngine(Protocol):
+    """Where a model's fit runs: the embedded engine calls ``model.fit``; ``mlsd.scale``'s runs on Ray."""
+
+    name: str
+    workers: int
+
+    def fit(self, model: ClickModel, train: EncodedBatch, valid: EncodedBatch) -> FitReport: ...
+
+
+class EmbeddedEngine:
+    """The model's own fit, in this process."""
+
+    name = "embedded"
+    workers = 1
+
+    def fit(self, model: ClickModel, train: EncodedBatch, valid: EncodedBatch) -> FitReport:
+        return model.fit(train, valid)
+
+
 def train_click_model(kind: str, columns: Columns, labels: np.ndarray, split: TimeSplit, encoder: FeatureEncoder, *,
                       negative_rate: float = 1.0, calibration: str = "isotonic", seed: int = 0,
-                      model_params: Mapping[str, Any] | None = None, refit: bool = False) -> TrainingResult:
+                      model_params: Mapping[str, Any] | None = None, refit: bool = False,
+                      engine: FitEngine | None = None) -> TrainingResult:
     """Fit one model kind with the standard recipe and score every period.
 
     ``calibration`` is ``isotonic``, ``platt`` or ``none``; the calibrator is fitted on the validation
     period, which the model saw only for early stopping. With ``refit`` the final model is retrained
     on train + validation for the early-stopped number of iterations (the test period stays untouched).
+    ``engine`` runs the fits (embedded by default); the parameters record its name and worker count.
     """
+    engine = engine or EmbeddedEngine()
     started = time.perf_counter()
     y = np.asarray(labels, dtype=np.float32)
     encoder.fit({name: column_array(columns, name)[split.train] for name in encoder.numeric})
@@ -109,7 +131,7 @@ def train_click_model(kind: str, columns: Columns, labels: np.ndarray, split: Ti
     # are downsampled the same way; the calibrator below still sees the whole period.
     stopping = everything.take(split.valid[downsample_negatives(y[split.valid], negative_rate, seed + 1)])
     model = make_model(kind, encoder, seed=seed, **(model_params or {}))
-    report = model.fit(everything.take(kept), stopping)
+    report = engine.fit(model, everything.take(kept), stopping)
     pipeline = ClickPipeline(encoder, model, negative_rate, None)
     if calibration != "none" and len(valid):
         pipeline.calibrator = make_calibrator(calibration).fit(pipeline.predict_encoded(valid), y[split.valid])
@@ -124,7 +146,7 @@ def train_click_model(kind: str, columns: Columns, labels: np.ndarray, split: Ti
         both = np.concatenate([split.train, split.valid])
         sampled = both[downsample_negatives(y[both], negative_rate, seed)]
         model = make_model(kind, encoder, **model.refit_params(report))
-        refit_report = model.fit(everything.take(sampled), everything.take(np.zeros(0, np.int64)))
+        refit_report = engine.fit(model, everything.take(sampled), everything.take(np.zeros(0, np.int64)))
         report.rows, report.seconds = refit_report.rows, report.seconds + refit_report.seconds
         pipeline.model = model
     metrics, predictions = {}, {}
@@ -137,6 +159,7 @@ def train_click_model(kind: str, columns: Columns, labels: np.ndarray, split: Ti
         metrics["valid"] = held_out
     params = {"kind": kind, "negative_rate": negative_rate, "calibration": calibration, "seed": seed,
               "train_rows": len(split.train), "train_rows_sampled": len(kept), "valid_rows": len(split.valid),
-              "test_rows": len(split.test), "refit": refit, **{f"model.{k}": v for k, v in model.params().items()}}
+              "test_rows": len(split.test), "refit": refit,
+              "engine": engine.name, "workers": engine.workers, **{f"model.{k}": v for k, v in model.params().items()}}
     report.seconds = time.perf_counter() - started
     return TrainingResult(pipeline, report, metrics, params, predictions)

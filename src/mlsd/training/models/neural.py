@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeAlias
 
 import numpy as np
 import torch
@@ -19,6 +20,8 @@ from torch import nn
 from mlsd.core.progress import progress
 from mlsd.training.encoding import EncodedBatch, FeatureEncoder
 from mlsd.training.models.base import FitReport
+
+Batch: TypeAlias = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # dense, categorical ids, labels
 
 
 class _Logistic(nn.Module):
@@ -125,13 +128,24 @@ class TorchClickModel:
     def fit(self, train: EncodedBatch, valid: EncodedBatch) -> FitReport:
         if train.labels is None:
             raise ValueError("training batch has no labels")
-        started = time.perf_counter()
-        torch.manual_seed(self.seed)
-        rng = np.random.default_rng(self.seed)
         dense, ids = self._tensors(train)
         labels = torch.from_numpy(train.labels.astype(np.float32))
-        # Hashed embedding tables are large and each batch touches few rows: sparse gradients and
-        # SparseAdam update only those rows, which is what keeps CPU training fast.
+        rng = np.random.default_rng(self.seed)
+
+        def batches(epoch: int) -> Iterator[Batch]:
+            order = torch.from_numpy(rng.permutation(len(train)))
+            for start in range(0, len(train), self.batch_size):
+                index = order[start:start + self.batch_size]
+                yield dense[index], ids[index], labels[index]
+
+        return self.train_epochs(batches, valid, rows=len(train))
+
+    def optimizers(self) -> list[torch.optim.Optimizer]:
+        """Adam for dense parameters; SparseAdam for the embedding tables.
+
+        Hashed embedding tables are large and each batch touches few rows: sparse gradients and
+        SparseAdam update only those rows, which is what keeps CPU training fast.
+        """
         sparse = [m.weight for m in self.network.modules() if isinstance(m, nn.Embedding)]
         sparse_ids = {id(p) for p in sparse}
         dense_params = [p for p in self.network.parameters() if id(p) not in sparse_ids and p.requires_grad]
@@ -139,17 +153,28 @@ class TorchClickModel:
             torch.optim.Adam(dense_params, lr=self.learning_rate, weight_decay=self.weight_decay)]
         if sparse:
             optimizers.append(torch.optim.SparseAdam(sparse, lr=self.learning_rate))
+        return optimizers
+
+    def train_epochs(self, batches: Callable[[int], Iterable[Batch]], valid: EncodedBatch, *, rows: int,
+                     forward: nn.Module | None = None) -> FitReport:
+        """The training loop: epochs of ``batches(epoch)``, early stopping on ``valid``'s log loss.
+
+        ``forward`` is the module the loss runs through (a data-parallel wrapper of ``self.network``
+        under Ray Train; the network itself by default). The best epoch's weights are kept.
+        """
+        started = time.perf_counter()
+        torch.manual_seed(self.seed)
+        net = forward if forward is not None else self.network
+        optimizers = self.optimizers()
         loss_fn = nn.BCEWithLogitsLoss()
         best, best_state, stale, history, epoch = float("inf"), None, 0, [], 0
         epochs = progress(range(1, self.epochs + 1), desc=f"{self.kind} epochs", unit="epoch")
-        for epoch in epochs:  # noqa: B007 - the last epoch is reported
-            self.network.train()
-            order = torch.from_numpy(rng.permutation(len(train)))
-            for start in range(0, len(train), self.batch_size):
-                index = order[start:start + self.batch_size]
+        for epoch in epochs:
+            net.train()
+            for dense, ids, labels in batches(epoch):
                 for optimizer in optimizers:
                     optimizer.zero_grad()
-                loss = loss_fn(self.network(dense[index], ids[index]), labels[index])
+                loss = loss_fn(net(dense, ids), labels)
                 loss.backward()
                 for optimizer in optimizers:
                     optimizer.step()
@@ -166,7 +191,7 @@ class TorchClickModel:
                     break
         if best_state is not None:
             self.network.load_state_dict(best_state)
-        return FitReport(len(train), epoch, best, time.perf_counter() - started, history)
+        return FitReport(rows, epoch, best, time.perf_counter() - started, history)
 
     def _valid_loss(self, valid: EncodedBatch) -> float:
         p = np.clip(self.predict(valid), 1e-7, 1 - 1e-7)
