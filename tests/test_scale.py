@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from datetime import timedelta
 from pathlib import Path
@@ -167,3 +168,89 @@ def test_ray_train_refuses_a_model_it_cannot_distribute(ray_cluster: None) -> No
     batch = EncodedBatch(np.zeros((4, 1), np.float32), np.zeros((4, 0), np.int64), np.zeros(4, np.float32))
     with pytest.raises(MlsdError, match="lgbm"):
         RayTrainEngine(2).fit(make_model("lgbm", encoder), batch, batch)
+
+
+@pytest.fixture(scope="module")
+def ads_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from mlsd.datasets.marketplace import AdMarketplace, click_log
+    from mlsd.systems.ads.run import AdsRun
+
+    home = tmp_path_factory.mktemp("ads-ray")
+    # the generated marketplace has a click model to learn, so the guard promotes a champion
+    AdsRun(home, clicks=click_log(AdMarketplace(0), 40_000, days=4.0), dataset="marketplace", models=("logreg",),
+           progress=False, flat_datasets=False).run()
+    return home
+
+
+def _requests(home: Path, n: int) -> list[dict[str, object]]:
+    """Scoring requests for recent entities, with fixed request ids and times (answers are deterministic)."""
+    from mlsd.datasets.talkingdata import TALKINGDATA_SCHEMA
+
+    log = EventLog(home / "events" / "clicks", TALKINGDATA_SCHEMA, writer=False)
+    clicks = log.read(["ip", "app", "device", "os", "channel", "click_time"]).to_pylist()[-2000:]
+    log.close()
+    end_s = max(c["click_time"].timestamp() for c in clicks) + 1e-6
+    rng = np.random.default_rng(0)
+    out = []
+    for i in range(n):
+        c = clicks[rng.integers(len(clicks))]
+        candidates = [{"app": clicks[j]["app"], "channel": clicks[j]["channel"]}
+                      for j in rng.integers(len(clicks), size=5)]
+        out.append({"request_id": f"r-{i}", "timestamp": end_s, "context": {k: c[k] for k in ("ip", "device", "os")},
+                    "candidates": candidates})
+    return out
+
+
+def _post(url: str, body: object) -> tuple[int, object]:
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        raw = error.read()
+        try:
+            return error.code, json.loads(raw)
+        except ValueError:
+            return error.code, raw.decode(errors="replace")
+
+
+def test_ray_serve_answers_as_the_embedded_server(ray_cluster: None, ads_home: Path, tmp_path: Path) -> None:
+    """Two replicas behind Ray's proxy: the embedded app's answers, and one /metrics summing both replicas."""
+    import dataclasses
+    import functools
+    import socket
+    import urllib.request
+
+    from starlette.testclient import TestClient
+
+    from mlsd.lifecycle.serve import replica_app
+    from mlsd.scale.serve import serve_replicated, stop_serving
+    from mlsd.serving.app import EdgeLimits
+
+    limits = json.dumps(dataclasses.asdict(EdgeLimits()))
+    bodies = _requests(ads_home, 12)
+    bad = {"timestamp": "soon", "context": {}, "candidates": []}
+    with TestClient(replica_app("ads", str(ads_home), "{}", limits)) as client:  # type: ignore[arg-type]
+        embedded = [client.post("/v1/ads/score", json=b) for b in [*bodies, bad]]
+    expected = [(r.status_code, r.json()) for r in embedded]
+    assert [code for code, _ in expected] == [200] * len(bodies) + [422]
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    try:
+        serve_replicated(functools.partial(replica_app, "ads", str(ads_home), "{}", limits), name="ads", replicas=2,
+                         port=port, metrics_dir=tmp_path / "prometheus", replica_cpus=0.5)
+        url = f"http://127.0.0.1:{port}"
+        answers = [_post(url + "/v1/ads/score", b) for b in [*bodies, bad]]
+        assert answers == expected
+        text = urllib.request.urlopen(url + "/metrics", timeout=10).read().decode()
+        served = sum(float(line.split()[-1]) for line in text.splitlines()
+                     if line.startswith('mlsd_requests_total{status="200"}'))
+        assert served == len(bodies)  # both replicas' counts, whichever replica answered /metrics
+        pids = {p.name.split("_")[-1] for p in (tmp_path / "prometheus").glob("counter_*.db")}
+        assert len(pids) == 2  # two replica processes wrote values
+    finally:
+        stop_serving()

@@ -148,8 +148,13 @@ def _serve(args: argparse.Namespace) -> int:
     limits = edge_limits(home, args.host, token=not args.no_token, token_all=args.token_all,
                          max_in_flight=args.max_in_flight, queue_budget_s=args.queue_budget_ms / 1e3,
                          max_body_bytes=args.max_body_bytes, body_timeout_s=args.body_timeout_s)
-    serve(args.system, home=home, host=args.host, port=args.port, workers=args.workers, config=config,
-          limits=limits, max_connections=args.max_connections)
+    if args.replicas is not None and args.engine != "ray":
+        raise MlsdError("--replicas is for --engine ray (the embedded server takes --workers)")
+    if args.engine == "ray" and args.workers != 1:
+        raise MlsdError("--workers is for the embedded server (Ray Serve takes --replicas)")
+    workers = args.replicas or 1 if args.engine == "ray" else args.workers
+    serve(args.system, home=home, host=args.host, port=args.port, workers=workers, config=config,
+          limits=limits, max_connections=args.max_connections, engine=args.engine)
     return 0
 
 
@@ -342,6 +347,9 @@ def build_parser(system_options: Sequence[Option] = ()) -> argparse.ArgumentPars
                        help="writes (labels, events) without the home's token; loopback addresses only")
     serve.add_argument("--token-all", action="store_true", help="the scoring route needs the token too")
     serve.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    serve.add_argument("--engine", choices=["embedded", "ray"], default="embedded",
+                       help="embedded: uvicorn here; ray: a Ray Serve deployment (pip install 'mlsd[scale]')")
+    serve.add_argument("--replicas", type=int, help="Ray Serve replicas (--engine ray; default 1)")
     serve.add_argument("--ab-share", type=float, default=0.0,
                        help="A/B test: share of users (hashed) served by the challenger (default 0: off)")
     serve.add_argument("--window-s", type=float, default=None,

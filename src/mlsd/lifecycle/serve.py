@@ -13,10 +13,12 @@ connections (``max_connections``, beyond them a 503) and closes idle keep-alive 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import gc
 import http.client
 import json
 import os
+import shutil
 import signal
 import sys
 import threading
@@ -69,13 +71,26 @@ def _tune_process(system: str) -> None:
     limit_compute_threads(int(getattr(load_system(system), "compute_threads", 1)))
 
 
-def worker_app() -> ASGIApp:
-    """The app of one worker process, configured by ``MLSD_SERVE_SYSTEM/HOME/LIMITS/CONFIG``."""
-    limits = EdgeLimits(**json.loads(os.environ.get("MLSD_SERVE_LIMITS", "{}")))
-    app = build_app(os.environ["MLSD_SERVE_SYSTEM"], Path(os.environ["MLSD_SERVE_HOME"]),
-                    config=ServeConfig.from_json(os.environ.get("MLSD_SERVE_CONFIG", "{}")), limits=limits)
-    _tune_process(os.environ["MLSD_SERVE_SYSTEM"])
+def replica_app(system: str, home: str, config_json: str = "{}", limits_json: str = "{}") -> ASGIApp:
+    """The app of one serving process (a uvicorn worker, a Ray Serve replica), tuned for serving."""
+    app = build_app(system, Path(home), config=ServeConfig.from_json(config_json),
+                    limits=EdgeLimits(**json.loads(limits_json)))
+    _tune_process(system)
     return app
+
+
+def worker_app() -> ASGIApp:
+    """The app of one uvicorn worker process, configured by ``MLSD_SERVE_SYSTEM/HOME/LIMITS/CONFIG``."""
+    return replica_app(os.environ["MLSD_SERVE_SYSTEM"], os.environ["MLSD_SERVE_HOME"],
+                       os.environ.get("MLSD_SERVE_CONFIG", "{}"), os.environ.get("MLSD_SERVE_LIMITS", "{}"))
+
+
+def metrics_dir(home: Path) -> Path:
+    """A fresh directory for the Prometheus values of a service's processes (multiprocess mode)."""
+    directory = home / "prometheus"
+    shutil.rmtree(directory, ignore_errors=True)  # values of an earlier run are not this run's
+    directory.mkdir(parents=True)
+    return directory
 
 
 def edge_limits(home: Path, host: str, *, token: bool = True, token_all: bool = False,
@@ -151,8 +166,9 @@ class _Announcer(threading.Thread):
 
 def serve(system: str, *, home: Path, host: str = "127.0.0.1", port: int = 8000, max_in_flight: int = 64,
           workers: int = 1, config: ServeConfig | None = None, limits: EdgeLimits | None = None,
-          max_connections: int = 2048) -> None:
-    """Serve ``system`` under uvicorn; ``limits`` default to the home's token and the usual bounds.
+          max_connections: int = 2048, engine: str = "embedded") -> None:
+    """Serve ``system`` under uvicorn (``workers`` processes) or, with ``engine="ray"``, as a Ray Serve
+    deployment of ``workers`` replicas; ``limits`` default to the home's token and the usual bounds.
 
     The URL is printed (and ``HOME/serving.json`` written, for ``mlsd status``) once ``/healthz``
     answers, so a script may start using the service the moment it reads that line.
@@ -162,6 +178,9 @@ def serve(system: str, *, home: Path, host: str = "127.0.0.1", port: int = 8000,
     if probe(host, port) is not None:
         raise MlsdError(f"{host}:{port} already answers (another service is running there): stop it or pick --port")
     limits = limits or edge_limits(home, host, max_in_flight=max_in_flight)
+    if engine == "ray":
+        _serve_on_ray(system, home, host, port, workers, config, limits)
+        return
     announcer = _Announcer(system, home, host, port, workers)
     # uvicorn re-raises SIGTERM once it has shut down; as SystemExit it unwinds the finally below
     # (and removes serving.json) where the default action would kill the process on the spot.
@@ -180,6 +199,8 @@ def _run_uvicorn(system: str, home: Path, host: str, port: int, workers: int, co
                "lifespan": "on",
                "limit_concurrency": max_connections, "timeout_keep_alive": 5}
     if workers > 1:
+        # set before the workers start (and import prometheus_client): their metrics are summed on /metrics
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir(home))
         os.environ.update({"MLSD_SERVE_SYSTEM": system, "MLSD_SERVE_HOME": str(home.resolve()),
                            "MLSD_SERVE_LIMITS": json.dumps(dataclasses.asdict(limits)),
                            "MLSD_SERVE_CONFIG": (config or ServeConfig()).to_json()})
@@ -188,3 +209,25 @@ def _run_uvicorn(system: str, home: Path, host: str, port: int, workers: int, co
     app = build_app(system, home, config=config, limits=limits)
     _tune_process(system)
     uvicorn.run(app, **options)
+
+
+def _serve_on_ray(system: str, home: Path, host: str, port: int, replicas: int, config: ServeConfig | None,
+                  limits: EdgeLimits) -> None:
+    """The same app in ``replicas`` Ray Serve replicas behind Ray's HTTP proxy, until SIGTERM or Ctrl-C."""
+    from mlsd.scale.serve import serve_replicated, stop_serving
+
+    builder = functools.partial(replica_app, system, str(home.resolve()), (config or ServeConfig()).to_json(),
+                                json.dumps(dataclasses.asdict(limits)))
+    announcer = _Announcer(system, home, host, port, replicas)
+    stop = threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: stop.set())
+    try:
+        serve_replicated(builder, name=system, replicas=replicas, host=host, port=port,
+                         max_ongoing_requests=limits.max_in_flight, metrics_dir=metrics_dir(home))
+        announcer.start()
+        stop.wait()
+    finally:
+        announcer.close()
+        stop_serving()

@@ -12,6 +12,7 @@ time: it is short CPU work with no I/O worth awaiting (an online-store batch rea
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import time
 import uuid
@@ -137,6 +138,21 @@ class EdgeLimits:
     token_all: bool = False  # the scoring route needs the token too
 
 
+def multiprocess_registry(monitor_dir: Path | None) -> CollectorRegistry | None:
+    """With ``PROMETHEUS_MULTIPROC_DIR`` set (several worker processes or replicas), a registry that
+    sums every process's metric files, plus the monitor's collector; None in a single process."""
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if not directory:
+        return None
+    from prometheus_client import multiprocess
+
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry, path=directory)  # type: ignore[no-untyped-call]
+    if monitor_dir is not None:
+        registry.register(MonitorCollector(monitor_dir))
+    return registry
+
+
 def create_app(service: ScoringService, feature_log: FeatureLog, *, max_in_flight: int = 64,
                max_body_bytes: int = 1 << 20, monitoring: Monitoring | None = None,
                limits: EdgeLimits | None = None) -> ASGIApp:
@@ -155,7 +171,8 @@ def create_app(service: ScoringService, feature_log: FeatureLog, *, max_in_fligh
     shed = Counter("mlsd_shed_requests", "Requests answered 503 by load shedding", registry=metrics)
     candidates = Histogram("mlsd_candidates", "Candidates per request", registry=metrics,
                            buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000))
-    version = Gauge("mlsd_model_version", "Registered model version being served", registry=metrics)
+    version = Gauge("mlsd_model_version", "Registered model version being served", registry=metrics,
+                    multiprocess_mode="max")
     by_status = {code: requests.labels(str(code)) for code in (200, 400, 413, 422, 503)}
     label_schema: Schema = getattr(service, "label_schema", LABEL_SCHEMA)
     request_decoder, label_decoder = BodyDecoder(service.request_schema, "Request"), BodyDecoder(label_schema, "Labels")
@@ -222,9 +239,13 @@ def create_app(service: ScoringService, feature_log: FeatureLog, *, max_in_fligh
                              "model_version": service.model_version, **service.health()},
                             status_code=200 if ok else 503)
 
+    shared = multiprocess_registry(monitoring.out_dir if monitoring is not None else None)
+
     async def prometheus(request: Request) -> Response:
         with contextlib.suppress(ValueError):
             version.set(float(service.model_version))
+        if shared is not None:  # every process's values, summed (the service's own collectors included)
+            return Response(generate_latest(shared), media_type=CONTENT_TYPE_LATEST)
         extra = getattr(service, "metrics", None)  # a service's own collectors (e.g. per-stage timings)
         body = generate_latest(metrics) + (generate_latest(extra) if isinstance(extra, CollectorRegistry) else b"")
         return Response(body, media_type=CONTENT_TYPE_LATEST)
