@@ -15,8 +15,10 @@ define make_venv
 	touch $(1)/.installed
 endef
 
+# The test environment has the scale extra (Ray, PostgreSQL's driver): `make test` runs the Ray tests.
+VENV_EXTRAS := test,scale
 $(STAMP): pyproject.toml
-	$(call make_venv,$(VENV),test)
+	$(call make_venv,$(VENV),$(VENV_EXTRAS))
 
 # The ads system end to end (train, serve, replay with an A/B test, monitor, report) -> runs/demo/.
 demo: $(STAMP)

@@ -76,14 +76,20 @@ def main() -> None:
     parser.add_argument("--engine", help=argparse.SUPPRESS)
     parser.add_argument("--dir", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.engine:  # child process: one engine, its JSON on the last line
-        result = run_embedded(Path(args.dir)) if args.engine == "embedded" else run_ray(Path(args.dir), args.cpus)
+    if args.engine:  # child process: one engine (or the data), its JSON on the last line
+        if args.engine == "generate":
+            generate(Path(args.dir), args.entity_rows, args.feature_rows)
+            result = {}
+        else:
+            result = run_embedded(Path(args.dir)) if args.engine == "embedded" else run_ray(Path(args.dir), args.cpus)
         print(json.dumps(result))
         return
     with tempfile.TemporaryDirectory(prefix="ray-pit-bench-") as tmp:
         directory = Path(tmp)
-        generate(directory, args.entity_rows, args.feature_rows)
         script = str(Path(__file__).resolve())
+        # generated in a child too: a child's peak RSS starts from its parent's at fork
+        run_child(script, "--engine", "generate", "--dir", tmp, "--entity-rows", str(args.entity_rows),
+                  "--feature-rows", str(args.feature_rows))
         embedded = run_child(script, "--engine", "embedded", "--dir", tmp)
         ray = run_child(script, "--engine", "ray", "--dir", tmp, "--cpus", str(args.cpus))
         assert embedded["rows"] == ray["rows"] == args.entity_rows

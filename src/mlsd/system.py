@@ -165,10 +165,10 @@ class Workspace:
 
     def feature_store(self, views: Sequence[AnyView], online_db: Path | None = None) -> FeatureStore:
         """A feature store over this home's embedded online store (SQLite) and DuckDB offline store."""
-        from mlsd.features import FeatureStore, OfflineStore, SqliteOnlineStore
+        from mlsd.features import FeatureStore, OfflineStore, open_online_store
 
         self.home.mkdir(parents=True, exist_ok=True)
-        return FeatureStore(SqliteOnlineStore(online_db or self.online_db), OfflineStore(), views)
+        return FeatureStore(open_online_store(online_db or self.online_db), OfflineStore(), views)
 
     def run_state(self) -> dict[str, Any] | None:
         """What the last build wrote to ``run.json`` (None before any build)."""

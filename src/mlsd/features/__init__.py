@@ -13,7 +13,7 @@ from mlsd.features.definitions import (
     vector_feature,
 )
 from mlsd.features.offline import OfflineStore, output_column
-from mlsd.features.online import OnlineStore, RedisOnlineStore, SqliteOnlineStore, encode_keys
+from mlsd.features.online import OnlineStore, RedisOnlineStore, SqliteOnlineStore, encode_keys, open_online_store
 from mlsd.features.push import PushIntake, PushRejectedError, PushResult
 from mlsd.features.store import FeatureStore
 from mlsd.features.streaming import StreamProcessor
@@ -40,6 +40,7 @@ __all__ = [
     "TableSource",
     "WindowedAggregator",
     "encode_keys",
+    "open_online_store",
     "output_column",
     "vector_feature",
 ]

@@ -28,7 +28,7 @@ from mlsd.datasets import TALKINGDATA_SCHEMA
 from mlsd.datasets.marketplace import START, AdMarketplace, hour_at, requests, requests_in
 from mlsd.events import EventLog
 from mlsd.events.replay import replay as replay_log
-from mlsd.features import FeatureStore, OfflineStore, SqliteOnlineStore
+from mlsd.features import FeatureStore, OfflineStore, open_online_store
 from mlsd.features.streaming import StreamProcessor
 from mlsd.simulation.replay import ReplayItem
 from mlsd.systems.ads.features import click_views
@@ -43,7 +43,7 @@ class _StreamedReplay:
     def __init__(self, home: Path, start_us: int | None) -> None:
         self.log = EventLog(Path(home) / "events" / "clicks", TALKINGDATA_SCHEMA, writer=False)
         views = click_views(self.log)
-        self.store = FeatureStore(SqliteOnlineStore(Path(home) / "online.db"), OfflineStore(), views)
+        self.store = FeatureStore(open_online_store(Path(home) / "online.db"), OfflineStore(), views)
         self.processor: StreamProcessor = self.store.stream_processor([v.name for v in views])
         # Start from nothing: `mlsd run` materialized the store as of the log's last click, which for a
         # held-out period inside the log is the future. The warm-up rebuilds it as of ``start_us``.

@@ -30,7 +30,7 @@ from mlsd.datasets.marketplace import AdMarketplace, click_log
 from mlsd.evaluation.classification import reliability_curve, roc_auc, roc_points
 from mlsd.evaluation.significance import bootstrap_metric
 from mlsd.events import EventLog, Ingestor
-from mlsd.features import FeatureStore, OfflineStore, SqliteOnlineStore
+from mlsd.features import FeatureStore, OfflineStore, open_online_store
 from mlsd.monitoring.calibrate import calibrate
 from mlsd.monitoring.online import PREDICTION
 from mlsd.monitoring.profile import DatasetProfile, NumericProfile
@@ -112,7 +112,7 @@ class AdsRun:
                 report = Ingestor(log).ingest_file(path, progress=self.progress)
             self.say(f"{name}: ingested {report.accepted:,} new clicks ({report.duplicates:,} already in the "
                      f"log, {report.rejected} rejected) in {time.perf_counter() - started:.1f} s")
-            store = FeatureStore(SqliteOnlineStore(self.home / "online.db"), OfflineStore(), ads_views(log))
+            store = FeatureStore(open_online_store(self.home / "online.db"), OfflineStore(), ads_views(log))
             started = time.perf_counter()
             data = talkingdata_set(store, log, name=name)
             self.say(f"{name}: point-in-time training frame, {len(data.labels):,} rows x "

@@ -16,7 +16,7 @@ import numpy as np
 from mlsd.core.records import FeatureLogRecord
 from mlsd.datasets import TALKINGDATA_SCHEMA
 from mlsd.events import EventLog
-from mlsd.features import FeatureStore, OfflineStore, SqliteOnlineStore
+from mlsd.features import FeatureStore, OfflineStore, open_online_store
 from mlsd.monitoring.drift import DriftThresholds
 from mlsd.monitoring.online import MonitorConfig
 from mlsd.monitoring.profile import DatasetProfile
@@ -68,7 +68,7 @@ class AdsService:
         self.log = EventLog(self.home / "events" / "clicks", TALKINGDATA_SCHEMA, writer=False)
         self.views = ads_views(self.log)
         self.view_names = [v.name for v in self.views]
-        self.store = FeatureStore(SqliteOnlineStore(self.home / "online.db"), OfflineStore(), self.views)
+        self.store = FeatureStore(open_online_store(self.home / "online.db"), OfflineStore(), self.views)
         self.registry = ModelRegistry(self.home)
         self.models = ModelHolder(self.registry, model_name(dataset), alias, poll_interval, warm_up=self._warm_up)
         # A/B test: a hashed share of ips is scored by the challenger, which is followed like the champion.

@@ -22,7 +22,7 @@ from mlsd.core.errors import DataNotFoundError
 from mlsd.core.timeutil import TIMESTAMP
 from mlsd.datasets import TALKINGDATA_SCHEMA, locate, synthetic_clicks
 from mlsd.events import EmbeddedStream, EventLog, Ingestor, replay
-from mlsd.features import FeatureStore, OfflineStore, SqliteOnlineStore
+from mlsd.features import FeatureStore, OfflineStore, open_online_store
 from mlsd.systems.ads.features import click_views
 
 
@@ -46,7 +46,7 @@ class Walkthrough:
         log = EventLog(self.home / "events" / "clicks", TALKINGDATA_SCHEMA)
         self._ingest(log)
         views = click_views(log)
-        store = FeatureStore(SqliteOnlineStore(self.home / "online.db"), OfflineStore(), views)
+        store = FeatureStore(open_online_store(self.home / "online.db"), OfflineStore(), views)
         self._training_frame(store, log)
         self._stream(store, log)
         self._check_online_equals_offline(store, log)

@@ -38,7 +38,7 @@ from mlsd.evaluation.topk import (
     topk_metrics,
 )
 from mlsd.events import EventLog, Ingestor
-from mlsd.features import FeatureStore, OfflineStore, SqliteOnlineStore
+from mlsd.features import FeatureStore, OfflineStore, open_online_store
 from mlsd.retrieval.candidates import CoVisitation, interaction_matrix
 from mlsd.systems.recs.ablation import ablation
 from mlsd.systems.recs.features import ITEM_VIEWS, RATINGS_SCHEMA, USER_VIEWS, ratings_table, recs_views, write_profiles
@@ -144,7 +144,7 @@ class PhaseStore:
         Ingestor(self.log).ingest_table(ratings_table(phase.ratings), "movielens")
         profiles = home / "profiles"
         write_profiles(data, profiles)
-        self.store = FeatureStore(SqliteOnlineStore(home / "online.db"), OfflineStore(), recs_views(self.log, profiles))
+        self.store = FeatureStore(open_online_store(home / "online.db"), OfflineStore(), recs_views(self.log, profiles))
         self.as_of_us = phase.as_of_s * 1_000_000
 
     def _frame(self, key: str, ids: np.ndarray, views: tuple[str, ...]) -> dict[str, np.ndarray]:

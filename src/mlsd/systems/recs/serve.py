@@ -36,7 +36,7 @@ from mlsd.features import (
     OnlineFeatureCache,
     PushIntake,
     PushRejectedError,
-    SqliteOnlineStore,
+    open_online_store,
 )
 from mlsd.features.offline import output_column
 from mlsd.monitoring.drift import DriftThresholds
@@ -113,7 +113,7 @@ class RecsService:
             self.log, owner = EventLog(serving / "events", RATINGS_SCHEMA), True
         except MlsdError:  # another process (another worker) owns the rating log and takes the ratings
             self.log, owner = EventLog(serving / "events", RATINGS_SCHEMA, writer=False), False
-        self.store = FeatureStore(SqliteOnlineStore(serving / "online.db"), OfflineStore(),
+        self.store = FeatureStore(open_online_store(serving / "online.db"), OfflineStore(),
                                   recs_views(self.log, serving / "profiles"))
         self.ratings = PushIntake(self.store, self.log, ["user_history", "item_popularity"]) if owner else None
         self.streamed: dict[int, list[int]] = {}  # item ids each user rated through the intake
