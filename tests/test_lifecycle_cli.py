@@ -4,6 +4,7 @@ the promotion guard, MLflow's pyfunc API, and one clear line with a non-zero exi
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import socket
@@ -301,3 +302,22 @@ def test_service_announces_when_it_answers_and_follows_a_rollback(ads_home: Path
         server.terminate()
         server.communicate(timeout=20)  # drains and closes both pipes
     assert not (ads_home / "serving.json").exists()
+
+
+def test_plan_sizes_a_load_from_measurements(ads_home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = _run(capsys, "plan", "ads", "--home", str(ads_home), "--qps", "2000", "--entities", "1000000",
+                        "--requests", "60", "--json")
+    assert code == 0
+    result = json.loads(out)
+    measured, needs = result["measured"], result["needs"]
+    assert measured["answered_200"] == measured["requests"] == 60
+    assert 0 < measured["cpu_ms_per_request"] < 1000
+    assert measured["log_bytes_per_request"] > 100  # a record holds every candidate's features
+    assert measured["redis_bytes_per_entity_row"] > 0
+    assert measured["train_rows_per_s"] > 0  # recorded by the champion's run
+    assert needs["cores"] == math.ceil(2000 * measured["cpu_ms_per_request"] / 1e3 / 0.6)
+    assert needs["feature_log_gb_per_day"] == pytest.approx(2000 * 86_400 * measured["log_bytes_per_request"] / 1e9,
+                                                            abs=0.01)
+    code, _, err = _run(capsys, "plan", "ads", "--home", str(ads_home), "--qps", "0", "--entities", "10")
+    assert code == 2
+    assert "--qps" in err

@@ -257,6 +257,15 @@ def _rollback(args: argparse.Namespace) -> int:
     return 0
 
 
+def _plan(args: argparse.Namespace) -> int:
+    from mlsd.lifecycle.plan import format_plan, plan
+    from mlsd.system import load_system
+
+    result = plan(load_system(args.system), _workspace(args), args.qps, args.entities, args.requests)
+    print(json.dumps(result, indent=1) if args.json else format_plan(result))
+    return 0
+
+
 def _status(args: argparse.Namespace) -> int:
     from mlsd.lifecycle.status import format_status, system_status
     from mlsd.system import load_system
@@ -451,6 +460,12 @@ def _lifecycle_parsers(sub: Any, names: list[str]) -> None:
     status = system_parser("status", "trained? champion, serving where, the monitor's last window and alerts")
     status.add_argument("--json", action="store_true", help="print JSON")
     status.set_defaults(run=_status)
+    planner = system_parser("plan", "cores, replicas, Redis memory and log storage for a load, from measurements")
+    planner.add_argument("--qps", type=float, required=True, help="requests per second to plan for")
+    planner.add_argument("--entities", type=int, required=True, help="entity rows per feature view")
+    planner.add_argument("--requests", type=int, default=300, help="replay requests to measure (default 300)")
+    planner.add_argument("--json", action="store_true", help="print JSON")
+    planner.set_defaults(run=_plan)
     features = system_parser("features", "feature views: versions, online rows, freshness")
     features.add_argument("--json", action="store_true", help="print JSON")
     features.set_defaults(run=_features)

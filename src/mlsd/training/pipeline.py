@@ -162,4 +162,5 @@ def train_click_model(kind: str, columns: Columns, labels: np.ndarray, split: Ti
               "test_rows": len(split.test), "refit": refit,
               "engine": engine.name, "workers": engine.workers, **{f"model.{k}": v for k, v in model.params().items()}}
     report.seconds = time.perf_counter() - started
+    params["train_rows_per_s"] = round(report.rows / max(report.seconds, 1e-9))  # the whole recipe's throughput
     return TrainingResult(pipeline, report, metrics, params, predictions)
