@@ -41,11 +41,11 @@ from tests.test_point_in_time import (
     label_rows,
 )
 
-pytestmark = [pytest.mark.ray]
 # Few buckets and tiny shards, so every case crosses bucket and shard boundaries.
 RAY_STORE = RayOfflineStore(buckets=3, shard_rows=7)
 
 
+@pytest.mark.ray
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                                  HealthCheck.function_scoped_fixture])
 @given(rows=feature_rows, labels=label_rows, ttl_s=st.one_of(st.none(), st.integers(0, 15)))
@@ -54,6 +54,7 @@ def test_ray_feature_view_join_matches_brute_force(ray_cluster: None, rows: list
     check_feature_view_join(RAY_STORE, rows, labels, ttl_s)
 
 
+@pytest.mark.ray
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                                  HealthCheck.function_scoped_fixture])
 @given(rows=event_rows, labels=label_rows)
@@ -103,6 +104,7 @@ def _same(x: object, y: object) -> bool:
     return x == y
 
 
+@pytest.mark.ray
 def test_ray_frame_equals_embedded_frame_for_mixed_views(ray_cluster: None, tmp_path: Path) -> None:
     rng = np.random.default_rng(7)
     views = _mixed_views(tmp_path, rng)
@@ -120,6 +122,7 @@ def test_ray_frame_equals_embedded_frame_for_mixed_views(ray_cluster: None, tmp_
     assert embedded.column("items__vec").null_count < m  # the case exercises vectors, not only NULLs
 
 
+@pytest.mark.ray
 def test_ray_frame_from_a_labels_file_and_missing_keys(ray_cluster: None, tmp_path: Path) -> None:
     rng = np.random.default_rng(3)
     views = _mixed_views(tmp_path, rng)
@@ -135,6 +138,7 @@ def test_ray_frame_from_a_labels_file_and_missing_keys(ray_cluster: None, tmp_pa
         RayOfflineStore().to_table(labels.drop_columns(["item"]), views)  # type: ignore[arg-type]
 
 
+@pytest.mark.ray
 def test_ray_train_matches_the_embedded_fit(ray_cluster: None) -> None:
     """One worker runs the embedded loop exactly; two workers land within the stated AUC tolerance."""
     from mlsd.scale.train import RayTrainEngine
@@ -158,6 +162,7 @@ def test_ray_train_matches_the_embedded_fit(ray_cluster: None) -> None:
     assert two["logloss"] == pytest.approx(one["logloss"], rel=0.01)
 
 
+@pytest.mark.ray
 def test_ray_train_refuses_a_model_it_cannot_distribute(ray_cluster: None) -> None:
     from mlsd.core.errors import MlsdError
     from mlsd.scale.train import RayTrainEngine
@@ -217,6 +222,7 @@ def _post(url: str, body: object) -> tuple[int, object]:
             return error.code, raw.decode(errors="replace")
 
 
+@pytest.mark.ray
 def test_ray_serve_answers_as_the_embedded_server(ray_cluster: None, ads_home: Path, tmp_path: Path) -> None:
     """Two replicas behind Ray's proxy: the embedded app's answers, and one /metrics summing both replicas."""
     import dataclasses
@@ -254,3 +260,27 @@ def test_ray_serve_answers_as_the_embedded_server(ray_cluster: None, ads_home: P
         assert len(pids) == 2  # two replica processes wrote values
     finally:
         stop_serving()
+
+
+def test_the_default_path_imports_no_ray() -> None:
+    """Only --engine ray imports Ray: the embedded build and serve paths never do."""
+    import subprocess
+    import sys
+
+    code = ("import sys, mlsd.cli, mlsd.lifecycle.serve, mlsd.lifecycle.plan, mlsd.systems.ads.run, "
+            "mlsd.scale.engines as e; e.offline_store('embedded'); e.fit_engine('embedded', 'dcn_v2'); "
+            "print(sorted(m for m in sys.modules if m == 'ray' or m.startswith('ray.')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_engine_choice_is_checked() -> None:
+    from mlsd.core.errors import MlsdError
+    from mlsd.scale.engines import fit_engine, offline_store
+
+    assert type(offline_store("embedded")) is OfflineStore
+    assert isinstance(offline_store("ray"), RayOfflineStore)
+    assert fit_engine("ray", "lgbm") is None  # LightGBM trains embedded under either engine
+    assert fit_engine("ray", "dcn_v2", workers=3).workers == 3  # type: ignore[union-attr]
+    with pytest.raises(MlsdError, match="unknown engine"):
+        offline_store("spark")

@@ -120,7 +120,8 @@ def _run(args: argparse.Namespace) -> int:
     _check_data(system.datasets, args.data, f"mlsd run {system.name}")
     _logs(args, ws.home, create=True)
     started = time.perf_counter()
-    results = system.build(ws, RunConfig(data=args.data, progress=not args.quiet,
+    results = system.build(ws, RunConfig(data=args.data, progress=not args.quiet, engine=args.engine,
+                                         workers=args.train_workers,
                                          options=option_values(system, "run", vars(args))))
     print(system.format_results(results))
     _say_champion(system, ws, time.perf_counter() - started)
@@ -337,6 +338,10 @@ def build_parser(system_options: Sequence[Option] = ()) -> argparse.ArgumentPars
     run.add_argument("--home", help="output directory (default: $MLSD_HOME/SYSTEM)")
     run.add_argument("--json", help="write the metrics to this path")
     run.add_argument("--quiet", action="store_true", help="only warnings, errors and results")
+    run.add_argument("--engine", choices=["embedded", "ray"], default="embedded",
+                     help="ray: training frames and PyTorch fits on Ray (pip install 'mlsd[scale]'; systems that "
+                          "support it: ads)")
+    run.add_argument("--train-workers", type=int, default=2, help="Ray Train workers (--engine ray; default 2)")
     run.set_defaults(run=_run)
     serve = sub.add_parser("serve", help="serve a reference system's champion model over HTTP")
     serve.add_argument("system", choices=names)

@@ -76,6 +76,8 @@ class RunConfig:
     progress: bool = True
     options: dict[str, Any] = field(default_factory=dict)
     small: bool = False  # a quick build on a small slice of the data (the check kit's, a smoke test's)
+    engine: str = "embedded"  # "ray": training frames and PyTorch fits on Ray (mlsd.scale.engines)
+    workers: int = 2  # Ray Train workers under engine "ray"
 
 
 @dataclass

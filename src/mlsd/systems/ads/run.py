@@ -30,12 +30,13 @@ from mlsd.datasets.marketplace import AdMarketplace, click_log
 from mlsd.evaluation.classification import reliability_curve, roc_auc, roc_points
 from mlsd.evaluation.significance import bootstrap_metric
 from mlsd.events import EventLog, Ingestor
-from mlsd.features import FeatureStore, OfflineStore, open_online_store
+from mlsd.features import FeatureStore, open_online_store
 from mlsd.monitoring.calibrate import calibrate
 from mlsd.monitoring.online import PREDICTION
 from mlsd.monitoring.profile import DatasetProfile, NumericProfile
 from mlsd.registry import Lineage, ModelRegistry, code_revision
 from mlsd.registry.promotion import promote
+from mlsd.scale.engines import fit_engine, offline_store
 from mlsd.systems.ads.features import ads_views, click_views
 from mlsd.systems.ads.system import MONITOR_WINDOW_S
 from mlsd.systems.ads.training import MODELS, TrainingSet, flat_set, talkingdata_set, train_all
@@ -70,6 +71,8 @@ class AdsRun:
     flat_datasets: bool = True
     dataset: str | None = None  # the served dataset's name when ``clicks`` is given
     seed: int = 0
+    engine: str = "embedded"  # "ray": the training frame and the PyTorch fits on Ray (mlsd.scale.engines)
+    train_workers: int = 2
     results: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     sizes: dict[str, dict[str, int]] = field(default_factory=dict)
     views: dict[str, list[str]] = field(default_factory=dict)
@@ -112,7 +115,8 @@ class AdsRun:
                 report = Ingestor(log).ingest_file(path, progress=self.progress)
             self.say(f"{name}: ingested {report.accepted:,} new clicks ({report.duplicates:,} already in the "
                      f"log, {report.rejected} rejected) in {time.perf_counter() - started:.1f} s")
-            store = FeatureStore(open_online_store(self.home / "online.db"), OfflineStore(), ads_views(log))
+            store = FeatureStore(open_online_store(self.home / "online.db"), offline_store(self.engine),
+                                 ads_views(log))
             started = time.perf_counter()
             data = talkingdata_set(store, log, name=name)
             self.say(f"{name}: point-in-time training frame, {len(data.labels):,} rows x "
@@ -189,7 +193,8 @@ class AdsRun:
                                             f"interval from {low:.4f}), NE {ne:.3f}: not better than chance "
                                             "(AUC 0.5) and the base rate (NE 1)")
 
-        train_all(data, self.models, on_model=record)
+        train_all(data, self.models, on_model=record,
+                  engine=lambda kind: fit_engine(self.engine, kind, self.train_workers))
         promotion = promote(registry, name, {version: loss for loss, version in versions}, higher_is_better=False,
                             refused=refused)
         self.say(f"{data.name}: {promotion.describe()}")

@@ -50,6 +50,7 @@ class AdsSystem:
                          clicks=click_log(AdMarketplace(0), 60_000, days=4.0), dataset="marketplace")
         else:
             run = AdsRun(home=ws.home, data=config.data, progress=config.progress, models=models)
+        run.engine, run.train_workers = config.engine, config.workers
         return {"results": run.run()}
 
     def format_results(self, results: Mapping[str, Any]) -> str:

@@ -22,7 +22,7 @@ from mlsd.datasets.marketplace import AdMarketplace, best_logloss
 from mlsd.events.log import EventLog
 from mlsd.features.store import FeatureStore
 from mlsd.systems.ads.features import CATEGORICAL, LABEL, REQUEST_TIME, model_inputs, numeric_features
-from mlsd.training import FeatureEncoder, TimeSplit, TrainingResult, train_click_model
+from mlsd.training import FeatureEncoder, FitEngine, TimeSplit, TrainingResult, train_click_model
 
 MODELS = ("logreg", "lgbm", "dcn_v2", "ffm")
 
@@ -112,13 +112,16 @@ def marketplace_set(rows: int = 400_000, seed: int = 0) -> TrainingSet:
 
 
 def train_all(data: TrainingSet, models: Sequence[str] = MODELS, seed: int = 0,
-              on_model: Callable[[str, TrainingResult], None] | None = None) -> dict[str, TrainingResult]:
-    """Every model kind on one training set with the standard recipe (see ``train_click_model``)."""
+              on_model: Callable[[str, TrainingResult], None] | None = None,
+              engine: Callable[[str], FitEngine | None] | None = None) -> dict[str, TrainingResult]:
+    """Every model kind on one training set with the standard recipe (see ``train_click_model``);
+    ``engine(kind)`` says where each kind's fit runs (embedded when it answers None)."""
     results = {}
     for kind in models:
         result = train_click_model(kind, data.columns, data.labels, data.split, data.encoder(),
                                    negative_rate=data.negative_rate, seed=seed, refit=data.refit,
-                                   calibration="platt", model_params=(data.model_params or {}).get(kind))
+                                   calibration="platt", model_params=(data.model_params or {}).get(kind),
+                                   engine=engine(kind) if engine else None)
         results[kind] = result
         if on_model is not None:
             on_model(kind, result)
