@@ -321,3 +321,15 @@ def test_plan_sizes_a_load_from_measurements(ads_home: Path, capsys: pytest.Capt
     code, _, err = _run(capsys, "plan", "ads", "--home", str(ads_home), "--qps", "0", "--entities", "10")
     assert code == 2
     assert "--qps" in err
+
+
+def test_serve_engine_flags_are_checked(ads_home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = _run(capsys, "serve", "ads", "--home", str(ads_home), "--replicas", "2")
+    assert code == 2
+    assert "--replicas is for --engine ray" in err
+    code, _, err = _run(capsys, "serve", "ads", "--home", str(ads_home), "--engine", "ray", "--workers", "2")
+    assert code == 2
+    assert "--workers is for the embedded server" in err
+    code, _, err = _run(capsys, "run", "recs", "--engine", "ray", "--home", str(ads_home.parent / "recs-ray"))
+    assert code == 2
+    assert "embedded engine only (--engine ray: ads)" in err

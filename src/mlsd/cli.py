@@ -113,9 +113,12 @@ def _systems(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from mlsd.core.atomic import atomic_write_json
-    from mlsd.system import RunConfig, load_system, option_values
+    from mlsd.system import RunConfig, load_system, option_values, system_names
 
     system = load_system(args.system)
+    if args.engine not in getattr(system, "engines", ("embedded",)):
+        raise MlsdError(f"{system.name} builds on the embedded engine only (--engine ray: "
+                        f"{', '.join(n for n in system_names() if 'ray' in getattr(load_system(n), 'engines', ()))})")
     ws = _workspace(args)
     _check_data(system.datasets, args.data, f"mlsd run {system.name}")
     _logs(args, ws.home, create=True)
@@ -137,6 +140,10 @@ def _serve(args: argparse.Namespace) -> int:
     from mlsd.lifecycle.serve import edge_limits, serve
     from mlsd.system import ServeConfig, load_system, option_values
 
+    if args.replicas is not None and args.engine != "ray":
+        raise MlsdError("--replicas is for --engine ray (the embedded server takes --workers)")
+    if args.engine == "ray" and args.workers != 1:
+        raise MlsdError("--workers is for the embedded server (Ray Serve takes --replicas)")
     system = load_system(args.system)
     require_trained(_workspace(args), system)  # before the token: a wrong --home creates nothing
     _logs(args, _workspace(args).home)
@@ -149,11 +156,7 @@ def _serve(args: argparse.Namespace) -> int:
     limits = edge_limits(home, args.host, token=not args.no_token, token_all=args.token_all,
                          max_in_flight=args.max_in_flight, queue_budget_s=args.queue_budget_ms / 1e3,
                          max_body_bytes=args.max_body_bytes, body_timeout_s=args.body_timeout_s)
-    if args.replicas is not None and args.engine != "ray":
-        raise MlsdError("--replicas is for --engine ray (the embedded server takes --workers)")
-    if args.engine == "ray" and args.workers != 1:
-        raise MlsdError("--workers is for the embedded server (Ray Serve takes --replicas)")
-    workers = args.replicas or 1 if args.engine == "ray" else args.workers
+    workers = (args.replicas or 1) if args.engine == "ray" else args.workers
     serve(args.system, home=home, host=args.host, port=args.port, workers=workers, config=config,
           limits=limits, max_connections=args.max_connections, engine=args.engine)
     return 0
@@ -339,8 +342,8 @@ def build_parser(system_options: Sequence[Option] = ()) -> argparse.ArgumentPars
     run.add_argument("--json", help="write the metrics to this path")
     run.add_argument("--quiet", action="store_true", help="only warnings, errors and results")
     run.add_argument("--engine", choices=["embedded", "ray"], default="embedded",
-                     help="ray: training frames and PyTorch fits on Ray (pip install 'mlsd[scale]'; systems that "
-                          "support it: ads)")
+                     help="ray: training frames and PyTorch fits on Ray (pip install 'mlsd[scale]'; for the "
+                          "systems that declare it: ads)")
     run.add_argument("--train-workers", type=int, default=2, help="Ray Train workers (--engine ray; default 2)")
     run.set_defaults(run=_run)
     serve = sub.add_parser("serve", help="serve a reference system's champion model over HTTP")

@@ -13,8 +13,9 @@ Every CLI verb (``run``, ``serve``, ``replay``, ``report``, ``demo``) works on a
 this protocol; options only one system has are declared by it as :class:`Option` values. Optional
 members, used when present: ``json_summary(results)`` (the ``mlsd run --json`` shape), ``demo(out,
 config, speed, drift=, drift_at_hours=)`` (its own ``mlsd demo``), ``window_s`` (the monitoring
-window its traffic needs, the default of ``mlsd serve --window-s``) and ``compute_threads`` (intra-op
-threads of a serving process, default 1).
+window its traffic needs, the default of ``mlsd serve --window-s``), ``compute_threads`` (intra-op
+threads of a serving process, default 1) and ``engines`` (the ``mlsd run --engine`` values its build
+honours, default ``("embedded",)``).
 """
 
 from __future__ import annotations

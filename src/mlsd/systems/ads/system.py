@@ -27,6 +27,7 @@ class AdsSystem:
     summary = "ad click prediction: calibrated click probabilities for candidate ads"
     datasets = ("talkingdata", "criteo", "ipinyou")
     route = "/v1/ads/score"
+    engines = ("embedded", "ray")  # mlsd run ads --engine ray
     options = (Option("models", ",".join(MODELS), "comma-separated model kinds (default: all)"),)
     window_s = MONITOR_WINDOW_S
 
