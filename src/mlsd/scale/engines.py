@@ -1,9 +1,9 @@
 """What ``--engine`` picks for a build: the offline store that joins training frames and the fit engine.
 
 ``embedded`` is the default path (DuckDB in this process, the model's own fit) and imports no Ray;
-``ray`` joins with :class:`~mlsd.scale.features.RayOfflineStore` and fits the PyTorch models with
-:class:`~mlsd.scale.train.RayTrainEngine`. LightGBM and the other non-PyTorch models train embedded
-under either engine, and their runs record ``engine=embedded``.
+``ray`` joins with :class:`~mlsd.scale.features.RayOfflineStore` and fits the click models with
+:class:`~mlsd.scale.train.RayTrainEngine` (Ray Train: PyTorch with DDP, LightGBM data-parallel);
+other kinds train embedded under either engine, and their runs record ``engine=embedded``.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from mlsd.features.offline import OfflineStore
 from mlsd.scale.cluster import check_engine
 from mlsd.training.pipeline import FitEngine
 
-TORCH_KINDS = frozenset({"dcn_v2", "ffm", "logreg"})
+RAY_KINDS = frozenset({"dcn_v2", "ffm", "logreg", "lgbm"})
 
 
 def offline_store(engine: str = "embedded") -> OfflineStore:
@@ -26,7 +26,7 @@ def offline_store(engine: str = "embedded") -> OfflineStore:
 
 def fit_engine(engine: str, kind: str, workers: int = 2) -> FitEngine | None:
     """The fit engine for a model ``kind`` under ``engine`` (None: the model's own fit)."""
-    if check_engine(engine) == "ray" and kind in TORCH_KINDS:
+    if check_engine(engine) == "ray" and kind in RAY_KINDS:
         from mlsd.scale.train import RayTrainEngine
 
         return RayTrainEngine(workers)

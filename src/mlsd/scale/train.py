@@ -18,8 +18,10 @@ go into the run's parameters.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import tempfile
+from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -31,19 +33,25 @@ from mlsd.core.errors import MlsdError
 from mlsd.scale.cluster import ensure_ray
 from mlsd.training.encoding import EncodedBatch
 from mlsd.training.models.base import ClickModel, FitReport
+from mlsd.training.models.gbdt import LightGBMModel, matrix
 from mlsd.training.models.neural import TorchClickModel
 
-STATE_FILE, REPORT_FILE = "state_dict.pt", "fit_report.json"
+STATE_FILE, REPORT_FILE, BOOSTER_FILE = "state_dict.pt", "fit_report.json", "booster.txt"
+
+
+def _tensor(values: np.ndarray) -> Any:
+    """A matrix as a column of Ray Data's own tensor type."""
+    from ray.data.extensions import ArrowTensorArray
+
+    return ArrowTensorArray.from_numpy(np.ascontiguousarray(values))
 
 
 def _arrow(batch: EncodedBatch) -> pa.Table:
-    """Encoded rows as a table of tensor columns (Ray Data's own tensor type)."""
-    from ray.data.extensions import ArrowTensorArray
-
+    """Encoded rows as a table of tensor columns."""
     if batch.labels is None:
         raise ValueError("training batch has no labels")
-    return pa.table({"dense": ArrowTensorArray.from_numpy(np.ascontiguousarray(batch.dense, np.float32)),
-                     "ids": ArrowTensorArray.from_numpy(np.ascontiguousarray(batch.categorical, np.int64)),
+    return pa.table({"dense": _tensor(batch.dense.astype(np.float32)),
+                     "ids": _tensor(batch.categorical.astype(np.int64)),
                      "label": pa.array(batch.labels.astype(np.float32))})
 
 
@@ -88,6 +96,29 @@ def _worker_loop(config: dict[str, Any]) -> None:
                          checkpoint=checkpoint)
 
 
+def _lightgbm_loop(config: dict[str, Any]) -> None:
+    """One Ray Train LightGBM worker: its shard, the cluster's network parameters, rank 0 checkpoints."""
+    import ray.train
+    from ray.train.lightgbm import get_network_params
+
+    model: LightGBMModel = config["model"]
+    rank = ray.train.get_context().get_world_rank()
+    parts = list(ray.train.get_dataset_shard("train").iter_batches(batch_size=65_536, batch_format="numpy"))
+    x, y = (np.concatenate([p[c] for p in parts]) for c in ("x", "label"))
+    # data-parallel trees; each worker scores the whole validation set, so all stop at the same round
+    report = model.fit_matrix(x, y, config["valid_x"], config["valid_y"], tree_learner="data",
+                              num_threads=1, **get_network_params())
+    report.rows = config["rows"]
+    with tempfile.TemporaryDirectory() as directory:
+        checkpoint = None
+        if rank == 0 and model.booster is not None:
+            (Path(directory) / BOOSTER_FILE).write_text(model.booster.model_to_string())
+            (Path(directory) / REPORT_FILE).write_text(json.dumps(asdict(report)))
+            checkpoint = ray.train.Checkpoint.from_directory(directory)
+        ray.train.report({"best_valid_logloss": report.best_valid_logloss, "rounds": report.iterations},
+                         checkpoint=checkpoint)
+
+
 class RayTrainEngine:
     """Fits click models data-parallel on ``workers`` Ray Train workers (module docstring).
 
@@ -104,31 +135,56 @@ class RayTrainEngine:
         self.workers, self.cache, self.shuffle_buffer, self.storage = workers, cache, shuffle_buffer, storage
 
     def fit(self, model: ClickModel, train: EncodedBatch, valid: EncodedBatch) -> FitReport:
-        """Train ``model`` in place (its best epoch's weights) and return the fit's report."""
+        """Train ``model`` in place (its best epoch's weights, its best round's trees); the fit's report."""
+        if isinstance(model, LightGBMModel):
+            return self._fit_lightgbm(model, train, valid)
         if not isinstance(model, TorchClickModel):
-            raise MlsdError(f"the Ray engine trains the PyTorch models; {model.kind!r} trains embedded "
-                            "(drop --engine ray or pick dcn_v2, ffm, logreg)")
+            raise MlsdError(f"the Ray engine trains the PyTorch models and LightGBM; {model.kind!r} trains "
+                            "embedded (drop --engine ray)")
         ray = ensure_ray()
         import torch
-        from ray.train import RunConfig, ScalingConfig
         from ray.train.torch import TorchConfig, TorchTrainer
 
+        config = {"model": model, "valid": valid, "rows": len(train), "cache": self.cache,
+                  "shuffle": self.shuffle_buffer}
+        with self._run(TorchTrainer, _worker_loop, config, ray.data.from_arrow(_arrow(train)), model.kind,
+                       torch_config=TorchConfig(backend="gloo")) as directory:
+            state = torch.load(directory / STATE_FILE, weights_only=True, map_location="cpu")
+            report = FitReport(**json.loads((directory / REPORT_FILE).read_text()))
+        model.network.load_state_dict(state)
+        model.network.eval()
+        return report
+
+    def _fit_lightgbm(self, model: LightGBMModel, train: EncodedBatch, valid: EncodedBatch) -> FitReport:
+        """Ray Train's LightGBM integration: data-parallel trees over the workers' row shards."""
+        import lightgbm as lgb
+        from ray.train.lightgbm import LightGBMTrainer
+
+        ray = ensure_ray()
+        if train.labels is None:
+            raise ValueError("training batch has no labels")
+        dataset = ray.data.from_arrow(pa.table({"x": _tensor(matrix(train)),
+                                                "label": pa.array(train.labels.astype(np.float32))}))
+        config = {"model": model, "valid_x": matrix(valid), "valid_y": valid.labels, "rows": len(train)}
+        with self._run(LightGBMTrainer, _lightgbm_loop, config, dataset, model.kind) as directory:
+            model.booster = lgb.Booster(model_str=(directory / BOOSTER_FILE).read_text())
+            report = FitReport(**json.loads((directory / REPORT_FILE).read_text()))
+        return report
+
+    @contextlib.contextmanager
+    def _run(self, trainer_cls: Any, loop: Any, config: dict[str, Any], dataset: Any, kind: str,
+             **trainer_args: Any) -> Iterator[Path]:
+        """Run a Ray Train trainer; yields its final checkpoint's directory (removed afterwards)."""
+        from ray.train import RunConfig, ScalingConfig
+
         with tempfile.TemporaryDirectory(prefix="mlsd-ray-train-", dir=self.storage) as storage:
-            trainer = TorchTrainer(
-                _worker_loop,
-                train_loop_config={"model": model, "valid": valid, "rows": len(train), "cache": self.cache,
-                                   "shuffle": self.shuffle_buffer},
+            trainer = trainer_cls(
+                loop, train_loop_config=config,
                 scaling_config=ScalingConfig(num_workers=self.workers, use_gpu=False, resources_per_worker={"CPU": 1}),
-                torch_config=TorchConfig(backend="gloo"),
-                run_config=RunConfig(name=f"{model.kind}-{self.workers}w", storage_path=storage),
-                datasets={"train": ray.data.from_arrow(_arrow(train))},
-            )
+                run_config=RunConfig(name=f"{kind}-{self.workers}w", storage_path=storage),
+                datasets={"train": dataset}, **trainer_args)
             result = trainer.fit()
             if result.checkpoint is None:
                 raise MlsdError(f"Ray Train finished without a checkpoint ({result.error or 'no error reported'})")
             with result.checkpoint.as_directory() as directory:
-                state = torch.load(Path(directory) / STATE_FILE, weights_only=True, map_location="cpu")
-                report = FitReport(**json.loads((Path(directory) / REPORT_FILE).read_text()))
-        model.network.load_state_dict(state)
-        model.network.eval()
-        return report
+                yield Path(directory)

@@ -46,25 +46,29 @@ class LightGBMModel:
         return list(range(start, start + len(self.encoder.categorical)))
 
     def fit(self, train: EncodedBatch, valid: EncodedBatch) -> FitReport:
+        return self.fit_matrix(matrix(train), train.labels, matrix(valid), valid.labels)
+
+    def fit_matrix(self, x: np.ndarray, y: np.ndarray | None, valid_x: np.ndarray, valid_y: np.ndarray | None,
+                   **extra: Any) -> FitReport:
+        """Boost on ``matrix()`` rows; ``extra`` parameters join the model's (a distributed run's network)."""
         started = time.perf_counter()
         names = list(self.encoder.columns)
-        data = lgb.Dataset(matrix(train), train.labels, feature_name=names,
-                           categorical_feature=self._categorical_index(), free_raw_data=True,
-                           params={"verbose": -1})
+        data = lgb.Dataset(x, y, feature_name=names, categorical_feature=self._categorical_index(),
+                           free_raw_data=True, params={"verbose": -1})
         evals: dict[str, dict[str, list[float]]] = {}
         callbacks = [lgb.record_evaluation(evals)]
         valid_sets = []
-        if len(valid) and self.early_stopping:
-            valid_sets = [lgb.Dataset(matrix(valid), valid.labels, reference=data, params={"verbose": -1})]
+        if len(valid_x) and self.early_stopping:
+            valid_sets = [lgb.Dataset(valid_x, valid_y, reference=data, params={"verbose": -1})]
             callbacks.append(lgb.early_stopping(self.early_stopping, verbose=False))
         with native_output_to_log("lightgbm"):  # its per-thread warnings bypass verbose=-1
-            self.booster = lgb.train({**self.lgb_params, "metric": "binary_logloss"}, data,
+            self.booster = lgb.train({**self.lgb_params, **extra, "metric": "binary_logloss"}, data,
                                      num_boost_round=self.rounds, valid_sets=valid_sets,
                                      valid_names=["valid"][:len(valid_sets)],
                                      callbacks=callbacks)
         history = evals.get("valid", {}).get("binary_logloss", [])
         best = self.booster.best_iteration or self.booster.current_iteration()
-        return FitReport(len(train), best, min(history) if history else float("nan"),
+        return FitReport(len(x), best, min(history) if history else float("nan"),
                          time.perf_counter() - started, history)
 
     def predict(self, batch: EncodedBatch) -> np.ndarray:
