@@ -165,7 +165,7 @@ class OfflineStore:
         reader = con.sql(query).to_arrow_reader(batch_rows)
         on_demand = [v for v in views if isinstance(v, OnDemandView)]
         if not on_demand:
-            return _owning_reader(reader, con)
+            return owning_reader(reader, con)
         schema = reader.schema
         for view in on_demand:
             for feature in view.outputs:
@@ -209,7 +209,7 @@ def _with_on_demand(reader: pa.RecordBatchReader, views: list[OnDemandView],
         con.close()
 
 
-def _owning_reader(reader: pa.RecordBatchReader, con: DuckDBPyConnection) -> pa.RecordBatchReader:
+def owning_reader(reader: pa.RecordBatchReader, con: DuckDBPyConnection) -> pa.RecordBatchReader:
     """A reader that keeps the DuckDB connection open until it is consumed, then closes it."""
 
     def batches() -> Iterator[pa.RecordBatch]:

@@ -40,7 +40,7 @@ import pyarrow.parquet as pq
 from mlsd.core.duck import connect, sql_paths, sql_str
 from mlsd.core.errors import DefinitionError
 from mlsd.features.definitions import AggregationView, AnyView, FeatureView, OnDemandView
-from mlsd.features.offline import LabelInput, OfflineStore, on_demand_columns, output_column
+from mlsd.features.offline import LabelInput, OfflineStore, on_demand_columns, output_column, owning_reader
 from mlsd.scale.cluster import ensure_ray
 
 ROW = "__row"
@@ -149,16 +149,8 @@ def _read_shards(paths: Sequence[Path], vectors: dict[str, int], batch_rows: int
     replace = ", ".join(f"CAST({_q(c)} AS FLOAT[{w}]) AS {_q(c)}" for c, w in vectors.items())
     select = f"SELECT * REPLACE ({replace})" if replace else "SELECT *"
     con = connect(threads=1)
-    reader = con.sql(f"{select} FROM read_parquet({sql_paths([str(p) for p in paths])}, union_by_name = false)"
-                     ).to_arrow_reader(batch_rows)
-
-    def batches() -> Iterator[pa.RecordBatch]:
-        try:
-            yield from reader
-        finally:
-            con.close()
-
-    return pa.RecordBatchReader.from_batches(reader.schema, batches())
+    reader = con.sql(f"{select} FROM read_parquet({sql_paths([str(p) for p in paths])})").to_arrow_reader(batch_rows)
+    return owning_reader(reader, con)
 
 
 class RayOfflineStore(OfflineStore):

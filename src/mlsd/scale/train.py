@@ -1,4 +1,4 @@
-"""Data-parallel training on Ray Train: the click models' own training loop, one process per worker.
+"""Data-parallel training on Ray Train: the click models' own fits, one process per worker.
 
 :class:`RayTrainEngine` fits a PyTorch click model (DCN-v2, FFM, logistic) with ``TorchTrainer``:
 the training rows become a Ray Dataset and each worker reads its own shard (Ray Data's streaming
@@ -11,6 +11,11 @@ early stopping on the same validation rows (every worker scores them: the weight
 every worker, so every worker stops at the same epoch). Each worker takes ``batch_size / workers``
 rows per step, so a step sees the embedded path's batch size and the learning rate keeps its meaning.
 
+LightGBM runs through Ray Train's LightGBM integration: each worker boosts on its row shard with
+``tree_learner=data`` and the network Ray sets up (histograms are all-reduced every split), every
+worker scoring the whole validation set for early stopping. (A ranking model would need shards of
+whole query groups; the click models have none.)
+
 The fitted weights come back through a Ray Train checkpoint into the caller's model object, so
 calibration, registration and lineage are the embedded path's; :attr:`name` and :attr:`workers`
 go into the run's parameters.
@@ -21,7 +26,7 @@ from __future__ import annotations
 import contextlib
 import json
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -72,7 +77,7 @@ def _worker_loop(config: dict[str, Any]) -> None:
         parts = list(shard.iter_batches(batch_size=65_536, batch_format="numpy"))
         dense, ids, labels = (torch.from_numpy(np.concatenate([p[c] for p in parts]))
                               for c in ("dense", "ids", "label"))
-        rng = np.random.default_rng(model.seed * 10_007 + rank)
+        rng = np.random.default_rng(model.seed + 10_007 * rank)  # rank 0 shuffles as the embedded fit does
 
         def batches(epoch: int) -> Any:
             order = torch.from_numpy(rng.permutation(len(labels)))
@@ -86,14 +91,7 @@ def _worker_loop(config: dict[str, Any]) -> None:
                 yield batch["dense"], batch["ids"], batch["label"]
 
     report = model.train_epochs(batches, config["valid"], rows=config["rows"], forward=wrapped)
-    with tempfile.TemporaryDirectory() as directory:
-        checkpoint = None
-        if rank == 0:
-            torch.save(model.network.state_dict(), Path(directory) / STATE_FILE)
-            (Path(directory) / REPORT_FILE).write_text(json.dumps(asdict(report)))
-            checkpoint = ray.train.Checkpoint.from_directory(directory)
-        ray.train.report({"best_valid_logloss": report.best_valid_logloss, "epochs": report.iterations},
-                         checkpoint=checkpoint)
+    _finish(rank, report, lambda directory: torch.save(model.network.state_dict(), directory / STATE_FILE))
 
 
 def _lightgbm_loop(config: dict[str, Any]) -> None:
@@ -109,13 +107,23 @@ def _lightgbm_loop(config: dict[str, Any]) -> None:
     report = model.fit_matrix(x, y, config["valid_x"], config["valid_y"], tree_learner="data",
                               num_threads=1, **get_network_params())
     report.rows = config["rows"]
+    booster = model.booster
+    if booster is None:
+        raise RuntimeError("LightGBM returned no booster")
+    _finish(rank, report, lambda directory: (directory / BOOSTER_FILE).write_text(booster.model_to_string()))
+
+
+def _finish(rank: int, report: FitReport, save: Callable[[Path], object]) -> None:
+    """Every worker reports the end of its fit; rank 0 attaches the checkpoint ``save`` writes."""
+    import ray.train
+
     with tempfile.TemporaryDirectory() as directory:
         checkpoint = None
-        if rank == 0 and model.booster is not None:
-            (Path(directory) / BOOSTER_FILE).write_text(model.booster.model_to_string())
+        if rank == 0:
+            save(Path(directory))
             (Path(directory) / REPORT_FILE).write_text(json.dumps(asdict(report)))
             checkpoint = ray.train.Checkpoint.from_directory(directory)
-        ray.train.report({"best_valid_logloss": report.best_valid_logloss, "rounds": report.iterations},
+        ray.train.report({"best_valid_logloss": report.best_valid_logloss, "iterations": report.iterations},
                          checkpoint=checkpoint)
 
 
