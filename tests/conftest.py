@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 import redis
@@ -39,3 +41,23 @@ def ray_cluster() -> Iterator[None]:
     ray = ensure_ray(num_cpus=2, object_store_mb=256)
     yield
     ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def small_home(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
+    """``small_home(system)``: a fresh copy of a quick build (``RunConfig(small=True)``) on the real data,
+    built once per session. A copy may be changed freely; its models stay in the session's build."""
+    from mlsd.system import RunConfig, Workspace, load_system
+
+    built: dict[str, Path] = {}
+
+    def home(name: str) -> Path:
+        if name not in built:
+            built[name] = tmp_path_factory.mktemp(f"built-{name}") / "home"
+            load_system(name).build(Workspace(built[name]), RunConfig(data=os.environ.get("MLSD_DATA_DIR"),
+                                                                      progress=False, small=True))
+        copy = tmp_path_factory.mktemp(f"copy-{name}") / "home"
+        shutil.copytree(built[name], copy)
+        return copy
+
+    return home

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ from schemathesis.checks import ignored_auth
 from mlsd.datasets.marketplace import AdMarketplace, click_log
 from mlsd.serving.app import create_app
 from mlsd.serving.feature_log import FeatureLog
-from mlsd.system import RunConfig, Workspace, load_system
+from mlsd.system import load_system
 from mlsd.systems.ads.run import AdsRun
 from mlsd.systems.ads.service import AdsService
 from tests.fuzzing import FUZZ, fuzz_every_route, once
@@ -66,10 +67,10 @@ DATA = os.environ.get("MLSD_DATA_DIR")
 @pytest.mark.data
 @pytest.mark.skipif(not DATA, reason="MLSD_DATA_DIR not set")
 @pytest.mark.parametrize("name", ["recs", "search", "listings", "pymk"])
-def test_every_route_of_a_system_agrees_with_its_openapi_document(name: str, tmp_path: Path) -> None:
+def test_every_route_of_a_system_agrees_with_its_openapi_document(name: str,
+                                                                 small_home: Callable[[str], Path]) -> None:
     from mlsd.lifecycle.serve import build_app
 
-    system = load_system(name)
-    system.build(Workspace(tmp_path), RunConfig(data=DATA, progress=False, small=True))
-    assert f"POST {system.route}" in fuzz_every_route(build_app(name, tmp_path))
+    home = small_home(name)
+    assert f"POST {load_system(name).route}" in fuzz_every_route(build_app(name, home))
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -94,12 +95,11 @@ def test_check_system_listings(tmp_path: Path) -> None:
 @pytest.mark.slow
 @pytest.mark.data
 @needs_data
-def test_a_click_updates_its_session_and_survives_a_restart(tmp_path: Path) -> None:
-    from mlsd.system import RunConfig, Workspace
+def test_a_click_updates_its_session_and_survives_a_restart(small_home: Callable[[str], Path]) -> None:
+    from mlsd.system import Workspace
     from mlsd.systems.listings.serve import ListingsService
 
-    ws = Workspace(tmp_path / "home")
-    load_system("listings").build(ws, RunConfig(data=DATA, progress=False, small=True))
+    ws = Workspace(small_home("listings"))
     service = ListingsService(ws.home)
     first, _ = service.score({"session_id": 999_999, "item_id": 81766, "timestamp": 1_464_000_000}, "r1")
     answer, record = service.score({"session_id": 999_999, "item_id": 31331, "timestamp": 1_464_000_010}, "r2")

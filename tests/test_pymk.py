@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from mlsd.simulation.process import ServerProcess
-from mlsd.system import RunConfig, Workspace, load_system
+from mlsd.system import Workspace, load_system
 from mlsd.systems.pymk.graph import GraphFeatures, adjacency, random_walks, user_candidates
 from mlsd.systems.pymk.train import hide_edges, non_edges, top_lists
 from mlsd.testing import check_system
@@ -96,12 +97,11 @@ def test_check_system_pymk(tmp_path: Path) -> None:
 @pytest.mark.slow
 @pytest.mark.data
 @needs_data
-def test_a_new_friendship_changes_the_next_answer(tmp_path: Path) -> None:
+def test_a_new_friendship_changes_the_next_answer(small_home: Callable[[str], Path]) -> None:
     from mlsd.core.errors import MlsdError
     from mlsd.systems.pymk.serve import PymkService
 
-    ws = Workspace(tmp_path / "home")
-    load_system("pymk").build(ws, RunConfig(data=DATA, progress=False, small=True))
+    ws = Workspace(small_home("pymk"))
     service = PymkService(ws.home)
     answer, _ = service.score({"user_id": 0, "k": 10}, "a")
     assert answer["path"] == "precomputed"

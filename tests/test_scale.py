@@ -285,7 +285,8 @@ def test_engine_choice_is_checked() -> None:
 
     assert type(offline_store("embedded")) is OfflineStore
     assert isinstance(offline_store("ray"), RayOfflineStore)
-    assert fit_engine("ray", "lgbm") is None  # LightGBM trains embedded under either engine
+    assert fit_engine("ray", "lgbm") is not None  # LightGBM through Ray Train's integration
+    assert fit_engine("ray", "two_tower") is None  # kinds it does not know train embedded
     assert fit_engine("ray", "dcn_v2", workers=3).workers == 3  # type: ignore[union-attr]
     with pytest.raises(MlsdError, match="unknown engine"):
         offline_store("spark")
