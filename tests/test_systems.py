@@ -107,6 +107,7 @@ def test_ranking_monitor_scores_shown_lists_from_item_labels() -> None:
 def test_check_system_ads(tmp_path: Path) -> None:
     facts = check_system(load_system("ads"), tmp_path / "ads")
     assert facts["monitor"]["windows"] >= 1
+    assert facts["replay"]["requests"] == 40  # the replay's limit holds on the generated marketplace too
 
 
 @pytest.mark.slow

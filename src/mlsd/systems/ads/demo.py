@@ -126,7 +126,7 @@ def ads_traffic(home: Path, *, drift_at_hours: float | None = None, drift_share:
         plan = traffic or MarketplaceTraffic()
         if drift_at_hours is not None:
             plan = MarketplaceTraffic(**{**plan.__dict__, "drift_at_hours": drift_at_hours})
-        source = MarketplaceReplay(home, AdMarketplace(0), plan)
+        source = MarketplaceReplay(home, AdMarketplace(0), plan, limit=limit)
     else:
         source = ClickLogReplay(home, drift_share=drift_share, limit=limit)
         if drift_at_hours is not None:
@@ -140,7 +140,7 @@ def replay_service(home: Path, client: ServiceClient, *, speed: float | None = N
                    progress: bool = True) -> tuple[ReplayResult, float | None]:
     """Replay the home's held-out traffic through a running ads service; writes ``replay.json``."""
     source = ads_traffic(home, drift_at_hours=drift_at_hours, drift_share=drift_share, traffic=traffic, limit=limit)
-    total = source.requests if isinstance(source, MarketplaceReplay) else limit
+    total = (min(source.requests, limit or source.requests) if isinstance(source, MarketplaceReplay) else limit)
     bar = tqdm(total=total, unit="req", disable=None if progress else True, mininterval=1.0)
     try:
         result = replay(source, client, route=AdsService.route, speed=speed, label_delay_s=label_delay_s,

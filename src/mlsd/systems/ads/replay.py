@@ -123,7 +123,8 @@ class MarketplaceTraffic:
 class MarketplaceReplay(_StreamedReplay):
     """Live requests to the generated marketplace; the shown ad's click comes from the hidden model."""
 
-    def __init__(self, home: Path, world: AdMarketplace, traffic: MarketplaceTraffic | None = None) -> None:
+    def __init__(self, home: Path, world: AdMarketplace, traffic: MarketplaceTraffic | None = None,
+                 limit: int | None = None) -> None:
         traffic = traffic or MarketplaceTraffic()
         self.start_s = _START_S + traffic.day * 86400
         super().__init__(home, round(self.start_s * 1e6))
@@ -131,6 +132,7 @@ class MarketplaceReplay(_StreamedReplay):
         self.drift_at_s = None if traffic.drift_at_hours is None else self.start_s + traffic.drift_at_hours * 3600
         self.rng = np.random.default_rng(traffic.seed)
         self.requests = requests_in(traffic.rows_per_day, traffic.day, traffic.days)
+        self.limit = limit  # the first ``limit`` requests of the day (``mlsd replay --limit``)
 
     def __iter__(self) -> Iterator[ReplayItem]:
         w, t = self.world, self.traffic
@@ -139,7 +141,7 @@ class MarketplaceReplay(_StreamedReplay):
         # Cumulative activity once, so drawing a shifted user per request is a binary search.
         cumulative = np.cumsum(w.activity[shifted_users])
         cumulative /= cumulative[-1]
-        for i in range(self.requests):
+        for i in range(self.requests if self.limit is None else min(self.limit, self.requests)):
             seconds = float(plan.seconds[i])
             # The click log keeps whole seconds: a request at 12.7 s whose click is logged at 12 s would
             # precede its own event, and the point-in-time store would count that click in its features.
