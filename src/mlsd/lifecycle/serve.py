@@ -2,8 +2,9 @@
 
 With ``workers > 1`` uvicorn starts that many processes, each building its own service from the
 ``MLSD_SERVE_*`` environment (see :func:`worker_app`): each follows the registry alias on its own,
-writes its own feature-log file and sheds load on its own scoring queue. Prometheus counters are
-per process in that mode.
+writes its own feature-log file and sheds load on its own scoring queue; ``/metrics`` sums every
+process (Prometheus multiprocess mode, ``HOME/prometheus/``). ``engine="ray"`` runs the same app
+(:func:`replica_app`) in Ray Serve replicas instead (:mod:`mlsd.scale.serve`).
 
 Writes (labels, events) need the home's token (:mod:`mlsd.serving.auth`), created and printed on
 first start; ``token=None`` serves without one, on a loopback address only. uvicorn bounds the open
