@@ -330,6 +330,6 @@ def test_serve_engine_flags_are_checked(ads_home: Path, capsys: pytest.CaptureFi
     code, _, err = _run(capsys, "serve", "ads", "--home", str(ads_home), "--engine", "ray", "--workers", "2")
     assert code == 2
     assert "--workers is for the embedded server" in err
-    code, _, err = _run(capsys, "run", "recs", "--engine", "ray", "--home", str(ads_home.parent / "recs-ray"))
+    code, _, err = _run(capsys, "run", "pymk", "--engine", "ray", "--home", str(ads_home.parent / "pymk-ray"))
     assert code == 2
-    assert "embedded engine only (--engine ray: ads)" in err
+    assert "embedded engine only (--engine ray: ads, recs)" in err

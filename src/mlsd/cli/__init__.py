@@ -68,8 +68,8 @@ def build_parser(system_options: Sequence[Option] = ()) -> argparse.ArgumentPars
     run.add_argument("--json", help="write the metrics to this path")
     run.add_argument("--quiet", action="store_true", help="only warnings, errors and results")
     run.add_argument("--engine", choices=["embedded", "ray"], default="embedded",
-                     help="ray: training frames and PyTorch fits on Ray (pip install 'mlsd[scale]'; for the "
-                          "systems that declare it: ads)")
+                     help="ray: training frames and model fits on Ray (pip install 'mlsd[scale]'; for the "
+                          "systems that declare it: ads, recs)")
     run.add_argument("--train-workers", type=int, default=2, help="Ray Train workers (--engine ray; default 2)")
     run.set_defaults(run=_run)
     serve = sub.add_parser("serve", help="serve a reference system's champion model over HTTP")

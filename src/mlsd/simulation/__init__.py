@@ -1,1 +1,1 @@
-"""Traffic simulation: replaying held-out traffic through a running service, and starting one."""
+"""Simulation: replaying held-out traffic through a running service, starting one, and generated data."""

@@ -12,7 +12,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
@@ -25,6 +25,7 @@ from mlsd.training.calibration import (
     recalibrate,
 )
 from mlsd.training.encoding import Columns, EncodedBatch, FeatureEncoder, column_array
+from mlsd.training.engine import EmbeddedEngine, FitEngine
 from mlsd.training.models.base import ClickModel, FitReport, make_model, model_kinds
 
 
@@ -88,25 +89,6 @@ class TrainingResult:
     metrics: dict[str, dict[str, float]]
     params: dict[str, Any] = field(default_factory=dict)
     predictions: dict[str, np.ndarray] = field(default_factory=dict)  # calibrated, per period
-
-
-class FitEngine(Protocol):
-    """Where a model's fit runs: the embedded engine calls ``model.fit``; ``mlsd.scale``'s runs on Ray."""
-
-    name: str
-    workers: int
-
-    def fit(self, model: ClickModel, train: EncodedBatch, valid: EncodedBatch) -> FitReport: ...
-
-
-class EmbeddedEngine:
-    """The model's own fit, in this process."""
-
-    name = "embedded"
-    workers = 1
-
-    def fit(self, model: ClickModel, train: EncodedBatch, valid: EncodedBatch) -> FitReport:
-        return model.fit(train, valid)
 
 
 def train_click_model(kind: str, columns: Columns, labels: np.ndarray, split: TimeSplit, encoder: FeatureEncoder, *,

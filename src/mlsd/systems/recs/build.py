@@ -28,6 +28,7 @@ from mlsd.registry.promotion import promote
 from mlsd.system import Workspace
 from mlsd.systems.recs.pipeline import Recommender, RecsSettings, Users
 from mlsd.systems.recs.run import MODEL_NAME, Phase, PhaseStore, Trained, run_recs, user_items, users_of
+from mlsd.training.engine import FitEngine
 
 SERVING = "serving"
 HELD_OUT_FILE = "held_out.parquet"
@@ -40,11 +41,12 @@ VARIANTS = ("ranker", "co_visitation")
 
 
 def build_recs(ws: Workspace, data_root: str | None, dataset: str, *, quiet: bool = False,
-               users: int | None = None, peers: tuple[str, ...] = ()) -> dict[str, Any]:
+               users: int | None = None, peers: tuple[str, ...] = (), engine: FitEngine | None = None
+               ) -> dict[str, Any]:
     """``mlsd run recs``: both protocols, then protocol B's two rankers registered and the service prepared.
 
     ``users``: keep only the first this many users (a quick build for the check kit). ``peers``: see
-    :func:`~mlsd.systems.recs.run.run_recs`.
+    :func:`~mlsd.systems.recs.run.run_recs`. ``engine`` fits the two-tower models and rankers (embedded by default).
     """
     started = time.perf_counter()
 
@@ -57,7 +59,7 @@ def build_recs(ws: Workspace, data_root: str | None, dataset: str, *, quiet: boo
     if users is not None:
         data = first_users(data, users)
         settings = RecsSettings(two_tower_k=50, co_visitation_k=50, popularity_k=20, candidates=100, ranking_depth=50)
-    results = run_recs(ws.home, data_root, dataset, say=say, data=data, settings=settings, peers=peers)
+    results = run_recs(ws.home, data_root, dataset, say=say, data=data, settings=settings, peers=peers, engine=engine)
     trained: Trained = results.pop("_protocol_b")
     results.pop("_protocol_a")
     say("registering protocol B's rankers and preparing the service")

@@ -43,8 +43,9 @@ from mlsd.retrieval.candidates import CoVisitation, interaction_matrix
 from mlsd.systems.recs.ablation import ablation
 from mlsd.systems.recs.features import ITEM_VIEWS, RATINGS_SCHEMA, USER_VIEWS, ratings_table, recs_views, write_profiles
 from mlsd.systems.recs.pipeline import RANKING_FEATURES, FeatureLookup, Ranked, Recommender, RecsSettings, Users
+from mlsd.training.engine import EmbeddedEngine, FitEngine
 from mlsd.training.models.lambdamart import LambdaMART
-from mlsd.training.models.two_tower import ItemInputs, TowerConfig, UserInputs, train_two_tower
+from mlsd.training.models.two_tower import ItemInputs, TowerConfig, UserInputs
 
 SPLIT_SEEDS = (42, 43, 44, 45, 46)  # protocol A's split seeds with peers (42: the published one)
 PUBLISHED_ML100K = {  # Microsoft Recommenders' benchmark table, ML-100K, top-10
@@ -101,17 +102,21 @@ def item_inputs(data: MovieLens, ids: np.ndarray | None = None) -> ItemInputs:
     return ItemInputs(np.arange(data.n_items) if ids is None else ids, decade, dense)
 
 
-def fit_recommender(data: MovieLens, phase: Phase, settings: RecsSettings, seed: int = 0,
-                    epochs: int = 25) -> tuple[Recommender, dict[str, Any]]:
-    """Two-tower model, ANN index, co-visitation weights and popularity from one phase's ratings."""
+def fit_recommender(data: MovieLens, phase: Phase, settings: RecsSettings, seed: int = 0, epochs: int = 25,
+                    engine: FitEngine | None = None) -> tuple[Recommender, dict[str, Any]]:
+    """Two-tower model, ANN index, co-visitation weights and popularity from one phase's ratings.
+
+    ``engine`` fits the two-tower model (embedded by default; the report records which, and its workers)."""
     ratings = phase.ratings
     codes, vocab = _categorical(data)
     items = item_inputs(data)
     config = TowerConfig(n_users=data.n_users, n_items=data.n_items, user_vocab=vocab, item_vocab=(10,),
                          item_dense=items.dense.shape[1], epochs=epochs, seed=seed)
     histories = user_items(ratings, data.n_users)
-    tower, report = train_two_tower(config, UserInputs(np.arange(data.n_users), codes, np.zeros((0, 0))), items,
-                                    ratings["user"].to_numpy(), ratings["item"].to_numpy(), histories)
+    engine = engine or EmbeddedEngine()
+    tower, report = engine.fit_two_tower(config, UserInputs(np.arange(data.n_users), codes, np.zeros((0, 0))),
+                                         items, ratings["user"].to_numpy(), ratings["item"].to_numpy(), histories)
+    report |= {"engine": engine.name, "workers": engine.workers}
     matrix = interaction_matrix(ratings["user"].to_numpy(), ratings["item"].to_numpy(), data.n_users, data.n_items)
     started = time.perf_counter()
     covis = CoVisitation.fit(matrix)
@@ -177,7 +182,7 @@ def _sets(ratings: pd.DataFrame, rows: np.ndarray) -> list[np.ndarray]:
 
 
 def train_ranker(recommender: Recommender, users: Users, lookup: FeatureLookup, positives: list[np.ndarray],
-                 seed: int = 0, folds: int = 5, stopping_share: float = 0.2
+                 seed: int = 0, folds: int = 5, stopping_share: float = 0.2, engine: FitEngine | None = None
                  ) -> tuple[LambdaMART, dict[str, Any], dict[str, np.ndarray]]:
     """LambdaMART over each user's rankable candidates: relevant if the held-back ratings contain it.
 
@@ -214,7 +219,7 @@ def train_ranker(recommender: Recommender, users: Users, lookup: FeatureLookup, 
     def fit(rows: np.ndarray) -> tuple[LambdaMART, dict[str, Any]]:
         stopping = rng.permutation(len(rows)) < max(1, round(stopping_share * len(rows)))
         model = LambdaMART(RANKING_FEATURES, seed=seed)
-        return model, model.fit(*part(rows[~stopping]), valid=part(rows[stopping]))
+        return model, model.fit(*part(rows[~stopping]), valid=part(rows[stopping]), engine=engine)
 
     per_user: dict[str, list[np.ndarray]] = {"ranker": [], "co_visitation": []}
     trees = []
@@ -232,7 +237,7 @@ def train_ranker(recommender: Recommender, users: Users, lookup: FeatureLookup, 
     gains = {name: np.concatenate(values) for name, values in per_user.items()}
     _gain, (low, _high) = paired_bootstrap_mean(gains["ranker"] - gains["co_visitation"], level=0.9, seed=seed)
     ranker = LambdaMART(RANKING_FEATURES, seed=seed, rounds=max(1, int(np.median(trees))))
-    report = ranker.fit(*part(labelled))
+    report = ranker.fit(*part(labelled), engine=engine)
     report.pop("valid_ndcg@10", None)  # no early stopping here: the folds chose the size
     report.update({"candidate_recall": float(labels.sum() / max(sum(len(p) for p in positives), 1)),
                    "folds": folds, "fold_trees": trees, "evaluated_users": len(labelled),
@@ -287,21 +292,24 @@ class Trained:
 
 
 def run_protocol(data: MovieLens, fit: Phase, label: pd.DataFrame, full: Phase, test: pd.DataFrame, home: Path,
-                 settings: RecsSettings, say: Progress, seed: int = 0) -> tuple[Trained, dict[str, Any]]:
-    """Fit candidates on ``fit``, the ranker on ``label``; refit on ``full``; evaluate on ``test``."""
+                 settings: RecsSettings, say: Progress, seed: int = 0,
+                 engine: FitEngine | None = None) -> tuple[Trained, dict[str, Any]]:
+    """Fit candidates on ``fit``, the ranker on ``label``; refit on ``full``; evaluate on ``test``.
+
+    ``engine`` fits the two-tower models and the rankers (embedded by default)."""
     rows = np.arange(data.n_users)
     say("candidate models on the ranker's training phase")
-    early, early_report = fit_recommender(data, fit, settings, seed)
+    early, early_report = fit_recommender(data, fit, settings, seed, engine=engine)
     store = PhaseStore(data, fit, home / "fit")
     say("ranker")
     ranker, ranker_report, valid_ndcg = train_ranker(early, users_of(data, user_items(fit.ratings, data.n_users), rows),
-                                         store.lookup(), _sets(label, rows), seed)
+                                         store.lookup(), _sets(label, rows), seed, engine=engine)
     store.close()
     say(f"  ranker 5-fold nDCG@10 {ranker_report['valid_ndcg@10_ranker']:.4f} vs co-visitation order "
         f"{ranker_report['valid_ndcg@10_co_visitation']:.4f} (gain's 95% lower bound "
         f"{ranker_report['valid_gain_lower_bound']:+.4f}): {'promoted' if ranker_report['promoted'] else 'kept out'}")
     say("candidate models on all training data")
-    final, final_report = fit_recommender(data, full, settings, seed)
+    final, final_report = fit_recommender(data, full, settings, seed, engine=engine)
     final.ranker = ranker if ranker_report["promoted"] else None
     store = PhaseStore(data, full, home / "full")
     say("evaluation")
@@ -332,39 +340,42 @@ def split_a(data: MovieLens, split_seed: int = SPLIT_SEEDS[0]) -> tuple[pd.DataF
 
 
 def protocol_a(data: MovieLens, home: Path, settings: RecsSettings, say: Progress, seed: int = 0,
-               split_seed: int = SPLIT_SEEDS[0]) -> tuple[Trained, dict[str, Any]]:
+               split_seed: int = SPLIT_SEEDS[0], engine: FitEngine | None = None) -> tuple[Trained, dict[str, Any]]:
     ratings = data.ratings
     train, test = split_a(data, split_seed)
     inner = per_user_split(train.reset_index(drop=True), ratio=0.8, seed=seed + 1)
     train = train.reset_index(drop=True)
     end = int(ratings["timestamp"].max()) + 1
     return run_protocol(data, Phase(train[inner], end), train[~inner], Phase(train, end), test, home, settings, say,
-                        seed)
+                        seed, engine)
 
 
 def protocol_b(data: MovieLens, home: Path, settings: RecsSettings, say: Progress, seed: int = 0,
-               test_share: float = 0.2, label_share: float = 0.1) -> tuple[Trained, dict[str, Any]]:
+               test_share: float = 0.2, label_share: float = 0.1,
+               engine: FitEngine | None = None) -> tuple[Trained, dict[str, Any]]:
     ratings = data.ratings
     stamps = ratings["timestamp"].to_numpy()
     cut = int(np.quantile(stamps, 1 - test_share))
     label_start = int(np.quantile(stamps, 1 - test_share - label_share))
     before_label, label = ratings[stamps < label_start], ratings[(stamps >= label_start) & (stamps < cut)]
     trained, metrics = run_protocol(data, Phase(before_label, label_start), label, Phase(ratings[stamps < cut], cut),
-                                  ratings[stamps >= cut], home, settings, say, seed)
+                                  ratings[stamps >= cut], home, settings, say, seed, engine)
     metrics["cut_off"] = pd.Timestamp(cut, unit="s").isoformat()
     metrics["ranker_labels_from"] = pd.Timestamp(label_start, unit="s").isoformat()
     return trained, metrics
 
 
 def run_recs(home: Path, data_root: str | None, dataset: str = "ml-100k", settings: RecsSettings | None = None,
-             say: Progress = print, data: MovieLens | None = None, peers: tuple[str, ...] = ()) -> dict[str, Any]:
+             say: Progress = print, data: MovieLens | None = None, peers: tuple[str, ...] = (),
+             engine: FitEngine | None = None) -> dict[str, Any]:
     """Both protocols on one MovieLens release (or ``data``): ``{"protocol_a": ..., "protocol_b": ...}`` and,
     under ``_protocol_a`` / ``_protocol_b``, what each trained (:class:`Trained`).
 
     ``peers`` (names of :data:`~mlsd.systems.recs.peers.PEERS`): protocol A is run on every split seed
     of :data:`SPLIT_SEEDS`, each peer beside the pipeline on each split, with the same users and metric
     code; ``protocol_a`` keeps seed 42's metrics plus ``ndcg@10_seeds`` (mean, sd, n), and ``peers``
-    each peer's nDCG@10 mean over seeds, their sd and seed 42's intervals.
+    each peer's nDCG@10 mean over seeds, their sd and seed 42's intervals. ``engine`` fits the
+    two-tower models and the rankers (embedded by default).
     """
     data = data if data is not None else load_movielens(dataset, data_root)
     settings = settings or RecsSettings()
@@ -372,17 +383,17 @@ def run_recs(home: Path, data_root: str | None, dataset: str = "ml-100k", settin
     for name, protocol in (("protocol_a", protocol_a), ("protocol_b", protocol_b)):
         say(f"{name}:" + (f" split seed {SPLIT_SEEDS[0]}" if peers and name == "protocol_a" else ""))
         started = time.perf_counter()
-        trained, metrics = protocol(data, home / name, settings, lambda m: say(f"  {m}"))
+        trained, metrics = protocol(data, home / name, settings, lambda m: say(f"  {m}"), engine=engine)
         metrics["seconds"] = time.perf_counter() - started
         results[name] = metrics
         results[f"_{name}"] = trained
         if peers and name == "protocol_a":
-            results["peers"] = protocol_a_with_peers(data, home / name, settings, metrics, peers, say)
+            results["peers"] = protocol_a_with_peers(data, home / name, settings, metrics, peers, say, engine)
     return results
 
 
 def protocol_a_with_peers(data: MovieLens, home: Path, settings: RecsSettings, first: dict[str, Any],
-                          peers: tuple[str, ...], say: Progress) -> dict[str, Any]:
+                          peers: tuple[str, ...], say: Progress, engine: FitEngine | None = None) -> dict[str, Any]:
     """Protocol A on the other split seeds, and each peer on every split (see :func:`run_recs`)."""
     from mlsd.systems.recs.peers import run_peers
 
@@ -392,7 +403,7 @@ def protocol_a_with_peers(data: MovieLens, home: Path, settings: RecsSettings, f
         if split_seed != SPLIT_SEEDS[0]:
             say(f"protocol_a: split seed {split_seed}")
             _, metrics = protocol_a(data, home / f"seed-{split_seed}", settings, lambda m: say(f"  {m}"),
-                                    split_seed=split_seed)
+                                    split_seed=split_seed, engine=engine)
             ndcg["mlsd"].append(metrics["ndcg@10"])
         say(f"  peers on split seed {split_seed}")
         train, test = split_a(data, split_seed)

@@ -25,18 +25,21 @@ class RecsSystem:
     datasets = ("movielens-100k", "movielens-1m-first-half")
     route = "/v1/recs/recommend"
     model_name = "recs-movielens"
+    engines = ("embedded", "ray")  # mlsd run recs --engine ray: the two-tower models and rankers on Ray Train
     window_s = 7 * 86_400.0  # the held-out period is ~7 weeks of a few hundred users: weekly windows
     options = (Option("dataset", "ml-100k", "the MovieLens release", choices=("ml-100k", "ml-1m-first-half")),
                Option("peers", False, "protocol A on 5 split seeds with cornac's BPR, BiVAE and EASE beside the "
                       "pipeline (~13 min on 2 cores)", type=bool))
 
     def build(self, ws: Workspace, config: RunConfig) -> dict[str, Any]:
+        from mlsd.scale.engines import training_engine
         from mlsd.systems.recs.build import build_recs
         from mlsd.systems.recs.peers import PEERS
 
         return build_recs(ws, config.data, str(config.options.get("dataset") or "ml-100k"),
                           quiet=not config.progress, users=SMALL_USERS if config.small else None,
-                          peers=PEERS if config.options.get("peers") else ())
+                          peers=PEERS if config.options.get("peers") else (),
+                          engine=training_engine(config.engine, config.workers))
 
     def format_results(self, results: Mapping[str, Any]) -> str:
         from mlsd.systems.recs.tables import format_tables

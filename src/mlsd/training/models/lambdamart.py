@@ -10,18 +10,31 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import lightgbm as lgb
 import numpy as np
 
 from mlsd.core.native import native_output_to_log
 
+if TYPE_CHECKING:
+    from mlsd.training.engine import FitEngine
+
 DEFAULTS: dict[str, Any] = {"objective": "lambdarank", "learning_rate": 0.05, "num_leaves": 31,
                             "min_data_in_leaf": 50, "feature_fraction": 0.9, "bagging_fraction": 0.8,
                             "bagging_freq": 1, "lambdarank_truncation_level": 20, "verbose": -1,
                             "num_threads": 0}
+
+
+@dataclass(frozen=True)
+class RankingSet:
+    """Ranking rows as a (rows, features) float32 matrix, graded labels and query sizes (rows of a query contiguous)."""
+
+    x: np.ndarray
+    labels: np.ndarray
+    groups: np.ndarray
 
 
 def feature_matrix(columns: Mapping[str, np.ndarray], features: Sequence[str]) -> np.ndarray:
@@ -40,26 +53,43 @@ class LambdaMART:
         self.booster: lgb.Booster | None = None
 
     def fit(self, train: Mapping[str, np.ndarray], labels: np.ndarray, groups: np.ndarray,
-            valid: tuple[Mapping[str, np.ndarray], np.ndarray, np.ndarray] | None = None) -> dict[str, Any]:
-        """``groups`` are query sizes in row order; ``valid`` is (columns, labels, groups) for early stopping."""
+            valid: tuple[Mapping[str, np.ndarray], np.ndarray, np.ndarray] | None = None,
+            engine: FitEngine | None = None) -> dict[str, Any]:
+        """``groups`` are query sizes in row order; ``valid`` is (columns, labels, groups) for early stopping.
+
+        ``engine`` runs the fit (:class:`~mlsd.training.engine.EmbeddedEngine` by default: this process);
+        the report records its name and worker count.
+        """
+        from mlsd.training.engine import EmbeddedEngine
+
+        engine = engine or EmbeddedEngine()
+        report = engine.fit_ranker(self, self.ranking_set(train, labels, groups),
+                                   self.ranking_set(*valid) if valid is not None else None)
+        return {**report, "engine": engine.name, "workers": engine.workers}
+
+    def ranking_set(self, columns: Mapping[str, np.ndarray], labels: np.ndarray, groups: np.ndarray) -> RankingSet:
+        """Columns as this ranker's feature matrix, with labels and query sizes."""
+        return RankingSet(feature_matrix(columns, self.features), np.asarray(labels, np.float32),
+                          np.asarray(groups, np.int64))
+
+    def fit_set(self, train: RankingSet, valid: RankingSet | None = None, **params: Any) -> dict[str, Any]:
+        """The fit itself, on matrices; ``params`` override LightGBM parameters (a data-parallel worker's)."""
         started = time.perf_counter()
-        data = lgb.Dataset(feature_matrix(train, self.features), labels, group=groups,
-                           feature_name=list(self.features), params={"verbose": -1})
+        data = lgb.Dataset(train.x, train.labels, group=train.groups, feature_name=list(self.features),
+                           params={"verbose": -1})
         sets: list[lgb.Dataset] = []
         callbacks: list[Any] = []
         evals: dict[str, dict[str, list[float]]] = {}
         if valid is not None:
-            columns, y, g = valid
-            sets = [lgb.Dataset(feature_matrix(columns, self.features), y, group=g, reference=data,
-                                params={"verbose": -1})]
+            sets = [lgb.Dataset(valid.x, valid.labels, group=valid.groups, reference=data, params={"verbose": -1})]
             callbacks = [lgb.early_stopping(self.early_stopping, verbose=False), lgb.record_evaluation(evals)]
         with native_output_to_log("lightgbm"):  # its per-thread warnings bypass verbose=-1
-            self.booster = lgb.train(self.params, data, num_boost_round=self.rounds, valid_sets=sets,
+            self.booster = lgb.train({**self.params, **params}, data, num_boost_round=self.rounds, valid_sets=sets,
                                      valid_names=["valid"][: len(sets)], callbacks=callbacks)
         history = evals.get("valid", {}).get(f"ndcg@{self.eval_at}", [])
         return {"trees": self.booster.best_iteration or self.booster.current_iteration(),
                 f"valid_ndcg@{self.eval_at}": max(history) if history else float("nan"),
-                "seconds": time.perf_counter() - started, "rows": len(labels), "queries": len(groups)}
+                "seconds": time.perf_counter() - started, "rows": len(train.labels), "queries": len(train.groups)}
 
     def predict(self, columns: Mapping[str, np.ndarray]) -> np.ndarray:
         if self.booster is None:

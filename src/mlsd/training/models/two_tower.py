@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -110,6 +111,12 @@ class TwoTower(nn.Module):
         self.user_tower = _Tower(config.n_users, config.user_vocab, 0, config.n_items, config)
         self.item_tower = _Tower(config.n_items, config.item_vocab, config.item_dense, 0, config)
 
+    def forward(self, user_ids: torch.Tensor, user_codes: torch.Tensor, history: torch.Tensor,
+                item_ids: torch.Tensor, item_codes: torch.Tensor, item_dense: torch.Tensor
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Both towers on shifted inputs (0 = unknown): the (user, item) vectors of a training batch."""
+        return self.user_tower(user_ids, user_codes, history=history), self.item_tower(item_ids, item_codes, item_dense)
+
     def _users(self, users: UserInputs) -> torch.Tensor:
         history = torch.as_tensor(np.asarray(users.history, dtype=np.int64)[:, -self.config.history:] + 1)
         codes = _shift(users.categorical, self.config.user_vocab)
@@ -197,46 +204,88 @@ def sample_histories(user_items: list[np.ndarray], length: int, rng: np.random.G
                           for items in user_items], length)
 
 
-def train_two_tower(config: TowerConfig, users: UserInputs, items: ItemInputs, pair_users: np.ndarray,
-                    pair_items: np.ndarray, user_items: list[np.ndarray]) -> tuple[TwoTower, dict[str, Any]]:
-    """Fit on (user, item) positive pairs; ``user_items`` are each user's training items (the history source)."""
-    torch.manual_seed(config.seed)
-    rng = np.random.default_rng(config.seed)
-    model = TwoTower(config)
+def item_log_q(pair_items: np.ndarray, n_items: int) -> torch.Tensor:
+    """log q(item): each item's share of the training pairs (1 for an unseen item), the log-Q correction."""
+    frequency = np.bincount(pair_items, minlength=n_items).astype(np.float64)
+    return torch.as_tensor(np.log(np.maximum(frequency, 1) / frequency.sum()), dtype=torch.float32)
+
+
+Gather = Callable[[torch.Tensor], torch.Tensor]
+
+
+def in_batch_loss(user_vec: torch.Tensor, item_vec: torch.Tensor, items: torch.Tensor, log_q: torch.Tensor,
+                  temperature: float, gather: Gather | None = None, rank: int = 0) -> torch.Tensor:
+    """Sampled-softmax loss of each user against every item of the batch, log-Q corrected.
+
+    ``gather`` (data-parallel training) concatenates a tensor across workers, rank order, keeping
+    gradients: each worker's users then score against the whole global batch's items, so the
+    negatives are those of the embedded batch, and this worker's targets sit at ``rank * len(items)``.
+    """
+    targets = torch.arange(len(items))
+    if gather is not None:
+        item_vec, all_items, targets = gather(item_vec), gather(items), targets + rank * len(items)
+    else:
+        all_items = items
+    logits = user_vec @ item_vec.T / temperature - log_q[all_items].unsqueeze(0)
+    # The same item twice in a batch is not a negative of itself.
+    duplicate = all_items.unsqueeze(0) == items.unsqueeze(1)
+    duplicate[torch.arange(len(items)), targets] = False
+    return F.cross_entropy(logits.masked_fill(duplicate, float("-inf")), targets)
+
+
+def tower_epochs(model: TwoTower, users: UserInputs, items: ItemInputs, pair_users: np.ndarray, pair_items: np.ndarray,
+                 user_items: list[np.ndarray], log_q: torch.Tensor, rng: np.random.Generator, *, batch: int,
+                 forward: nn.Module | None = None, gather: Gather | None = None, rank: int = 0) -> list[float]:
+    """The training loop both engines run: epochs over the pairs in a fresh order; the mean loss per epoch.
+
+    ``forward`` is the module the towers run through (a data-parallel wrapper of ``model`` under Ray
+    Train); ``gather`` and ``rank``: see :func:`in_batch_loss`. Histories are resampled every epoch
+    from ``user_items`` and never contain the pair's own item.
+    """
+    config = model.config
+    net = forward if forward is not None else model
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    frequency = np.bincount(pair_items, minlength=config.n_items).astype(np.float64)
-    log_q = torch.as_tensor(np.log(np.maximum(frequency, 1) / frequency.sum()), dtype=torch.float32)
     item_dense = torch.as_tensor(np.asarray(items.dense, dtype=np.float32))
     item_cat = _shift(items.categorical, config.item_vocab)
     user_cat = _shift(users.categorical, config.user_vocab)
-    started, losses = time.perf_counter(), []
+    losses = []
     model.train()
     for _ in progress(range(config.epochs), desc="two-tower epochs", unit="epoch"):
         history = torch.as_tensor(sample_histories(user_items, config.history, rng) + 1)
         order = rng.permutation(len(pair_users))
         total = 0.0
-        for start in range(0, len(order), config.batch):
-            batch = order[start:start + config.batch]
-            u = torch.as_tensor(pair_users[batch])
-            i = torch.as_tensor(pair_items[batch])
+        for start in range(0, len(order), batch):
+            rows = order[start:start + batch]
+            u = torch.as_tensor(pair_users[rows])
+            i = torch.as_tensor(pair_items[rows])
             user_ids, item_ids = u + 1, i + 1
             if config.id_dropout:
                 user_ids = torch.where(torch.rand(len(u)) < config.id_dropout, 0, user_ids)
                 item_ids = torch.where(torch.rand(len(i)) < config.id_dropout, 0, item_ids)
             seen = history[u]
             seen = torch.where(seen == (i + 1).unsqueeze(1), 0, seen)  # the target never sits in its own history
-            user_vec = model.user_tower(user_ids, user_cat[u], history=seen)
-            item_vec = model.item_tower(item_ids, item_cat[i], item_dense[i])
-            logits = user_vec @ item_vec.T / config.temperature - log_q[i].unsqueeze(0)
-            # The same item twice in a batch is not a negative of itself.
-            duplicate = (i.unsqueeze(0) == i.unsqueeze(1)) & ~torch.eye(len(i), dtype=torch.bool)
-            logits = logits.masked_fill(duplicate, float("-inf"))
-            loss = F.cross_entropy(logits, torch.arange(len(i)))
+            user_vec, item_vec = net(user_ids, user_cat[u], seen, item_ids, item_cat[i], item_dense[i])
+            loss = in_batch_loss(user_vec, item_vec, i, log_q, config.temperature, gather, rank)
             optimizer.zero_grad()
             loss.backward()  # type: ignore[no-untyped-call]
             optimizer.step()
-            total += float(loss.detach()) * len(batch)
+            total += float(loss.detach()) * len(rows)
         losses.append(total / max(len(order), 1))
     model.eval()
+    return losses
+
+
+def train_two_tower(config: TowerConfig, users: UserInputs, items: ItemInputs, pair_users: np.ndarray,
+                    pair_items: np.ndarray, user_items: list[np.ndarray]) -> tuple[TwoTower, dict[str, Any]]:
+    """Fit on (user, item) positive pairs; ``user_items`` are each user's training items (the history source).
+
+    This is the embedded fit; :meth:`mlsd.training.engine.FitEngine.fit_two_tower` picks the engine.
+    """
+    torch.manual_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+    model = TwoTower(config)
+    started = time.perf_counter()
+    losses = tower_epochs(model, users, items, pair_users, pair_items, user_items,
+                          item_log_q(pair_items, config.n_items), rng, batch=config.batch)
     return model, {"epochs": config.epochs, "loss_history": losses, "seconds": time.perf_counter() - started,
                    "pairs": len(pair_users)}
