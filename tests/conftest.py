@@ -7,6 +7,7 @@ import shutil
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -43,21 +44,36 @@ def ray_cluster() -> Iterator[None]:
     ray.shutdown()
 
 
+class QuickBuilds:
+    """Each system's quick build (``RunConfig(small=True)``) on the real data, built once per test session;
+    tests get fresh copies, free to change (the models they register stay in the session's build)."""
+
+    def __init__(self, root: pytest.TempPathFactory) -> None:
+        self.root = root
+        self.built: dict[str, tuple[Path, dict[str, Any]]] = {}
+
+    def copy(self, name: str) -> tuple[Path, dict[str, Any]]:
+        """A fresh copy of ``name``'s build and the build's results."""
+        from mlsd.system import RunConfig, Workspace, load_system
+
+        if name not in self.built:
+            home = self.root.mktemp(f"built-{name}") / "home"
+            results = load_system(name).build(Workspace(home), RunConfig(data=os.environ.get("MLSD_DATA_DIR"),
+                                                                         progress=False, small=True))
+            self.built[name] = home, dict(results)
+        home, results = self.built[name]
+        copy = self.root.mktemp(f"copy-{name}") / "home"
+        shutil.copytree(home, copy)
+        return copy, results
+
+
 @pytest.fixture(scope="session")
-def small_home(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
-    """``small_home(system)``: a fresh copy of a quick build (``RunConfig(small=True)``) on the real data,
-    built once per session. A copy may be changed freely; its models stay in the session's build."""
-    from mlsd.system import RunConfig, Workspace, load_system
+def quick_builds(tmp_path_factory: pytest.TempPathFactory) -> QuickBuilds:
+    """The session's :class:`QuickBuilds` (``quick_builds.copy(name)``: a home and its build's results)."""
+    return QuickBuilds(tmp_path_factory)
 
-    built: dict[str, Path] = {}
 
-    def home(name: str) -> Path:
-        if name not in built:
-            built[name] = tmp_path_factory.mktemp(f"built-{name}") / "home"
-            load_system(name).build(Workspace(built[name]), RunConfig(data=os.environ.get("MLSD_DATA_DIR"),
-                                                                      progress=False, small=True))
-        copy = tmp_path_factory.mktemp(f"copy-{name}") / "home"
-        shutil.copytree(built[name], copy)
-        return copy
-
-    return home
+@pytest.fixture(scope="session")
+def small_home(quick_builds: QuickBuilds) -> Callable[[str], Path]:
+    """``small_home(system)``: a fresh copy of the session's quick build of ``system``."""
+    return lambda name: quick_builds.copy(name)[0]

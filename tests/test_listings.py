@@ -15,6 +15,7 @@ from mlsd.system import load_system
 from mlsd.systems.listings.data import DAY_S, Click, prefixes, srgnn_sessions
 from mlsd.systems.listings.model import SessionRecommender, transition_matrix
 from mlsd.testing import check_system
+from tests.conftest import QuickBuilds
 
 DATA = os.environ.get("MLSD_DATA_DIR")
 needs_data = pytest.mark.skipif(not DATA, reason="MLSD_DATA_DIR not set")
@@ -78,13 +79,14 @@ def test_recency_and_embedding_bring_their_candidates(tmp_path: Path) -> None:
 @pytest.mark.slow
 @pytest.mark.data
 @needs_data
-def test_check_system_listings(tmp_path: Path) -> None:
+def test_check_system_listings(quick_builds: QuickBuilds) -> None:
     """The whole loop; the replay's clicks are the offline test prefixes, so online hit@20 = offline HR@20."""
-    facts = check_system(load_system("listings"), tmp_path / "listings", data=DATA, replay_requests=200)
-    run = json.loads((tmp_path / "listings" / "run.json").read_text())
+    home, results = quick_builds.copy("listings")
+    facts = check_system(load_system("listings"), home, data=DATA, replay_requests=200, built=results)
+    run = json.loads((home / "run.json").read_text())
     # the kit's own first request is one more scored click (no label), and a second click of that session
     assert facts["monitor"]["rows"] == run["test_prefixes"] + 1 == 100
-    windows = read_state(tmp_path / "listings" / "monitoring")["windows"]
+    windows = read_state(home / "monitoring")["windows"]
     rows = np.array([w["labels"]["all"]["rows"] for w in windows], float)
     hits = np.array([w["labels"]["all"]["hit@20"] for w in windows], float)
     online_hits = float((rows * hits).sum())

@@ -15,6 +15,7 @@ from mlsd.system import Workspace, load_system
 from mlsd.systems.pymk.graph import GraphFeatures, adjacency, random_walks, user_candidates
 from mlsd.systems.pymk.train import hide_edges, non_edges, top_lists
 from mlsd.testing import check_system
+from tests.conftest import QuickBuilds
 
 DATA = os.environ.get("MLSD_DATA_DIR")
 needs_data = pytest.mark.skipif(not DATA, reason="MLSD_DATA_DIR not set")
@@ -85,11 +86,12 @@ def test_walks_follow_edges_and_lists_are_ordered() -> None:
 @pytest.mark.slow
 @pytest.mark.data
 @needs_data
-def test_check_system_pymk(tmp_path: Path) -> None:
+def test_check_system_pymk(quick_builds: QuickBuilds) -> None:
     """The whole loop; each replayed user's held-out friends score the precomputed list online."""
-    facts = check_system(load_system("pymk"), tmp_path / "pymk", data=DATA, replay_requests=100)
+    home, results = quick_builds.copy("pymk")
+    facts = check_system(load_system("pymk"), home, data=DATA, replay_requests=100, built=results)
     assert facts["monitor"]["rows"] >= 95  # users whose list is empty (no friend of a friend) are not scored
-    run = json.loads((tmp_path / "pymk" / "run.json").read_text())
+    run = json.loads((home / "run.json").read_text())
     assert run["node2vec_protocol"]["auc"] > run["node2vec_protocol"]["adamic_adar_auc"] > 0.95
     assert run["precompute"]["users"] > 4000
 

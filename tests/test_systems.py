@@ -17,6 +17,7 @@ from mlsd.monitoring.profile import DatasetProfile
 from mlsd.reporting import DesignReport
 from mlsd.system import System, TaskType, load_system, system_names
 from mlsd.testing import check_system
+from tests.conftest import QuickBuilds
 
 DATA = os.environ.get("MLSD_DATA_DIR")
 needs_data = pytest.mark.skipif(not DATA, reason="MLSD_DATA_DIR not set")
@@ -113,11 +114,12 @@ def test_check_system_ads(tmp_path: Path) -> None:
 @pytest.mark.slow
 @pytest.mark.data
 @needs_data
-def test_check_system_recs(tmp_path: Path) -> None:
+def test_check_system_recs(quick_builds: QuickBuilds) -> None:
     """Recs on the lifecycle: served as of protocol B's cut-off, replayed users' later ratings as labels."""
-    facts = check_system(load_system("recs"), tmp_path / "recs", data=DATA)
+    home, results = quick_builds.copy("recs")
+    facts = check_system(load_system("recs"), home, data=DATA, built=results)
     assert facts["monitor"]["rows"] == 40  # every replayed user's list was scored from their later ratings
-    run = json.loads((tmp_path / "recs" / "run.json").read_text())
+    run = json.loads((home / "run.json").read_text())
     served = run["served"]
     assert {served["champion"], served["challenger"]} == set(served["versions"])
     # everything the service starts from is older than the replayed requests
@@ -127,12 +129,13 @@ def test_check_system_recs(tmp_path: Path) -> None:
 @pytest.mark.slow
 @pytest.mark.data
 @needs_data
-def test_check_system_search(tmp_path: Path) -> None:
-    facts = check_system(load_system("search"), tmp_path / "search", data=DATA)
+def test_check_system_search(quick_builds: QuickBuilds) -> None:
+    home, results = quick_builds.copy("search")
+    facts = check_system(load_system("search"), home, data=DATA, built=results)
     online = facts["monitor"]["online"]
     assert online["rows"] == 40
     assert 0.2 < online["ndcg@10"] <= 1.0
-    run = json.loads((tmp_path / "search" / "run.json").read_text())
+    run = json.loads((home / "run.json").read_text())
     assert run["folds"][0]["ndcg@10"] > 0.45
 
 

@@ -10,6 +10,7 @@ live beside their families (``mlsd.features.online.contract``, ``mlsd.events.con
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -29,11 +30,15 @@ def _require(condition: object, message: str) -> None:
 
 
 def check_system(system: System, home: Path, *, data: str | None = None, replay_requests: int = 40,
-                 label_delay_s: float = 600.0) -> dict[str, Any]:
-    """Build -> serve -> one request -> malformed requests -> replay -> monitor -> report; returns the facts."""
+                 label_delay_s: float = 600.0, built: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Build -> serve -> one request -> malformed requests -> replay -> monitor -> report; returns the facts.
+
+    ``built``: the results of the quick build (``RunConfig(small=True)``) ``home`` already holds; the
+    build step is then skipped and the rest checks that build (a test session builds each system once).
+    """
     _require(isinstance(system.task, TaskType), f"{system.name}: task must be a TaskType")
     ws = Workspace(home)
-    results = system.build(ws, RunConfig(data=data, progress=False, small=True))
+    results = built if built is not None else system.build(ws, RunConfig(data=data, progress=False, small=True))
     _require(ws.run_state() is not None, f"{system.name}: build wrote no {ws.run_file.name}")
     _require(system.format_results(results), f"{system.name}: empty results table")
     config = ReplayConfig(limit=replay_requests, label_delay_s=label_delay_s)
