@@ -110,6 +110,9 @@ class MonitorPasses:
 def _run_passes(passes: MonitorPasses, interval: float, stop: Any, parent: int) -> None:
     """The monitor process: a pass every ``interval`` seconds until ``stop`` is set (then a last one) or
     the serving process that started it is gone."""
+    # Serving comes first: a pass that has a backlog to read (a restart on a long log) must not take
+    # the cores the requests need.
+    os.nice(10)
     while not stop.wait(interval):
         if os.getppid() != parent:
             return  # the service died without closing us: nothing left to publish for
