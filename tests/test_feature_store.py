@@ -224,3 +224,42 @@ def test_push_intake_is_durable_atomic_idempotent_and_resumes_from_the_log(tmp_p
     assert np.nansum(online["agg__count_all"]) == 300  # every event counted once, across the restart and the resend
     log.close()
     store.online.close()
+
+
+def test_a_view_ttl_bounds_the_stream_state_and_keeps_it_exact(tmp_path: Path) -> None:
+    """Short sessions one after another: with a 10 s ttl the processor keeps only the recent keys (memory
+    bounded by the keys active within a ttl, not by every key ever seen), and every key, forgotten or not,
+    reads online exactly as offline."""
+    rng = np.random.default_rng(4)
+    events = []
+    for user in range(3000):  # user u is active for ~3 s from second u / 10
+        start = BASE_US + user * S // 10
+        for i, t in enumerate(np.sort(start + rng.integers(0, 3 * S, 3))):
+            events.append({"event_id": f"u{user}-{i}", "user": user, "value": float(rng.integers(-5, 6)),
+                           "category": int(rng.integers(0, 4)), "ts": int(t) / 1e6})
+    events.sort(key=lambda e: e["ts"])  # type: ignore[arg-type, return-value]
+    log = EventLog(tmp_path / "log", SCHEMA)
+    view = AggregationView("agg", (USER,), EventLogSource(log), AGGREGATIONS, ttl="10s")
+    store = FeatureStore(SqliteOnlineStore(tmp_path / "online.db"), views=[view])
+    stream = EmbeddedStream()
+    stream.publish(events)
+    Ingestor(log).consume(stream, "ingest", "i1", block_ms=10)
+    processor = store.stream_processor(["agg"])
+    aggregator = processor.aggregators[0]
+    aggregator.compact_min = 64
+    most = 0
+    for start in range(0, len(events), 50):
+        processor.process_records(events[start:start + 50])
+        most = max(most, aggregator.n_keys)
+    assert aggregator.generation > 10
+    assert most < 500  # ~130 users are active within any 10 s; without the ttl all 3,000 stay
+    at = int(events[-1]["ts"] * 1e6) + 1  # type: ignore[call-overload]
+    users = list(range(3000))
+    streamed = store.online_features(["agg"], {"user": users}, at_us=at)
+    labels = pa.table({"user": users, "event_timestamp": pa.array([at] * 3000, pa.int64()).cast(TIMESTAMP)})
+    offline = store.training_frame(labels, ["agg"]).read_all().sort_by("user")
+    for name in view.feature_names:
+        column = f"agg__{name}"
+        expected = offline.column(column).to_numpy(zero_copy_only=False).astype(float)
+        np.testing.assert_allclose(streamed[column], expected, rtol=1e-9, err_msg=column)
+    assert offline.column("agg__count_all").to_numpy()[:2800].sum() == 0  # long gone: the ttl empties them

@@ -118,40 +118,46 @@ def _events(rows: list[tuple[int, int, int, int, bool]]) -> list[dict[str, objec
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(rows=event_rows, labels=label_rows)
+@given(rows=event_rows, labels=label_rows, ttl_s=st.one_of(st.none(), st.integers(1, 12)))
 def test_offline_aggregates_match_brute_force(rows: list[tuple[int, int, int, int, bool]],
-                                              labels: list[tuple[int, int]]) -> None:
-    check_aggregates(OfflineStore(), rows, labels)
+                                              labels: list[tuple[int, int]], ttl_s: int | None) -> None:
+    check_aggregates(OfflineStore(), rows, labels, ttl_s)
 
 
 def check_aggregates(store: OfflineStore, rows: list[tuple[int, int, int, int, bool]],
-                     labels: list[tuple[int, int]]) -> None:
-    """``store``'s windowed aggregates against the brute-force reference (any engine)."""
+                     labels: list[tuple[int, int]], ttl_s: int | None = None) -> None:
+    """``store``'s windowed aggregates against the brute-force reference (any engine); ``ttl_s``: the view's ttl."""
     events = _events(rows)
     with tempfile.TemporaryDirectory() as tmp:
         log = EventLog(tmp, SCHEMA)
         if events:
             _write_events(log, events)
-        view = AggregationView("agg", (USER,), EventLogSource(log), AGGREGATIONS)
+        view = AggregationView("agg", (USER,), EventLogSource(log), AGGREGATIONS,
+                               ttl=None if ttl_s is None else timedelta(seconds=ttl_s))
         frame = _by_row(store.to_table(_labels(labels), [view]))
         log.close()
     assert len(frame) == len(labels)
     for i, (key, t) in enumerate(labels):
         for agg in AGGREGATIONS:
-            expected = aggregate(events, key, BASE_US + t * S, agg.function, agg.window_us, agg.n)
+            expected = aggregate(events, key, BASE_US + t * S, agg.function, view.window_us(agg), agg.n)
             actual = frame[i][f"agg__{agg.feature_name}"]
             assert _same(expected, actual), (agg.feature_name, key, t, expected, actual)
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(rows=event_rows, batch=st.integers(1, 20))
-def test_streaming_aggregates_equal_offline(rows: list[tuple[int, int, int, int, bool]], batch: int) -> None:
-    """Feed events in time order in micro-batches; before each timestamp t the stream state equals offline at t."""
+@given(rows=event_rows, batch=st.integers(1, 20), ttl_s=st.one_of(st.none(), st.integers(1, 12)))
+def test_streaming_aggregates_equal_offline(rows: list[tuple[int, int, int, int, bool]], batch: int,
+                                            ttl_s: int | None) -> None:
+    """Feed events in time order in micro-batches; before each timestamp t the stream state equals offline at t.
+
+    With a ttl the aggregator compacts at every chance (``compact_min=1``): a forgotten key's aggregates
+    are all empty, and the keys it keeps give the offline values."""
     events = sorted(_events(rows), key=lambda e: (e["ts"], e["event_id"]))
     with tempfile.TemporaryDirectory() as tmp:
         log = EventLog(tmp, SCHEMA)
-        view = AggregationView("agg", (USER,), EventLogSource(log), AGGREGATIONS)
-        aggregator = WindowedAggregator(view)
+        view = AggregationView("agg", (USER,), EventLogSource(log), AGGREGATIONS,
+                               ttl=None if ttl_s is None else timedelta(seconds=ttl_s))
+        aggregator = WindowedAggregator(view, compact_min=1)
         checkpoints = sorted({e["ts"] for e in events} | {e["ts"] + w for e in events for w in (5 * S, 10 * S)}
                              | {BASE_US + 60 * S})
         position = 0
@@ -161,11 +167,18 @@ def test_streaming_aggregates_equal_offline(rows: list[tuple[int, int, int, int,
             vectors = aggregator.vectors(keys)
             for index, key in enumerate(aggregator.keys):
                 for j, agg in enumerate(AGGREGATIONS):
-                    expected = aggregate(events, key, t, agg.function, agg.window_us, agg.n)
+                    expected = aggregate(events, key, t, agg.function, view.window_us(agg), agg.n)
                     got = vectors[index, j]
                     if agg.function == "time_since_last" and not math.isnan(got):
                         got = (t - got) / 1e6  # the online store keeps the event time; readers subtract
                     assert _same(expected, None if math.isnan(got) else got), (agg.feature_name, key, t)
+            for key in {e["key"] for e in events[:position]} - set(aggregator.keys):  # forgotten: nothing left
+                assert ttl_s is not None
+                for agg in AGGREGATIONS:
+                    empty = 0.0 if agg.function in ("count", "sum", "distinct_count") else math.nan
+                    value = aggregate(events, key, t, agg.function, view.window_us(agg), agg.n)
+                    assert _same(value, None if math.isnan(empty) else empty), (agg.feature_name, key, t)
+            aggregator.compact()
             group = [e for e in events[position:] if e["ts"] == t]
             for start in range(0, len(group), batch):
                 part = group[start:start + batch]

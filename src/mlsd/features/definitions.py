@@ -201,16 +201,28 @@ class Aggregation:
 
 @dataclass(frozen=True)
 class AggregationView:
-    """Windowed aggregates of an event stream per entity, computed offline and by the stream processor."""
+    """Windowed aggregates of an event stream per entity, computed offline and by the stream processor.
+
+    ``ttl``: events older than this before the lookup time count in no aggregation (every window is
+    capped at it; all-history aggregates, ``last``, ``time_since_last`` and ``nth_last`` see only the
+    ttl). An entity with no event within the ttl has no state left, so the stream processor forgets it:
+    with a ttl, its memory is bounded by the entities active within one ttl (session state, say).
+    """
 
     name: str
     entities: tuple[Entity, ...]
     source: EventLogSource
     aggregations: tuple[Aggregation, ...]
     version: int = 1
+    ttl: timedelta | str | None = None
 
     def __post_init__(self) -> None:
         _check_name("aggregation view", self.name)
+        if self.ttl is not None:
+            ttl = parse_duration(self.ttl)
+            if ttl <= timedelta(0):
+                raise DefinitionError(f"view {self.name!r}: ttl must be positive, got {self.ttl!r}")
+            object.__setattr__(self, "ttl", ttl)
         _check_unique(self.name, [a.feature_name for a in self.aggregations])
         fields = self.source.log.schema.fields
         for key in self.join_keys:
@@ -229,8 +241,13 @@ class AggregationView:
         return tuple(a.feature_name for a in self.aggregations)
 
     @property
-    def ttl(self) -> timedelta | None:
-        return None
+    def ttl_us(self) -> int | None:
+        return None if self.ttl is None else int(parse_duration(self.ttl).total_seconds() * 1_000_000)
+
+    def window_us(self, aggregation: Aggregation) -> int | None:
+        """``aggregation``'s window in µs, capped at the view's ttl (None: all history, no ttl)."""
+        ttl, window = self.ttl_us, aggregation.window_us
+        return window if ttl is None else ttl if window is None else min(window, ttl)
 
 
 Columns = Mapping[str, np.ndarray]

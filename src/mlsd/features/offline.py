@@ -57,8 +57,8 @@ def _feature_view_cte(view: FeatureView) -> str:
     return body
 
 
-def _frame(agg: Aggregation) -> str:
-    lower = "UNBOUNDED PRECEDING" if agg.window_us is None else f"{agg.window_us} PRECEDING"
+def _frame(window_us: int | None) -> str:
+    lower = "UNBOUNDED PRECEDING" if window_us is None else f"{window_us} PRECEDING"
     return f"RANGE BETWEEN {lower} AND 1 PRECEDING"
 
 
@@ -96,7 +96,7 @@ def _aggregation_view_cte(view: AggregationView, labels: str, label_ts: str) -> 
     windows: dict[str, str] = {}
     selects = []
     for agg in view.aggregations:
-        frame = _frame(agg)
+        frame = _frame(view.window_us(agg))
         name = windows.setdefault(frame, f"w{len(windows)}")
         selects.append(f"{_aggregate_sql(agg, name)} AS {_q(agg.feature_name)}")
     window_defs = ", ".join(f"{n} AS (PARTITION BY {key_list} ORDER BY __t {f})" for f, n in windows.items())

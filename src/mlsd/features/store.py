@@ -198,7 +198,7 @@ class FeatureStore:
                 for j, agg in enumerate(view.aggregations):
                     if agg.function == "time_since_last":
                         since.append(j)
-                        windows.append(agg.window_us)
+                        windows.append(view.window_us(agg))
             else:
                 if view.ttl is not None:
                     ttl = int(view.ttl.total_seconds() * 1_000_000)

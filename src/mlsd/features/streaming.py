@@ -89,8 +89,7 @@ class StreamProcessor:
             key_columns = [table.column(k).to_pylist() for k in view.join_keys]
             needed = {a.column for a in view.aggregations if a.column is not None}
             columns = {c: table.column(c).to_numpy() for c in needed}
-            touched = aggregator.add(ts, key_columns, columns)
-            self._write(i, touched)
+            self._write(i, aggregator.add(ts, key_columns, columns))
         self.stats.events += table.num_rows
         self.stats.batches += 1
         return int(table.num_rows)
@@ -115,6 +114,8 @@ class StreamProcessor:
         blobs = self.codecs[i].encode_rows(np.full(len(touched), aggregator.watermark), aggregator.vectors(touched))
         self.store.write_batch(aggregator.view.name, [key_bytes[k] for k in touched_list], blobs)
         self.stats.writes += len(touched_list)
+        if aggregator.compact():  # keys gone quiet for a ttl were just written empty: forget them
+            self._key_bytes[i] = []
 
     def process_records(self, records: list[dict[str, object]]) -> int:
         """Validate dict payloads (bad ones are skipped: the ingestor dead-letters them) and process."""

@@ -55,6 +55,15 @@ class _Distinct:
         change = ((before == 0) & (after > 0)).astype(np.int64) - ((before > 0) & (after == 0))
         np.add.at(self.distinct, self.pair_key[unique], change)
 
+    def compact(self, kept: np.ndarray, remap: np.ndarray) -> None:
+        """Keep the keys ``kept`` (new index ``remap[old]``) and the pairs still counted."""
+        live = np.flatnonzero(self.multiplicity[:len(self.pairs)] > 0)
+        items = list(self.pairs.items())
+        self.pairs = {(int(remap[items[i][0][0]]), items[i][0][1]): new for new, i in enumerate(live.tolist())}
+        self.multiplicity = self.multiplicity[live]
+        self.pair_key = remap[self.pair_key[live]]
+        self.distinct = self.distinct[kept]
+
 
 @dataclass
 class _Window:
@@ -94,10 +103,19 @@ class _Chunk:
 
 
 class WindowedAggregator:
-    """Streaming state of one aggregation view; :meth:`add` then :meth:`vectors` for the touched keys."""
+    """Streaming state of one aggregation view; :meth:`add` then :meth:`vectors` for the touched keys.
 
-    def __init__(self, view: AggregationView) -> None:
+    With a view ttl, :meth:`compact` forgets the keys whose latest event left the ttl (every aggregate
+    of theirs is empty: their last vectors have been returned as touched by :meth:`advance`), so the
+    state holds the keys active within one ttl; key indices change then (:attr:`generation` counts it).
+    """
+
+    def __init__(self, view: AggregationView, *, compact_min: int = 4096) -> None:
         self.view = view
+        self.ttl_us = view.ttl_us
+        self.compact_min = compact_min  # compact once the keys have doubled since the last time, and are this many
+        self.generation = 0
+        self._live_after_compact = 0
         self.key_index: dict[object, int] = {}
         self.keys: list[object] = []
         self.watermark = NO_TIME
@@ -117,15 +135,18 @@ class WindowedAggregator:
             if agg.function == "nth_last":
                 self.recent_values.setdefault(str(agg.column), np.zeros((0, self.depth)))
                 continue
-            if agg.function == "time_since_last" or (agg.function == "last" and agg.window_us is None):
+            window_us = view.window_us(agg)
+            if agg.function == "time_since_last" or (agg.function == "last" and window_us is None):
                 # Read from the latest event alone (readers apply a time-since window at read time).
                 continue
             # A windowed `last` keeps a window only so that expiry rewrites the key when it goes stale.
-            window = self.windows.setdefault(agg.window_us, _Window(agg.window_us))
+            window = self.windows.setdefault(window_us, _Window(window_us))
             if agg.function in ("sum", "mean"):
                 window.sums.setdefault(str(agg.column), np.zeros(0))
             elif agg.function == "distinct_count":
                 window.distinct.setdefault(str(agg.column), _Distinct())
+        if self.ttl_us is not None:  # expiry out of the ttl rewrites a key (nth_last, last go empty then)
+            self.windows.setdefault(self.ttl_us, _Window(self.ttl_us))
         self._numeric = sorted({c for w in self.windows.values() for c in w.sums} | set(self.last_values)
                                | set(self.recent_values))
         self._categorical = sorted({c for w in self.windows.values() for c in w.distinct})
@@ -244,11 +265,14 @@ class WindowedAggregator:
         """
         out = np.empty((len(keys), len(self.view.aggregations)), dtype=np.float64)
         for j, agg in enumerate(self.view.aggregations):
-            window = self.windows.get(agg.window_us)
+            window_us = self.view.window_us(agg)
+            window = self.windows.get(window_us)
             if agg.function == "nth_last":
                 out[:, j] = self.recent_values[str(agg.column)][keys, agg.n - 1]
+                if self.ttl_us is not None:
+                    out[self.recent_ts[keys, agg.n - 1] <= self.watermark - self.ttl_us, j] = np.nan
             elif window is None or agg.function in ("last", "time_since_last"):
-                out[:, j] = self._latest(keys, agg.function, agg.column, agg.window_us)
+                out[:, j] = self._latest(keys, agg.function, agg.column, window_us)
             elif agg.function == "count":
                 out[:, j] = window.count[keys]
             elif agg.function == "sum":
@@ -269,3 +293,37 @@ class WindowedAggregator:
             alive &= last > self.watermark - window_us
         source = self.last_values[str(column)][keys] if function == "last" else last.astype(np.float64)
         return np.where(alive, source, np.nan)
+
+    def compact(self) -> bool:
+        """Forget the keys with no event within the ttl, when they are due (True: indices changed).
+
+        Due once the keys have doubled since the last compaction and number at least ``compact_min``,
+        so the cost is amortized O(1) per key. Call it after the touched keys' vectors were read.
+        """
+        n = self.n_keys
+        if self.ttl_us is None or n < max(self.compact_min, 2 * self._live_after_compact):
+            return False
+        kept = np.flatnonzero(self.last_ts[:n] > self.watermark - self.ttl_us)
+        self._live_after_compact = len(kept)
+        if len(kept) == n:
+            return False
+        remap = np.full(n, -1, np.int64)
+        remap[kept] = np.arange(len(kept))
+        self.keys = [self.keys[i] for i in kept.tolist()]
+        self.key_index = {key: i for i, key in enumerate(self.keys)}
+        self.last_ts = self.last_ts[kept]
+        self.last_values = {c: v[kept] for c, v in self.last_values.items()}
+        if self.depth:
+            self.recent_ts = self.recent_ts[kept]
+            self.recent_values = {c: v[kept] for c, v in self.recent_values.items()}
+        for window in self.windows.values():
+            window.count = window.count[kept]
+            window.sums = {c: v[kept] for c, v in window.sums.items()}
+            for distinct in window.distinct.values():
+                distinct.compact(kept, remap)
+        # A forgotten key's events are all older than the ttl: every window has already subtracted them,
+        # so they sit in the consumed part of their chunks, which is never read again.
+        for chunk in self._chunks.values():
+            chunk.keys = np.where(chunk.keys >= 0, remap[chunk.keys], -1)
+        self.generation += 1
+        return True

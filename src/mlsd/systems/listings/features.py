@@ -3,7 +3,9 @@
 ``session_state`` per session: how many clicks it has and its last :data:`SESSION_ITEMS` items
 (``nth_last``, 1 = the latest). The build materializes it for the training period; while serving,
 each click updates it through the stream processor, and the model reads the items back oldest
-first (:func:`session_items`), exactly the prefix it was evaluated on offline.
+first (:func:`session_items`), exactly the prefix it was evaluated on offline. A session idle for
+:data:`SESSION_TTL` is over: its clicks count no more, offline and online, and the stream processor
+forgets it, so the served state holds the sessions of the last day, not every session ever seen.
 """
 
 from __future__ import annotations
@@ -20,13 +22,14 @@ from mlsd.systems.listings.model import SESSION_ITEMS
 
 SESSION = Entity("session", ("session_id",))
 SESSION_VIEW = "session_state"
+SESSION_TTL = "1d"  # Diginetica's sessions last minutes; a day keeps every one of them whole
 
 
 def listings_views(log: EventLog) -> list[AnyView]:
     return [AggregationView(SESSION_VIEW, (SESSION,), EventLogSource(log), (
         Aggregation("count", name="clicks"),
         *(Aggregation("nth_last", "item_id", n=n, name=f"item_{n}") for n in range(1, SESSION_ITEMS + 1)),
-    ))]
+    ), ttl=SESSION_TTL)]
 
 
 def session_items(columns: Mapping[str, np.ndarray], row: int = 0) -> list[int]:
