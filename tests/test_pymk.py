@@ -9,10 +9,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from scipy import sparse
 
 from mlsd.simulation.process import ServerProcess
 from mlsd.system import Workspace, load_system
-from mlsd.systems.pymk.graph import GraphFeatures, adjacency, random_walks, user_candidates
+from mlsd.systems.pymk.data import EgoProfiles
+from mlsd.systems.pymk.graph import GraphFeatures, adjacency, random_walks, shared, user_candidates
 from mlsd.systems.pymk.train import hide_edges, non_edges, top_lists
 from mlsd.testing import check_system
 from tests.conftest import QuickBuilds
@@ -43,15 +45,36 @@ def test_pair_features_by_hand() -> None:
     assert f["embedding_cosine"][0] == 0
 
 
+def _profiles(nodes: int, known: int, seed: int = 2) -> EgoProfiles:
+    """Random binary attributes and circles for the first ``known`` of ``nodes`` nodes."""
+    rng = np.random.default_rng(seed)
+
+    def binary(width: int, p: float) -> sparse.csr_matrix:
+        values = (rng.random((nodes, width)) < p) & (np.arange(nodes) < known)[:, None]
+        return sparse.csr_matrix(values.astype(np.float32))
+
+    return EgoProfiles(binary(30, 0.2), binary(5, 0.3))
+
+
+def test_shared_attributes_and_circles_by_hand() -> None:
+    attributes = sparse.csr_matrix(np.array([[1, 1, 0], [1, 1, 1], [0, 0, 1]], np.float32))
+    circles = sparse.csr_matrix(np.array([[1, 0], [1, 1], [0, 1]], np.float32))
+    got = shared(EgoProfiles(attributes, circles), np.array([0, 0, 1, 2, 5]), np.array([1, 2, 2, 0, 0]))
+    assert got["shared_attributes"].tolist() == [2, 0, 1, 0, 0]  # node 5 is no ego network's: shares nothing
+    assert got["shared_circles"].tolist() == [1, 0, 1, 0, 0]
+
+
 def test_online_path_equals_the_batch_features() -> None:
     edges = _graph()
     matrix = adjacency(edges, 60)
     vectors = np.random.default_rng(1).normal(size=(60, 4)).astype(np.float32)
-    graph = GraphFeatures.build(matrix, vectors)
+    profiles = _profiles(60, known=50)  # the last 10 joined after the ego networks were collected
+    graph = GraphFeatures.build(matrix, vectors, profiles)
     u, v = graph.candidates()
     for user in range(0, 60, 7):
-        found, columns = user_candidates(matrix, graph.degree, vectors, user)
+        found, columns = user_candidates(matrix, graph.degree, vectors, user, profiles)
         assert sorted(found.tolist()) == sorted(v[u == user].tolist())
+        assert {"shared_attributes", "shared_circles"} <= set(columns)
         batch = graph.pairs(np.full(len(found), user), found)
         for name, values in columns.items():
             np.testing.assert_allclose(values, batch[name], rtol=1e-12, err_msg=name)

@@ -28,6 +28,51 @@ class Dataset:
     licence: str
 
 
+# The 10 ego networks of ego-Facebook: each ego's circles, its own and its friends' profile features
+# (binary, named per ego in .featnames; "anonymized feature N" names one value across all egos).
+_EGO_FILES = {
+    "0.circles": "927f5dfefdf3555399d6cb6af143d14ad32b3a0dfe02af742b4cba5d6d46b709",
+    "0.egofeat": "19ced29b784c17df0579aa581e98ecd1c0581dc06be3d367ec4e91ba9f272521",
+    "0.feat": "b907dd7360e71020a95d6e7bb0a14cdc02053acb7cbe7d4936927b71ea5b6a97",
+    "0.featnames": "5afabbba309b4a57a68e88485dbc6408652b3c5695010ed0cab81856839fa7b4",
+    "107.circles": "efe43fb08d9936d02bd65877ea984b5a45d8466cc0fef42a2eec3d451ed55d8b",
+    "107.egofeat": "bf5a732fd33175e7ee0dea68ad03bd0b694caec610af11fcdceac3a0b1b97bc1",
+    "107.feat": "bb9f271516cf3c140490b9e163a9da9f14ea5d99fb0d8cfed1024ec0986e4dd7",
+    "107.featnames": "f66814da7081ab8c2f6301ad1b180d17f40c6ad576d103cc799001706ff0ec60",
+    "348.circles": "85de7425218046bda73b1e1945e788fa29270ee2b307d22d92b2c683e5450921",
+    "348.egofeat": "0251abeed667687a914f6b9b36d21cd73cc40248c9ab9e6152f487935731c274",
+    "348.feat": "28564512ab998bcb6f737a36dfcf78242684df4ac6580967187da3710b63054e",
+    "348.featnames": "18ef4bcf895dd1a8d7a443a6f3a971108fe3d0fd89328f4fd3fa846c1ad9b76c",
+    "414.circles": "f767121c71c4e8c6519079bdae5ec90e42dd1a3a02bbaa63e6f28407b9588c21",
+    "414.egofeat": "476a9c7ecbbe6b9455ff0949546a1cc8fe5f8e3478c0b4af8e1d66e9576aad23",
+    "414.feat": "1eba61100f1564a1e69f24c0aee25ee1530269aad443e1639f0b4a96a06d2ad3",
+    "414.featnames": "5536980da86d144e2a6b0150b0a88900f4419db679bec6b1b055c584fb67b687",
+    "686.circles": "383c2e081622a480011f5968626ce74ac90884c98320edf7399ae4624c8c12f7",
+    "686.egofeat": "0eacee85b4bd0589da40cb67b9f00f5cdd5737653f82bb0a055bcfee2f9b9c45",
+    "686.feat": "03de9b3372cfba3004903e5e7c7819d19d05dc23f6d6f5557580cac8f9d70f5f",
+    "686.featnames": "670794be83fd07a4169d3b25b7e964c2b750f4a0d7b9a747ed08e651af0cb49c",
+    "698.circles": "9fcdad06c846c3cf1e8c0cbec81bcfbeed9ecbb0e488aca1e2735c669f1f8cea",
+    "698.egofeat": "a8d227226abaef149837f7380437f98035a4a803ea4da56626a3d0ecc0db7722",
+    "698.feat": "3153ae798b8ea72e37a413ad62c06a5fb92f2834b7bf54ea57efc4c1fbbb3453",
+    "698.featnames": "cae0ce911813bd51cf49d3bcb5cc6f1fd7e644b4dc567cb3c2aca1b16cec69ee",
+    "1684.circles": "5e7728a02dd0021d1756c6c198ee74d1edf441c2b81a4203825f296c7b128fc8",
+    "1684.egofeat": "8bf36cd2b1dc55a5ed4f74fb274aa8dcab8e340ab35133bddb543ccc7957cf61",
+    "1684.feat": "9a03c495a11986a369ea9b5d2b674c7138339e0aae4a3d5ad13009b14b1628a8",
+    "1684.featnames": "3372d1d0c84737c28f215ad58a8d2ca9c3b9eecc0b6e7ff72cdc8370488bbef6",
+    "1912.circles": "a0317ae2b1ce789aae100c9518ce1b0dd268672e042e4a4cda3432708e9bf1af",
+    "1912.egofeat": "ff65c80fad06b57b8d6d212550d21db624cd9e74b1580e6f520b14508c0644b4",
+    "1912.feat": "b73b6cf9766c49c8b2d2fbef13a1a5c47e594e8fb18592369f329ffb5511de3e",
+    "1912.featnames": "988dd41c7835ca00d61ee6995af78a5831a3d5f0ce04b3114c1e18a480d2e5f3",
+    "3437.circles": "e4d9392a29d11e3351931a2204a842f08976e7ddc46a1870f926ff3eb9a7cd99",
+    "3437.egofeat": "8afd00327fe412b39beebe74d8d749d828db04c23988046971c303721eaf9e78",
+    "3437.feat": "5aad021ddc7673af2dc76c61d2441fa839ca7df46e3874eeae6e4d26e9017458",
+    "3437.featnames": "2c7314ae00b4ee220fd71686539d255443761126a75c4908fc705e42a2595c0d",
+    "3980.circles": "b34ef3b72dc16e18b00add20332a9912cb10229bc937457dfac34afd3a1098a9",
+    "3980.egofeat": "7fbc72af863c9058b7f8485487a87705cea8d088e998fbafba65c8ad97a8bd52",
+    "3980.feat": "9743f0a61ba6386d3f9ee7943f9b071f1900a069d068297bd40c2616aa206687",
+    "3980.featnames": "457a6a734ae4ccee86377acf62ae603ce85af58915eb05459b3bd781b44473b7",
+}
+
 DATASETS: dict[str, Dataset] = {
     d.name: d
     for d in (
@@ -83,6 +128,9 @@ DATASETS: dict[str, Dataset] = {
                 (DatasetFile("facebook_combined.txt",
                              "f41c026ed8af3cc3359f1ca5573d0605fb09ae0eefa34544b820fd8c6e2ef296"),),
                 "https://snap.stanford.edu/data/ego-Facebook.html", "SNAP: public research dataset"),
+        Dataset("snap-ego-facebook-circles", "snap-ego-facebook",
+                tuple(DatasetFile(name, sha) for name, sha in _EGO_FILES.items()),
+                "https://snap.stanford.edu/data/ego-Facebook.html (facebook.tar.gz)", "SNAP: public research dataset"),
         Dataset("snap-collegemsg", "snap-collegemsg",
                 (DatasetFile("CollegeMsg.txt", "e00ba2415373dee52c00616065bcceaa4750e78de60d1855c76470600f10740f"),),
                 "https://snap.stanford.edu/data/CollegeMsg.html", "SNAP: public research dataset"),

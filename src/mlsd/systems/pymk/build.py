@@ -24,7 +24,16 @@ from mlsd.registry import Lineage, code_revision
 from mlsd.registry.promotion import promote
 from mlsd.system import Workspace
 from mlsd.systems.pymk import train
-from mlsd.systems.pymk.data import COLLECTED_S, EDGE_SCHEMA, FACEBOOK, college_messages, edge_events, facebook_edges
+from mlsd.systems.pymk.data import (
+    COLLECTED_S,
+    EDGE_SCHEMA,
+    FACEBOOK,
+    EgoProfiles,
+    college_messages,
+    edge_events,
+    ego_profiles,
+    facebook_edges,
+)
 from mlsd.systems.pymk.features import FRIENDS_VIEW, LIST_K, LISTS_VIEW, pymk_views, write_lists
 from mlsd.systems.pymk.graph import GraphFeatures, adjacency
 from mlsd.systems.pymk.model import FriendModel
@@ -41,10 +50,11 @@ def directed(edges: np.ndarray) -> np.ndarray:
     return np.concatenate([edges, edges[:, ::-1]])
 
 
-def link_prediction(edges: np.ndarray, seeds: int, say: train.Progress) -> dict[str, Any]:
+def link_prediction(edges: np.ndarray, seeds: int, say: train.Progress,
+                    profiles: EgoProfiles | None = None) -> dict[str, Any]:
     runs = []
     for seed in range(seeds):
-        runs.append(train.link_prediction(edges, seed))
+        runs.append(train.link_prediction(edges, seed, profiles))
         say(f"  (a) seed {seed}: ranker AUC {runs[-1]['auc']:.4f}, Adamic–Adar {runs[-1]['adamic_adar_auc']:.4f}")
     auc = np.array([r["auc"] for r in runs])
     adamic = np.array([r["adamic_adar_auc"] for r in runs])
@@ -62,9 +72,11 @@ def build_pymk(ws: Workspace, data: str | None, *, small: bool = False, progress
     started = time.perf_counter()
     ws.home.mkdir(parents=True, exist_ok=True)
     edges = facebook_edges(data)
-    say(f"ego-Facebook: {len(edges):,} friendships, {int(edges.max()) + 1:,} users")
-    results: dict[str, Any] = {"node2vec_protocol": link_prediction(edges, 1 if small else 3, say)}
-    recommend, split = train.recommendation(edges, SEED, members=2 if small else train.BAG)
+    profiles = ego_profiles(data, int(edges.max()) + 1)
+    say(f"ego-Facebook: {len(edges):,} friendships, {int(edges.max()) + 1:,} users; {profiles.attributes.shape[1]:,} "
+        f"profile attributes and {profiles.circles.shape[1]} circles from the ego networks")
+    results: dict[str, Any] = {"node2vec_protocol": link_prediction(edges, 1 if small else 3, say, profiles)}
+    recommend, split = train.recommendation(edges, SEED, members=2 if small else train.BAG, profiles=profiles)
     results["recommend"] = recommend
     say(f"  (b) nDCG@10 ranker {recommend['ndcg@10']:.4f}, Adamic–Adar {recommend['adamic_adar_ndcg@10']:.4f}")
     if not small:
@@ -76,7 +88,7 @@ def build_pymk(ws: Workspace, data: str | None, *, small: bool = False, progress
         say(f"ingested {report.accepted:,} friendship events (each friendship once per side; {report.duplicates:,} "
             f"already in the log, {report.rejected} rejected); {len(split.hidden):,} friendships held out as traffic")
         lineage = Lineage(f"{FACEBOOK}:{len(log)}", {FRIENDS_VIEW: 1, LISTS_VIEW: 1}, code_revision())
-        models = {"gbdt": FriendModel("gbdt", split.graph.embeddings, split.ranker),
+        models = {"gbdt": FriendModel("gbdt", split.graph.embeddings, split.ranker, profiles=profiles),
                   "adamic_adar": FriendModel("adamic_adar", split.graph.embeddings)}
         scores, names = {}, {}
         for family, model in models.items():
@@ -121,7 +133,7 @@ def precompute(model: FriendModel, edges: np.ndarray, nodes: int) -> tuple[dict[
     Returns the lists, the seconds it took end to end and the candidate pairs scored.
     """
     started = time.perf_counter()
-    graph = GraphFeatures.build(adjacency(edges, nodes), model.embeddings)
+    graph = GraphFeatures.build(adjacency(edges, nodes), model.embeddings, model.profiles)
     found = train.candidates(graph, model.cap)
     lists = train.top_lists(found.users, found.friends, model.score(found.columns), LIST_K)
     return lists, time.perf_counter() - started, len(found.users)

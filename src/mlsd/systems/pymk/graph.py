@@ -5,7 +5,8 @@ For an adjacency matrix ``A`` (symmetric, 0/1, CSR): common neighbours are ``A @
 sparsity of ``A @ A``, whose off-diagonal non-edges are exactly the friends-of-friends candidates.
 Scores of arbitrary pairs are looked up in those products by binary search over ``row * n + col``.
 Node embeddings are DeepWalk-style (node2vec with p = q = 1): uniform random walks from every node,
-fed to gensim's skip-gram.
+fed to gensim's skip-gram. Where the ego networks describe the nodes (:class:`EgoProfiles`), two more
+pair features count what a pair shares: profile attributes (``P @ P.T``) and circles (``C @ C.T``).
 """
 
 from __future__ import annotations
@@ -15,10 +16,12 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import sparse
 
+from mlsd.systems.pymk.data import EgoProfiles
 from mlsd.training.skipgram import skipgram_vectors
 
 PAIR_FEATURES = ("common_neighbours", "adamic_adar", "resource_allocation", "jaccard", "preferential_attachment",
                  "degree_min", "degree_max", "embedding_cosine")
+EGO_FEATURES = ("shared_attributes", "shared_circles")
 
 
 def adjacency(edges: np.ndarray, nodes: int) -> sparse.csr_matrix:
@@ -55,13 +58,15 @@ class GraphFeatures:
     resource: sparse.csr_matrix
     degree: np.ndarray
     embeddings: np.ndarray
+    profiles: EgoProfiles | None = None
 
     @classmethod
-    def build(cls, matrix: sparse.csr_matrix, embeddings: np.ndarray) -> GraphFeatures:
+    def build(cls, matrix: sparse.csr_matrix, embeddings: np.ndarray,
+              profiles: EgoProfiles | None = None) -> GraphFeatures:
         degree = np.asarray(matrix.sum(axis=1)).ravel()
         inverse_log, inverse = inverse_degrees(degree)
         return cls(matrix, (matrix @ matrix).tocsr(), (matrix @ sparse.diags(inverse_log) @ matrix).tocsr(),
-                   (matrix @ sparse.diags(inverse) @ matrix).tocsr(), degree, embeddings)
+                   (matrix @ sparse.diags(inverse) @ matrix).tocsr(), degree, embeddings, profiles)
 
     def candidates(self) -> tuple[np.ndarray, np.ndarray]:
         """Every friends-of-friends pair ``(u, v)``: a common neighbour, not friends, not the same node."""
@@ -71,8 +76,11 @@ class GraphFeatures:
 
     def pairs(self, u: np.ndarray, v: np.ndarray) -> dict[str, np.ndarray]:
         """Every :data:`PAIR_FEATURES` column for the pairs ``(u[i], v[i])``."""
-        return pair_columns(lookup(self.common, u, v), lookup(self.adamic_adar, u, v), lookup(self.resource, u, v),
-                            self.degree, self.embeddings, u, v)
+        columns = pair_columns(lookup(self.common, u, v), lookup(self.adamic_adar, u, v),
+                               lookup(self.resource, u, v), self.degree, self.embeddings, u, v)
+        if self.profiles is not None:
+            columns.update(shared(self.profiles, u, v))
+        return columns
 
 
 def inverse_degrees(degree: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -81,8 +89,23 @@ def inverse_degrees(degree: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             np.where(degree > 0, 1.0 / np.maximum(degree, 1), 0.0))
 
 
-def user_candidates(matrix: sparse.csr_matrix, degree: np.ndarray, embeddings: np.ndarray, user: int
-                    ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+def shared(profiles: EgoProfiles, u: np.ndarray, v: np.ndarray, chunk: int = 200_000) -> dict[str, np.ndarray]:
+    """:data:`EGO_FEATURES` of the pairs: attributes and circles both nodes have (row-wise sparse dot products).
+
+    A node the ego networks do not know (a user who joined later) shares nothing."""
+    known = np.flatnonzero((u < profiles.attributes.shape[0]) & (v < profiles.attributes.shape[0]))
+    out = {}
+    for name, matrix in (("shared_attributes", profiles.attributes), ("shared_circles", profiles.circles)):
+        values = np.zeros(len(u))
+        for start in range(0, len(known), chunk):
+            rows = known[start:start + chunk]
+            values[rows] = np.asarray(matrix[u[rows]].multiply(matrix[v[rows]]).sum(axis=1)).ravel()
+        out[name] = values
+    return out
+
+
+def user_candidates(matrix: sparse.csr_matrix, degree: np.ndarray, embeddings: np.ndarray, user: int,
+                    profiles: EgoProfiles | None = None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """One user's friends of friends and their features, from the user's row alone (the online path).
 
     The same values as :class:`GraphFeatures` reads from the whole-graph products.
@@ -97,8 +120,11 @@ def user_candidates(matrix: sparse.csr_matrix, degree: np.ndarray, embeddings: n
     scaled = row.multiply(inverse_log[None, :]).tocsr() @ matrix
     allocated = row.multiply(inverse[None, :]).tocsr() @ matrix
     u = np.full(len(found), user, np.int64)
-    return found, pair_columns(common[found], scaled.toarray().ravel()[found], allocated.toarray().ravel()[found],
-                               degree, embeddings, u, found)
+    columns = pair_columns(common[found], scaled.toarray().ravel()[found], allocated.toarray().ravel()[found],
+                           degree, embeddings, u, found)
+    if profiles is not None:
+        columns.update(shared(profiles, u, found))
+    return found, columns
 
 
 def pair_columns(cn: np.ndarray, aa: np.ndarray, ra: np.ndarray, degree: np.ndarray, embeddings: np.ndarray,

@@ -13,8 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from scipy import sparse
 
 from mlsd.core.native import native_output_to_log
+from mlsd.systems.pymk.data import EgoProfiles
 from mlsd.training.models.lambdamart import RankerBag
 
 PARAMS: dict[str, Any] = {"objective": "binary", "learning_rate": 0.05, "num_leaves": 31, "min_data_in_leaf": 50,
@@ -97,10 +99,12 @@ class FriendModel:
     score (ties: lower id).
     """
 
-    def __init__(self, kind: str, embeddings: np.ndarray, ranker: RankerBag | None = None, cap: int = 100) -> None:
+    def __init__(self, kind: str, embeddings: np.ndarray, ranker: RankerBag | None = None, cap: int = 100,
+                 profiles: EgoProfiles | None = None) -> None:
         if kind not in ("gbdt", "adamic_adar") or (kind == "gbdt") != (ranker is not None):
             raise ValueError(f"FriendModel kind {kind!r} (gbdt needs a ranker, adamic_adar none)")
         self.kind, self.embeddings, self.ranker, self.cap = kind, np.asarray(embeddings, np.float32), ranker, cap
+        self.profiles = profiles  # the ego networks' attributes and circles the ranker reads
 
     def score(self, columns: Mapping[str, np.ndarray]) -> np.ndarray:
         if self.ranker is None:
@@ -119,12 +123,21 @@ class FriendModel:
     def save(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         np.save(directory / "embeddings.npy", self.embeddings)
-        (directory / "friends.json").write_text(json.dumps({"kind": self.kind, "cap": self.cap}))
+        (directory / "friends.json").write_text(json.dumps({"kind": self.kind, "cap": self.cap,
+                                                            "profiles": self.profiles is not None}))
         if self.ranker is not None:
             self.ranker.save(directory / "ranker")
+        if self.profiles is not None:  # scipy's npz: arrays only, read back without pickle
+            sparse.save_npz(directory / "attributes.npz", self.profiles.attributes)
+            sparse.save_npz(directory / "circles.npz", self.profiles.circles)
 
     @classmethod
     def load(cls, directory: Path) -> FriendModel:
         meta = json.loads((directory / "friends.json").read_text())
         ranker = RankerBag.load(directory / "ranker") if meta["kind"] == "gbdt" else None
-        return cls(meta["kind"], np.load(directory / "embeddings.npy", allow_pickle=False), ranker, int(meta["cap"]))
+        profiles = None
+        if meta.get("profiles"):
+            profiles = EgoProfiles(sparse.load_npz(directory / "attributes.npz").tocsr(),
+                                   sparse.load_npz(directory / "circles.npz").tocsr())
+        return cls(meta["kind"], np.load(directory / "embeddings.npy", allow_pickle=False), ranker, int(meta["cap"]),
+                   profiles)

@@ -146,7 +146,7 @@ class PymkService:
     def _online(self, model: FriendModel, user: int, k: int) -> tuple[np.ndarray, np.ndarray]:
         if user >= self.graph.shape[0]:
             return np.zeros(0, np.int64), np.zeros(0)
-        found, columns = user_candidates(self.graph, self.degree, self._embeddings(model), user)
+        found, columns = user_candidates(self.graph, self.degree, self._embeddings(model), user, model.profiles)
         return model.rank(found, columns, k)
 
     def score(self, body: dict[str, Any], request_id: str) -> tuple[dict[str, Any], FeatureLogRecord]:

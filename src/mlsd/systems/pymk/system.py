@@ -24,7 +24,7 @@ class PymkSystem:
     name = "pymk"
     task = TaskType.RANKING
     summary = "people you may know: friends-of-friends ranked by graph features, precomputed per user (SNAP)"
-    datasets = ("snap-ego-facebook", "snap-collegemsg")
+    datasets = ("snap-ego-facebook", "snap-ego-facebook-circles", "snap-collegemsg")
     route = "/v1/pymk/recommend"
     p99_budget_ms = 2.0  # the serving budget the report checks the last replay against
     model_name = "pymk-facebook"

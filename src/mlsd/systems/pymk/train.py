@@ -33,7 +33,8 @@ from scipy.sparse import csgraph
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from mlsd.evaluation.significance import bootstrap_metric, paired_bootstrap_mean
-from mlsd.systems.pymk.graph import PAIR_FEATURES, GraphFeatures, adjacency, lookup, node_embeddings
+from mlsd.systems.pymk.data import EgoProfiles
+from mlsd.systems.pymk.graph import EGO_FEATURES, PAIR_FEATURES, GraphFeatures, adjacency, lookup, node_embeddings
 from mlsd.systems.pymk.model import LIST_FEATURES, LinkRanker, list_features
 from mlsd.training.models.lambdamart import LambdaMART, RankerBag
 
@@ -41,7 +42,16 @@ Progress = Callable[[str], None]
 CANDIDATES = 100
 K = 10
 BAG = 5  # LambdaMART fits per top-k ranker (seeds): single early-stopped fits swing by +-0.006 nDCG@10
-RANK_FEATURES = (*PAIR_FEATURES, *LIST_FEATURES)
+RANK_FEATURES = (*PAIR_FEATURES, *LIST_FEATURES)  # CollegeMsg's graph has no profiles: these alone
+
+
+def pair_features(profiles: EgoProfiles | None) -> tuple[str, ...]:
+    """The pair features of a graph: with ego profiles, also what each pair shares."""
+    return (*PAIR_FEATURES, *(EGO_FEATURES if profiles is not None else ()))
+
+
+def rank_features(profiles: EgoProfiles | None) -> tuple[str, ...]:
+    return (*pair_features(profiles), *LIST_FEATURES)
 TEMPORAL_FEATURES = (*PAIR_FEATURES, "last_active_min", "last_active_max", "messages_min", "messages_max")
 
 
@@ -74,17 +84,19 @@ def non_edges(full: sparse.csr_matrix, count: int, rng: np.random.Generator) -> 
     return np.array(sorted(found)[:count], np.int64)[rng.permutation(count)]
 
 
-def features_of(matrix: sparse.csr_matrix, seed: int) -> GraphFeatures:
-    return GraphFeatures.build(matrix, node_embeddings(matrix, seed=seed))
+def features_of(matrix: sparse.csr_matrix, seed: int, profiles: EgoProfiles | None = None) -> GraphFeatures:
+    return GraphFeatures.build(matrix, node_embeddings(matrix, seed=seed), profiles)
 
 
-def link_prediction(edges: np.ndarray, seed: int) -> dict[str, Any]:
-    """Protocol (a) with one seed: test ROC-AUC of the ranker and of Adamic–Adar, with bootstrap intervals."""
+def link_prediction(edges: np.ndarray, seed: int, profiles: EgoProfiles | None = None) -> dict[str, Any]:
+    """Protocol (a) with one seed: test ROC-AUC of the ranker and of Adamic–Adar, with bootstrap intervals.
+
+    ``profiles``: the ego networks' attributes and circles, as pair features of the ranker."""
     rng = np.random.default_rng(seed)
     nodes = int(edges.max()) + 1
     kept, hidden = hide_edges(edges, 0.5, rng, connected=True)
     negatives = non_edges(adjacency(edges, nodes), len(hidden), rng)
-    graph = features_of(adjacency(kept, nodes), seed)
+    graph = features_of(adjacency(kept, nodes), seed, profiles)
     pairs = np.concatenate([hidden, negatives])
     labels = np.concatenate([np.ones(len(hidden)), np.zeros(len(negatives))])
     order = rng.permutation(len(pairs))
@@ -94,8 +106,8 @@ def link_prediction(edges: np.ndarray, seed: int) -> dict[str, Any]:
 
     def rows(index: np.ndarray) -> dict[str, np.ndarray]:
         return {k: v[index] for k, v in columns.items()}
-    ranker = LinkRanker(PAIR_FEATURES).fit(rows(fit_part[len(stop):]), labels[fit_part[len(stop):]], rows(stop),
-                                           labels[stop], seed=seed)
+    fit_on = fit_part[len(stop):]
+    ranker = LinkRanker(pair_features(profiles)).fit(rows(fit_on), labels[fit_on], rows(stop), labels[stop], seed=seed)
     scores, adamic = ranker.predict(rows(test_part)), columns["adamic_adar"][test_part]
     y = labels[test_part]
     return {"seed": seed, "auc": float(roc_auc_score(y, scores)),
@@ -147,8 +159,8 @@ def query_sizes(users: np.ndarray) -> np.ndarray:
     return np.diff(np.concatenate([[0], np.flatnonzero(np.diff(users)) + 1, [len(users)]]))
 
 
-def fit_recommender(edges: np.ndarray, nodes: int, seed: int, members: int = BAG
-                    ) -> tuple[RankerBag, dict[str, np.ndarray]]:
+def fit_recommender(edges: np.ndarray, nodes: int, seed: int, members: int = BAG,
+                    profiles: EgoProfiles | None = None) -> tuple[RankerBag, dict[str, np.ndarray]]:
     """The top-k ranker: LambdaMART fits on 20% of ``edges`` hidden, labels = those among the rest's candidates.
 
     Each user's candidates are one query. A fifth of the users are the validation slice (early
@@ -156,7 +168,7 @@ def fit_recommender(edges: np.ndarray, nodes: int, seed: int, members: int = BAG
     """
     rng = np.random.default_rng(seed + 1000)
     kept, hidden = hide_edges(edges, 0.2, rng)
-    graph = features_of(adjacency(kept, nodes), seed)
+    graph = features_of(adjacency(kept, nodes), seed, profiles)
     found = candidates(graph)
     truth = adjacency(hidden, nodes)
     labels = np.asarray(truth[found.users, found.friends]).ravel()
@@ -168,7 +180,7 @@ def fit_recommender(edges: np.ndarray, nodes: int, seed: int, members: int = BAG
     check = (subset, labels[stop], query_sizes(found.users[stop]))
     fits = []
     for member in range(members):
-        model = LambdaMART(RANK_FEATURES, seed=seed * members + member, num_threads=2, eval_at=K)
+        model = LambdaMART(rank_features(profiles), seed=seed * members + member, num_threads=2, eval_at=K)
         model.fit(*fit_on, valid=check)
         fits.append(model)
     bag = RankerBag(fits, {"members": members})
@@ -204,13 +216,14 @@ class Recommendation:
     validation: dict[str, np.ndarray]  # per-user validation nDCG@10 of each scorer
 
 
-def recommendation(edges: np.ndarray, seed: int, members: int = BAG) -> tuple[dict[str, Any], Recommendation]:
+def recommendation(edges: np.ndarray, seed: int, members: int = BAG, profiles: EgoProfiles | None = None
+                   ) -> tuple[dict[str, Any], Recommendation]:
     """Protocol (b): the ranker's and Adamic–Adar's top-10 friends-of-friends against each user's hidden friends."""
     rng = np.random.default_rng(seed)
     nodes = int(edges.max()) + 1
     kept, hidden = hide_edges(edges, 0.2, rng)
-    ranker, validation = fit_recommender(kept, nodes, seed, members)
-    graph = features_of(adjacency(kept, nodes), seed)
+    ranker, validation = fit_recommender(kept, nodes, seed, members, profiles)
+    graph = features_of(adjacency(kept, nodes), seed, profiles)
     found = candidates(graph)
     truth = adjacency(hidden, nodes)
     users = np.flatnonzero(np.diff(truth.indptr) > 0)
