@@ -55,6 +55,10 @@ def test_peers_recommend_unseen_items_and_beat_chance() -> None:
     for row, user in zip(lists, users, strict=True):
         assert not np.isin(row, train.loc[train["user"] == user, "item"].to_numpy()).any()
     found = run_peers(train, users, relevant, names=("bpr", "ease"))
+    tuned = found["ease"]["tuned"]  # chosen on a split of the training ratings: the best of its grid
+    assert tuned["valid_ndcg@10"] == max(g["valid_ndcg@10"] for g in tuned["grid"])
+    assert len(tuned["grid"]) == 12
+    assert "tuned" not in found["bpr"]  # the benchmark's published settings
     chance = np.mean([len(r) for r in relevant]) / data.n_items  # precision of a random list
     for metrics in found.values():
         assert metrics["precision@10"] > 1.5 * chance
