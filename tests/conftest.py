@@ -15,6 +15,15 @@ import redis
 REDIS_URL = os.environ.get("MLSD_REDIS_URL", "redis://127.0.0.1:6379/15")
 
 
+@pytest.fixture(autouse=True)
+def _tracking_uri_unchanged() -> Iterator[None]:
+    """No test may leave ``MLFLOW_TRACKING_URI`` changed: ``mlflow.set_tracking_uri`` sets it for the whole
+    process, and every later registry and ``mlsd serve`` child would silently use that database."""
+    before = os.environ.get("MLFLOW_TRACKING_URI")
+    yield
+    assert os.environ.get("MLFLOW_TRACKING_URI") == before, "the test changed MLFLOW_TRACKING_URI for the session"
+
+
 @pytest.fixture
 def redis_url() -> Iterator[str]:
     """The Redis test database, flushed of this test's keys afterwards; skips only where CI is not running."""

@@ -132,11 +132,13 @@ def test_models_promote_rollback(ads_home: Path, capsys: pytest.CaptureFixture[s
     assert "no registered model 'nope'" in err
 
 
-def test_pyfunc_flavour_scores_like_mlsd(ads_home: Path) -> None:
+def test_pyfunc_flavour_scores_like_mlsd(ads_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import mlflow.pyfunc
     import pandas as pd
 
-    mlflow.set_tracking_uri(f"sqlite:///{ads_home / 'mlflow.db'}")
+    # as a user points MLflow at a registry; not mlflow.set_tracking_uri, which sets the variable for the
+    # rest of the process (every later registry and `mlsd serve` child would use this home's database)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{ads_home / 'mlflow.db'}")
     model = mlflow.pyfunc.load_model(f"models:/{NAME}@champion")
     pipeline, _ = ModelRegistry(ads_home).load(NAME)
     inputs = model.metadata.metadata["mlsd_inputs"]
