@@ -153,16 +153,20 @@ def test_one_event_at_a_time_matches_offline(tmp_path: Path) -> None:
     processor = store.stream_processor(["agg"])
     for event in events:
         processor.process_records([event])
-    at = int(times[-1]) + 1
-    users = list(range(100))
-    streamed = store.online_features(["agg"], {"user": users}, at_us=at)
-    labels = pa.table({"user": users, "event_timestamp": pa.array([at] * 100, pa.int64()).cast(TIMESTAMP)})
-    offline = store.training_frame(labels, ["agg"]).read_all().sort_by("user")
+    _online_equals_offline(store, view, list(range(100)), int(times[-1]) + 1)
+    assert len(processor.aggregators[0]._chunks) < len(events)  # expired single-event chunks were freed
+
+
+def _online_equals_offline(store: FeatureStore, view: AggregationView, users: list[int], at: int) -> pa.Table:
+    """The streamed online values of ``users`` at ``at`` equal the offline point-in-time frame; returns it."""
+    streamed = store.online_features([view.name], {"user": users}, at_us=at)
+    labels = pa.table({"user": users, "event_timestamp": pa.array([at] * len(users), pa.int64()).cast(TIMESTAMP)})
+    offline = store.training_frame(labels, [view.name]).read_all().sort_by("user")
     for name in view.feature_names:
-        column = f"agg__{name}"
+        column = f"{view.name}__{name}"
         expected = offline.column(column).to_numpy(zero_copy_only=False).astype(float)
         np.testing.assert_allclose(streamed[column], expected, rtol=1e-9, err_msg=column)
-    assert len(processor.aggregators[0]._chunks) < len(events)  # expired single-event chunks were freed
+    return offline
 
 
 def test_online_feature_cache_serves_from_memory_until_max_age(profile_store: FeatureStore) -> None:
@@ -254,12 +258,5 @@ def test_a_view_ttl_bounds_the_stream_state_and_keeps_it_exact(tmp_path: Path) -
     assert aggregator.generation > 10
     assert most < 500  # ~130 users are active within any 10 s; without the ttl all 3,000 stay
     at = int(events[-1]["ts"] * 1e6) + 1  # type: ignore[call-overload]
-    users = list(range(3000))
-    streamed = store.online_features(["agg"], {"user": users}, at_us=at)
-    labels = pa.table({"user": users, "event_timestamp": pa.array([at] * 3000, pa.int64()).cast(TIMESTAMP)})
-    offline = store.training_frame(labels, ["agg"]).read_all().sort_by("user")
-    for name in view.feature_names:
-        column = f"agg__{name}"
-        expected = offline.column(column).to_numpy(zero_copy_only=False).astype(float)
-        np.testing.assert_allclose(streamed[column], expected, rtol=1e-9, err_msg=column)
+    offline = _online_equals_offline(store, view, list(range(3000)), at)
     assert offline.column("agg__count_all").to_numpy()[:2800].sum() == 0  # long gone: the ttl empties them
