@@ -160,7 +160,7 @@ def query_sizes(users: np.ndarray) -> np.ndarray:
 
 
 def fit_recommender(edges: np.ndarray, nodes: int, seed: int, members: int = BAG,
-                    profiles: EgoProfiles | None = None) -> tuple[RankerBag, dict[str, np.ndarray]]:
+                    profiles: EgoProfiles | None = None, rounds: int = 1000) -> tuple[RankerBag, dict[str, np.ndarray]]:
     """The top-k ranker: LambdaMART fits on 20% of ``edges`` hidden, labels = those among the rest's candidates.
 
     Each user's candidates are one query. A fifth of the users are the validation slice (early
@@ -180,7 +180,8 @@ def fit_recommender(edges: np.ndarray, nodes: int, seed: int, members: int = BAG
     check = (subset, labels[stop], query_sizes(found.users[stop]))
     fits = []
     for member in range(members):
-        model = LambdaMART(rank_features(profiles), seed=seed * members + member, num_threads=2, eval_at=K)
+        model = LambdaMART(rank_features(profiles), seed=seed * members + member, num_threads=2, eval_at=K,
+                           rounds=rounds)
         model.fit(*fit_on, valid=check)
         fits.append(model)
     bag = RankerBag(fits, {"members": members})
@@ -216,13 +217,15 @@ class Recommendation:
     validation: dict[str, np.ndarray]  # per-user validation nDCG@10 of each scorer
 
 
-def recommendation(edges: np.ndarray, seed: int, members: int = BAG, profiles: EgoProfiles | None = None
-                   ) -> tuple[dict[str, Any], Recommendation]:
-    """Protocol (b): the ranker's and Adamic–Adar's top-10 friends-of-friends against each user's hidden friends."""
+def recommendation(edges: np.ndarray, seed: int, members: int = BAG, profiles: EgoProfiles | None = None,
+                   rounds: int = 1000) -> tuple[dict[str, Any], Recommendation]:
+    """Protocol (b): the ranker's and Adamic–Adar's top-10 friends-of-friends against each user's hidden friends.
+
+    ``members`` LambdaMART fits in the bag, each of at most ``rounds`` trees (early-stopped on validation)."""
     rng = np.random.default_rng(seed)
     nodes = int(edges.max()) + 1
     kept, hidden = hide_edges(edges, 0.2, rng)
-    ranker, validation = fit_recommender(kept, nodes, seed, members, profiles)
+    ranker, validation = fit_recommender(kept, nodes, seed, members, profiles, rounds)
     graph = features_of(adjacency(kept, nodes), seed, profiles)
     found = candidates(graph)
     truth = adjacency(hidden, nodes)

@@ -107,7 +107,9 @@ def run_peers(train: pd.DataFrame, users: np.ndarray, relevant: list[np.ndarray]
             metrics["tuned"] = tuned
         metrics["ci95"] = topk_intervals(lists, relevant, k)
         metrics["seconds"] = round(time.perf_counter() - started, 1)
+        chosen = f", chosen on validation: lamb {tuned['lamb']:g}, {'0/1' if tuned['binary'] else 'rated'} input" \
+            if tuned else ""
         say(f"  {name:6s} nDCG@{k} {metrics[f'ndcg@{k}']:.4f} [{metrics['ci95'][f'ndcg@{k}'][0]:.4f}, "
-            f"{metrics['ci95'][f'ndcg@{k}'][1]:.4f}]  ({metrics['seconds']:.0f} s)")
+            f"{metrics['ci95'][f'ndcg@{k}'][1]:.4f}]  ({metrics['seconds']:.0f} s{chosen})")
         results[name] = metrics
     return results

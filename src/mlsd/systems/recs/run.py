@@ -399,6 +399,7 @@ def protocol_a_with_peers(data: MovieLens, home: Path, settings: RecsSettings, f
 
     ndcg: dict[str, list[float]] = {"mlsd": [first["ndcg@10"]], **{p: [] for p in peers}}
     intervals: dict[str, list[float]] = {}
+    tuned: dict[str, list[dict[str, Any]]] = {}
     for split_seed in SPLIT_SEEDS:
         if split_seed != SPLIT_SEEDS[0]:
             say(f"protocol_a: split seed {split_seed}")
@@ -415,9 +416,12 @@ def protocol_a_with_peers(data: MovieLens, home: Path, settings: RecsSettings, f
             ndcg[name].append(metrics["ndcg@10"])
             if split_seed == SPLIT_SEEDS[0]:
                 intervals[name] = metrics["ci95"]["ndcg@10"]
+            if "tuned" in metrics:  # what validation chose on this split (EASE)
+                tuned.setdefault(name, []).append({k: v for k, v in metrics["tuned"].items() if k != "grid"})
     first["ndcg@10_seeds"] = _over_seeds(ndcg["mlsd"])
     return {name: {"ndcg@10": float(np.mean(ndcg[name])), "ndcg@10_seeds": _over_seeds(ndcg[name]),
-                   "ci95": {"ndcg@10": intervals[name]}} for name in peers}
+                   "ci95": {"ndcg@10": intervals[name]}, **({"tuned": tuned[name]} if name in tuned else {})}
+            for name in peers}
 
 
 def _over_seeds(values: list[float]) -> dict[str, Any]:
