@@ -231,6 +231,18 @@ def load_system(name: str) -> System:
     return system
 
 
+COMMAND_GROUP = "mlsd.plugins.commands"  # verbs a system package adds to the CLI (walkthrough, ope)
+
+
+def load_command(name: str) -> Callable[..., Any]:
+    """The CLI verb ``name`` a system package registers under :data:`COMMAND_GROUP` (imported now)."""
+    found = [ep for ep in entry_points(group=COMMAND_GROUP) if ep.name == name]
+    if not found:
+        raise MlsdError(f"no installed package provides the command {name!r} (entry point group {COMMAND_GROUP})")
+    command: Callable[..., Any] = found[0].load()
+    return command
+
+
 def system_state(system: System, ws: Workspace, data: str | None) -> dict[str, Any]:
     """What ``mlsd systems`` shows: the task, which datasets verify under ``data``, trained? champion?"""
     from mlsd.datasets import DATASETS, locate

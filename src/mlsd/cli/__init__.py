@@ -28,6 +28,14 @@ from mlsd.system import Option, system_names
 SYSTEM_VERBS = ("run", "serve", "demo", "replay", "report")
 
 
+def _system_address(parser: argparse.ArgumentParser, names: list[str], host: str, port: str) -> None:
+    """The system, its home and an HTTP address: what ``serve`` binds and ``replay`` sends to."""
+    parser.add_argument("system", choices=names)
+    parser.add_argument("--home", help="the system's directory (default: $MLSD_HOME/SYSTEM)")
+    parser.add_argument("--host", default="127.0.0.1", help=host)
+    parser.add_argument("--port", type=int, default=8000, help=port)
+
+
 def build_parser(system_options: Sequence[Option] = ()) -> argparse.ArgumentParser:
     """The parser; ``system_options``: the named system's own options, added to the verbs they are for."""
     from mlsd import __version__
@@ -69,14 +77,11 @@ def build_parser(system_options: Sequence[Option] = ()) -> argparse.ArgumentPars
     run.add_argument("--quiet", action="store_true", help="only warnings, errors and results")
     run.add_argument("--engine", choices=["embedded", "ray"], default="embedded",
                      help="ray: training frames and model fits on Ray (pip install 'mlsd[scale]'; for the "
-                          "systems that declare it: ads, recs)")
+                          "systems that declare it in `engines`)")
     run.add_argument("--train-workers", type=int, default=2, help="Ray Train workers (--engine ray; default 2)")
     run.set_defaults(run=_run)
     serve = sub.add_parser("serve", help="serve a reference system's champion model over HTTP")
-    serve.add_argument("system", choices=names)
-    serve.add_argument("--home", help="the system's directory (default: $MLSD_HOME/SYSTEM)")
-    serve.add_argument("--host", default="127.0.0.1", help="address to bind")
-    serve.add_argument("--port", type=int, default=8000, help="port to bind")
+    _system_address(serve, names, "address to bind", "port to bind")
     serve.add_argument("--max-in-flight", type=int, default=64,
                        help="scoring queue length per worker; beyond it: 503 + Retry-After (default 64)")
     serve.add_argument("--queue-budget-ms", type=float, default=25.0,
@@ -115,10 +120,7 @@ def build_parser(system_options: Sequence[Option] = ()) -> argparse.ArgumentPars
     demo.add_argument("--quiet", action="store_true", help="only warnings, errors and results")
     demo.set_defaults(run=_demo)
     rep = sub.add_parser("replay", help="replay the held-out traffic through a running `mlsd serve` service")
-    rep.add_argument("system", choices=names)
-    rep.add_argument("--home", help="the system's directory (default: $MLSD_HOME/SYSTEM)")
-    rep.add_argument("--host", default="127.0.0.1", help="the service's address")
-    rep.add_argument("--port", type=int, default=8000, help="the service's port")
+    _system_address(rep, names, "the service's address", "the service's port")
     rep.add_argument("--speed", type=float, help="event seconds per wall second (default: as fast as served)")
     rep.add_argument("--label-delay-s", type=float, default=600.0, help="labels are posted this late (event time)")
     rep.add_argument("--drift-at-hours", type=float,

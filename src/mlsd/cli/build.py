@@ -13,17 +13,14 @@ from pathlib import Path
 from mlsd.cli.common import _check_data, _logs, _workspace
 from mlsd.core.errors import MlsdError
 from mlsd.core.paths import home_dir
-from mlsd.system import System, Workspace, system_names
+from mlsd.system import System, Workspace, load_command, system_names
 
 
 def _walkthrough(args: argparse.Namespace) -> int:
-    from mlsd.systems.ads.walkthrough import Walkthrough
-
     home = Path(args.home or home_dir() / "walkthrough")
     _check_data(("talkingdata",), args.data, "mlsd walkthrough")
     _logs(args, home, create=True)
-    Walkthrough(home=home, data=args.data,
-                progress=not args.quiet, synthetic_rows=args.synthetic_rows).run()
+    load_command("walkthrough")(home, args.data, progress=not args.quiet, synthetic_rows=args.synthetic_rows)
     return 0
 
 
@@ -164,10 +161,8 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _ope(args: argparse.Namespace) -> int:
-    from mlsd.systems.bandit.open_bandit import format_estimates, run_ope
-
-    results = run_ope(args.data, resamples=args.resamples)
-    print(format_estimates(results))
+    results, table = load_command("ope")(args.data, resamples=args.resamples)
+    print(table)
     if args.json:
         from mlsd.core.atomic import atomic_write_json
 

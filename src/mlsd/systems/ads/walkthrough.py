@@ -128,3 +128,8 @@ class Walkthrough:
                  f"online vs offline mismatches: {mismatches} of {cells:,}")
         self.summary["online_vs_offline"] = {"cells": cells, "mismatches": mismatches, "read_ms": round(read_ms, 2)}
         self.say("[5/5] done: the same definitions produced the training frame and the live online values")
+
+
+def walkthrough_command(home: Path, data: str | None, *, progress: bool, synthetic_rows: int) -> None:
+    """``mlsd walkthrough`` (registered under the ``mlsd.plugins.commands`` entry points)."""
+    Walkthrough(home=home, data=data, progress=progress, synthetic_rows=synthetic_rows).run()

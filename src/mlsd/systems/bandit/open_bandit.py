@@ -110,3 +110,9 @@ def format_estimates(results: dict[str, dict[str, Any]]) -> str:
             lines.append(f"       {name:5s} {r[name]:.5f} [{low:.5f}, {high:.5f}]  minus truth "
                          f"[{d_low:+.5f}, {d_high:+.5f}]  relative error {r['relative_error'][name]:.1%}")
     return "\n".join(lines)
+
+
+def ope_command(data_dir: str | os.PathLike[str] | None, *, resamples: int) -> tuple[dict[str, dict[str, Any]], str]:
+    """``mlsd ope`` (registered under the ``mlsd.plugins.commands`` entry points): estimates and their table."""
+    results = run_ope(data_dir, resamples=resamples)
+    return results, format_estimates(results)
