@@ -15,12 +15,19 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from mlsd.evaluation.topk import topk_intervals, topk_metrics
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from mlsd.datasets.movielens import MovieLens
+    from mlsd.systems.recs.pipeline import RecsSettings
+    from mlsd.training.engine import FitEngine
 
 PEERS = ("bpr", "bivae", "ease")
 EASE_LAMBDAS = (50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0)  # cornac's default is 500
@@ -113,3 +120,45 @@ def run_peers(train: pd.DataFrame, users: np.ndarray, relevant: list[np.ndarray]
             f"{metrics['ci95'][f'ndcg@{k}'][1]:.4f}]  ({metrics['seconds']:.0f} s{chosen})")
         results[name] = metrics
     return results
+
+
+def protocol_a_with_peers(data: MovieLens, home: Path, settings: RecsSettings, first: dict[str, Any],
+                          peers: tuple[str, ...], say: Callable[[str], None],
+                          engine: FitEngine | None = None) -> dict[str, Any]:
+    """Protocol A on the other split seeds, and each peer on every split (see
+    :func:`~mlsd.systems.recs.run.run_recs`): the peers' summaries; ``first`` (seed 42's metrics) gains
+    ``ndcg@10_seeds``."""
+    from mlsd.systems.recs.run import SPLIT_SEEDS, protocol_a, relevant_sets, split_a
+
+    ndcg: dict[str, list[float]] = {"mlsd": [first["ndcg@10"]], **{p: [] for p in peers}}
+    intervals: dict[str, list[float]] = {}
+    tuned: dict[str, list[dict[str, Any]]] = {}
+    for split_seed in SPLIT_SEEDS:
+        if split_seed != SPLIT_SEEDS[0]:
+            say(f"protocol_a: split seed {split_seed}")
+            _, metrics = protocol_a(data, home / f"seed-{split_seed}", settings, lambda m: say(f"  {m}"),
+                                    split_seed=split_seed, engine=engine)
+            ndcg["mlsd"].append(metrics["ndcg@10"])
+        say(f"  peers on split seed {split_seed}")
+        train, test = split_a(data, split_seed)
+        relevant = relevant_sets(test, np.arange(data.n_users))
+        tested = np.flatnonzero([len(r) > 0 for r in relevant])
+        found = run_peers(train, tested, [relevant[u] for u in tested], seed=SPLIT_SEEDS[0], names=peers,
+                          say=lambda m: say(f"  {m}"))
+        for name, metrics in found.items():
+            ndcg[name].append(metrics["ndcg@10"])
+            if split_seed == SPLIT_SEEDS[0]:
+                intervals[name] = metrics["ci95"]["ndcg@10"]
+            if "tuned" in metrics:  # what validation chose on this split (EASE)
+                tuned.setdefault(name, []).append({k: v for k, v in metrics["tuned"].items() if k != "grid"})
+    first["ndcg@10_seeds"] = _over_seeds(ndcg["mlsd"], SPLIT_SEEDS)
+    return {name: {"ndcg@10": float(np.mean(ndcg[name])), "ndcg@10_seeds": _over_seeds(ndcg[name], SPLIT_SEEDS),
+                   "ci95": {"ndcg@10": intervals[name]}, **({"tuned": tuned[name]} if name in tuned else {})}
+            for name in peers}
+
+
+def _over_seeds(values: list[float], seeds: tuple[int, ...]) -> dict[str, Any]:
+    """Mean, sample sd and count of one metric over the first ``len(values)`` of ``seeds``."""
+    array = np.asarray(values, np.float64)
+    return {"mean": float(array.mean()), "sd": float(array.std(ddof=1)) if array.size > 1 else 0.0,
+            "n": int(array.size), "seeds": list(seeds[:array.size]), "values": array.tolist()}

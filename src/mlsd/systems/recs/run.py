@@ -24,16 +24,13 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from mlsd.core.progress import progress
 from mlsd.core.timeutil import TIMESTAMP
 from mlsd.datasets.movielens import MovieLens, load_movielens
-from mlsd.evaluation.significance import paired_bootstrap_mean
 from mlsd.evaluation.splits import stratified_split
 from mlsd.evaluation.topk import (
     candidate_recall,
     catalogue_coverage,
     intra_list_diversity,
-    ndcg_per_user,
     topk_intervals,
     topk_metrics,
 )
@@ -42,7 +39,8 @@ from mlsd.features import FeatureStore, OfflineStore, open_online_store
 from mlsd.retrieval.candidates import CoVisitation, interaction_matrix
 from mlsd.systems.recs.ablation import ablation
 from mlsd.systems.recs.features import ITEM_VIEWS, RATINGS_SCHEMA, USER_VIEWS, ratings_table, recs_views, write_profiles
-from mlsd.systems.recs.pipeline import RANKING_FEATURES, FeatureLookup, Ranked, Recommender, RecsSettings, Users
+from mlsd.systems.recs.pipeline import FeatureLookup, Ranked, Recommender, RecsSettings, Users
+from mlsd.systems.recs.ranker import train_ranker
 from mlsd.training.engine import EmbeddedEngine, FitEngine
 from mlsd.training.models.lambdamart import LambdaMART
 from mlsd.training.models.two_tower import ItemInputs, TowerConfig, UserInputs
@@ -175,76 +173,10 @@ class PhaseStore:
         self.log.close()
 
 
-def _sets(ratings: pd.DataFrame, rows: np.ndarray) -> list[np.ndarray]:
+def relevant_sets(ratings: pd.DataFrame, rows: np.ndarray) -> list[np.ndarray]:
     groups = ratings.groupby("user").indices
     items = ratings["item"].to_numpy()
     return [np.unique(items[groups[u]]) if u in groups else np.zeros(0, np.int64) for u in rows]
-
-
-def train_ranker(recommender: Recommender, users: Users, lookup: FeatureLookup, positives: list[np.ndarray],
-                 seed: int = 0, folds: int = 5, stopping_share: float = 0.2, engine: FitEngine | None = None
-                 ) -> tuple[LambdaMART, dict[str, Any], dict[str, np.ndarray]]:
-    """LambdaMART over each user's rankable candidates: relevant if the held-back ratings contain it.
-
-    The other candidates are the negatives (hard ones: every source proposed them). Promotion is
-    cross-validated over users, since one held-out slice of a small label window is a few dozen users:
-    the users with a positive are split into ``folds``; each fold is ranked by a model trained on the
-    others (early-stopped on ``stopping_share`` of them, never on the fold itself), and the ranker is
-    promoted when the one-sided 95% paired-bootstrap bound of the per-user nDCG@10 gain over the
-    co-visitation order it starts from is above 0. The served ranker is then fitted on every user,
-    for the median number of trees the folds stopped at. Also returns each evaluated user's held-out
-    nDCG@10 under the ranker and under the co-visitation order (the evidence promotion weighs).
-    """
-    cands = recommender.candidates(users)
-    columns = recommender.ranking_columns(users, cands, lookup)
-    width = cands.items.shape[1]
-    labels = np.concatenate([np.isin(row, pos) & (row >= 0) for row, pos in zip(cands.items, positives,
-                                                                                   strict=True)]).astype(np.float32)
-    # The candidate order is a prior ranking; the ranker learns on the top of each user's list.
-    keep = recommender.rankable(columns, width) & (cands.items >= 0)
-    labelled = np.flatnonzero(labels.reshape(-1, width).max(1) > 0)
-    rng = np.random.default_rng(seed)
-    fold_of = rng.permutation(len(labelled)) % folds
-
-    def rankable_rows(rows: np.ndarray) -> np.ndarray:
-        """Flat (user, slot) indices of the rankable candidates of users ``rows`` (ascending)."""
-        mask = np.zeros_like(keep)
-        mask[rows] = keep[rows]
-        return np.flatnonzero(mask.reshape(-1))
-
-    def part(rows: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
-        flat = rankable_rows(rows)
-        return {c: v[flat] for c, v in columns.items()}, labels[flat], keep[rows].sum(1)
-
-    def fit(rows: np.ndarray) -> tuple[LambdaMART, dict[str, Any]]:
-        stopping = rng.permutation(len(rows)) < max(1, round(stopping_share * len(rows)))
-        model = LambdaMART(RANKING_FEATURES, seed=seed)
-        return model, model.fit(*part(rows[~stopping]), valid=part(rows[stopping]), engine=engine)
-
-    per_user: dict[str, list[np.ndarray]] = {"ranker": [], "co_visitation": []}
-    trees = []
-    for fold in progress(range(folds), desc="ranker folds", unit="fold"):
-        evaluated = labelled[fold_of == fold]
-        model, fold_report = fit(labelled[fold_of != fold])
-        trees.append(fold_report["trees"])
-        flat = rankable_rows(evaluated)
-        scores = np.full(keep.size, -np.inf)  # as served: only the rankable candidates are scored
-        scores[flat] = model.predict({c: columns[c][flat] for c in model.features})
-        for name, values in (("ranker", scores), ("co_visitation", columns["covis_score"])):
-            masked = np.where(keep, values.reshape(-1, width), -np.inf)[evaluated]
-            top = np.take_along_axis(cands.items[evaluated], np.argsort(-masked, axis=1)[:, :10], 1)
-            per_user[name].append(ndcg_per_user(top, [positives[u] for u in evaluated]))
-    gains = {name: np.concatenate(values) for name, values in per_user.items()}
-    _gain, (low, _high) = paired_bootstrap_mean(gains["ranker"] - gains["co_visitation"], level=0.9, seed=seed)
-    ranker = LambdaMART(RANKING_FEATURES, seed=seed, rounds=max(1, int(np.median(trees))))
-    report = ranker.fit(*part(labelled), engine=engine)
-    report.pop("valid_ndcg@10", None)  # no early stopping here: the folds chose the size
-    report.update({"candidate_recall": float(labels.sum() / max(sum(len(p) for p in positives), 1)),
-                   "folds": folds, "fold_trees": trees, "evaluated_users": len(labelled),
-                   "valid_ndcg@10_ranker": float(gains["ranker"].mean()),
-                   "valid_ndcg@10_co_visitation": float(gains["co_visitation"].mean()),
-                   "valid_gain_lower_bound": low, "promoted": bool(low > 0)})
-    return ranker, report, gains
 
 
 def evaluate(recommender: Recommender, users: Users, lookup: FeatureLookup, relevant: list[np.ndarray],
@@ -303,7 +235,7 @@ def run_protocol(data: MovieLens, fit: Phase, label: pd.DataFrame, full: Phase, 
     store = PhaseStore(data, fit, home / "fit")
     say("ranker")
     ranker, ranker_report, valid_ndcg = train_ranker(early, users_of(data, user_items(fit.ratings, data.n_users), rows),
-                                         store.lookup(), _sets(label, rows), seed, engine=engine)
+                                         store.lookup(), relevant_sets(label, rows), seed, engine=engine)
     store.close()
     say(f"  ranker 5-fold nDCG@10 {ranker_report['valid_ndcg@10_ranker']:.4f} vs co-visitation order "
         f"{ranker_report['valid_ndcg@10_co_visitation']:.4f} (gain's 95% lower bound "
@@ -314,7 +246,7 @@ def run_protocol(data: MovieLens, fit: Phase, label: pd.DataFrame, full: Phase, 
     store = PhaseStore(data, full, home / "full")
     say("evaluation")
     histories = user_items(full.ratings, data.n_users)
-    relevant = _sets(test, rows)
+    relevant = relevant_sets(test, rows)
     tested = np.flatnonzero([len(r) > 0 for r in relevant])
     test_users, test_relevant = users_of(data, histories, tested), [relevant[u] for u in tested]
     ranked = final.rank(test_users, store.lookup(), k=10, rerank=True)
@@ -388,47 +320,10 @@ def run_recs(home: Path, data_root: str | None, dataset: str = "ml-100k", settin
         results[name] = metrics
         results[f"_{name}"] = trained
         if peers and name == "protocol_a":
+            from mlsd.systems.recs.peers import protocol_a_with_peers
+
             results["peers"] = protocol_a_with_peers(data, home / name, settings, metrics, peers, say, engine)
     return results
-
-
-def protocol_a_with_peers(data: MovieLens, home: Path, settings: RecsSettings, first: dict[str, Any],
-                          peers: tuple[str, ...], say: Progress, engine: FitEngine | None = None) -> dict[str, Any]:
-    """Protocol A on the other split seeds, and each peer on every split (see :func:`run_recs`)."""
-    from mlsd.systems.recs.peers import run_peers
-
-    ndcg: dict[str, list[float]] = {"mlsd": [first["ndcg@10"]], **{p: [] for p in peers}}
-    intervals: dict[str, list[float]] = {}
-    tuned: dict[str, list[dict[str, Any]]] = {}
-    for split_seed in SPLIT_SEEDS:
-        if split_seed != SPLIT_SEEDS[0]:
-            say(f"protocol_a: split seed {split_seed}")
-            _, metrics = protocol_a(data, home / f"seed-{split_seed}", settings, lambda m: say(f"  {m}"),
-                                    split_seed=split_seed, engine=engine)
-            ndcg["mlsd"].append(metrics["ndcg@10"])
-        say(f"  peers on split seed {split_seed}")
-        train, test = split_a(data, split_seed)
-        relevant = _sets(test, np.arange(data.n_users))
-        tested = np.flatnonzero([len(r) > 0 for r in relevant])
-        found = run_peers(train, tested, [relevant[u] for u in tested], seed=SPLIT_SEEDS[0], names=peers,
-                          say=lambda m: say(f"  {m}"))
-        for name, metrics in found.items():
-            ndcg[name].append(metrics["ndcg@10"])
-            if split_seed == SPLIT_SEEDS[0]:
-                intervals[name] = metrics["ci95"]["ndcg@10"]
-            if "tuned" in metrics:  # what validation chose on this split (EASE)
-                tuned.setdefault(name, []).append({k: v for k, v in metrics["tuned"].items() if k != "grid"})
-    first["ndcg@10_seeds"] = _over_seeds(ndcg["mlsd"])
-    return {name: {"ndcg@10": float(np.mean(ndcg[name])), "ndcg@10_seeds": _over_seeds(ndcg[name]),
-                   "ci95": {"ndcg@10": intervals[name]}, **({"tuned": tuned[name]} if name in tuned else {})}
-            for name in peers}
-
-
-def _over_seeds(values: list[float]) -> dict[str, Any]:
-    """Mean, sample sd and count of one metric over split seeds."""
-    array = np.asarray(values, np.float64)
-    return {"mean": float(array.mean()), "sd": float(array.std(ddof=1)) if array.size > 1 else 0.0,
-            "n": int(array.size), "seeds": list(SPLIT_SEEDS[:array.size]), "values": array.tolist()}
 
 
 MODEL_NAME = "recs-movielens"
