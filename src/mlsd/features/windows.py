@@ -113,6 +113,7 @@ class WindowedAggregator:
     def __init__(self, view: AggregationView, *, compact_min: int = 4096) -> None:
         self.view = view
         self.ttl_us = view.ttl_us
+        self._window_us = [view.window_us(agg) for agg in view.aggregations]  # read per vectors() call
         self.compact_min = compact_min  # compact once the keys have doubled since the last time, and are this many
         self.generation = 0
         self._live_after_compact = 0
@@ -264,8 +265,7 @@ class WindowedAggregator:
         ``time_since_last`` columns hold the latest event time (µs); readers subtract it from their time.
         """
         out = np.empty((len(keys), len(self.view.aggregations)), dtype=np.float64)
-        for j, agg in enumerate(self.view.aggregations):
-            window_us = self.view.window_us(agg)
+        for j, (agg, window_us) in enumerate(zip(self.view.aggregations, self._window_us, strict=True)):
             window = self.windows.get(window_us)
             if agg.function == "nth_last":
                 out[:, j] = self.recent_values[str(agg.column)][keys, agg.n - 1]
