@@ -316,13 +316,16 @@ class RayTrainEngine:
     def _run(self, trainer_cls: Any, loop: Any, config: dict[str, Any], datasets: dict[str, Any], kind: str,
              **trainer_args: Any) -> Iterator[Path]:
         """Run a Ray Train trainer; yields its final checkpoint's directory (removed afterwards)."""
-        from ray.train import RunConfig, ScalingConfig
+        from ray.train import FailureConfig, RunConfig, ScalingConfig
 
         with tempfile.TemporaryDirectory(prefix="mlsd-ray-train-", dir=self.storage) as storage:
             trainer = trainer_cls(
                 loop, train_loop_config=config,
                 scaling_config=ScalingConfig(num_workers=self.workers, use_gpu=False, resources_per_worker={"CPU": 1}),
-                run_config=RunConfig(name=f"{kind}-{self.workers}w", storage_path=storage),
+                # a worker that dies (a native crash in gloo or torch was seen once in CI) restarts the
+                # group once; the fit reruns from its seeds, so the result is the same
+                run_config=RunConfig(name=f"{kind}-{self.workers}w", storage_path=storage,
+                                     failure_config=FailureConfig(max_failures=1)),
                 datasets=datasets, **trainer_args)
             result = trainer.fit()
             if result.checkpoint is None:
