@@ -322,3 +322,51 @@ def test_unknown_routes_and_methods_answer_json_and_pages_link_the_api(client: T
     route = next(iter(client.get("/openapi.json").json()["paths"]))
     assert f"POST {route}" in docs.text
     assert "<table>" in docs.text
+
+
+class UploadService(BusyService):
+    """Takes a file in ``blob`` (base64 in JSON, a file part in a form) and answers its length."""
+
+    request_schema: ClassVar[Schema] = {**BusyService.request_schema,
+                                        "blob": Field("string", required=False, max_items=4000)}
+    upload_fields = ("blob",)
+
+    def score(self, body: dict[str, Any], request_id: str) -> tuple[dict[str, Any], FeatureLogRecord]:
+        answer, record = super().score(body, request_id)
+        import base64
+
+        return {**answer, "blob_bytes": len(base64.b64decode(body.get("blob", "")))}, record
+
+
+def test_a_route_with_upload_fields_takes_a_form_checked_as_its_json(tmp_path: Path) -> None:
+    blob = bytes(range(256)) * 4
+    with TestClient(create_app(UploadService(), FeatureLog(tmp_path / "log"),  # type: ignore[arg-type]
+                               max_body_bytes=8000)) as client:
+        ok = client.post(UploadService.route, files={"blob": ("x.bin", blob)}, data={"user_id": "7"})
+        assert ok.status_code == 200, ok.text
+        assert ok.json()["blob_bytes"] == len(blob)
+        assert ok.json()["user_id"] == 7  # the text part read as the schema's integer
+
+        def refused(files: dict[str, Any], data: dict[str, str], field: str) -> None:
+            answer = client.post(UploadService.route, files=files, data=data)
+            assert answer.status_code == 422, answer.text
+            assert answer.json()["errors"][0]["field"] == field, answer.text
+
+        refused({"blob": ("x.bin", blob)}, {"user_id": "seven"}, "user_id")  # not an integer: named
+        refused({"user_id": ("u.txt", b"7")}, {}, "user_id")  # a file where text belongs
+        refused({"blob": ("x.bin", blob)}, {"user_id": "1", "colour": "red"}, "colour")  # unknown part
+        refused({"blob": ("x.bin", b"a" * 3100)}, {"user_id": "1"}, "blob")  # longer than the field allows
+        part = b'--b\r\nContent-Disposition: form-data; name="user_id"\r\n\r\n%d\r\n'
+        twice = client.post(UploadService.route, content=part % 1 + part % 2 + b"--b--\r\n",
+                            headers={"content-type": "multipart/form-data; boundary=b"})
+        assert twice.status_code == 422
+        assert twice.json()["errors"][0]["field"] == "user_id"
+        no_boundary = client.post(UploadService.route, content=b"junk", headers={"content-type": "multipart/form-data"})
+        assert no_boundary.status_code == 400, no_boundary.text
+        big = client.post(UploadService.route, files={"blob": ("x.bin", b"a" * 9000)}, data={"user_id": "1"})
+        assert big.status_code == 413
+        content = client.get("/openapi.json").json()["paths"][UploadService.route]["post"]["requestBody"]["content"]
+        assert content["multipart/form-data"]["schema"]["properties"]["blob"]["contentMediaType"]
+    with TestClient(create_app(BusyService(), FeatureLog(tmp_path / "log2"))) as client:  # type: ignore[arg-type]
+        form = client.post(BusyService.route, files={"x": ("x.bin", b"1")}, data={"user_id": "1"})
+        assert form.status_code == 415  # a route without upload fields takes JSON only

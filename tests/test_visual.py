@@ -105,6 +105,14 @@ def test_the_service_names_what_is_wrong_with_an_image(checked: tuple[Path, dict
         ok = client.post("/v1/visual/search", json={"image": _b64_jpeg(300), "k": 3})
         assert ok.status_code == 200
         assert len(ok.json()["ranked"]) == 3
+        # the same image as a file upload: the same answer
+        form = client.post("/v1/visual/search", files={"image": ("q.jpg", base64.b64decode(_b64_jpeg(300)))},
+                           data={"k": "3"})
+        assert form.status_code == 200, form.text
+        assert form.json()["ranked"] == ok.json()["ranked"]
+        not_image = client.post("/v1/visual/search", files={"image": ("q.jpg", b"plain text")})
+        assert not_image.status_code == 422
+        assert not_image.json()["errors"][0]["field"] == "image"
 
 
 @pytest.mark.slow

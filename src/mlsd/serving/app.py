@@ -38,6 +38,7 @@ from mlsd.serving.auth import authorized, is_json
 from mlsd.serving.decode import BodyDecoder, BodyError
 from mlsd.serving.feature_log import FeatureLog
 from mlsd.serving.pages import api_page, index_page, not_found_body
+from mlsd.serving.upload import FormError, form_body, is_form
 from mlsd.serving.validation import MAX_EVENT_TIME_S, Field, RequestError, Schema, json_schema
 
 Scope = MutableMapping[str, Any]
@@ -48,7 +49,11 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
 class ScoringService(Protocol):
-    """What a reference system provides to be served."""
+    """What a reference system provides to be served.
+
+    Optional: ``label_schema`` (the labels route's body) and ``upload_fields`` (request fields that
+    hold a base64 file, also taken as parts of a ``multipart/form-data`` body: :mod:`mlsd.serving.upload`).
+    """
 
     system: str
     route: str
@@ -177,8 +182,12 @@ def create_app(service: ScoringService, feature_log: FeatureLog, *, max_in_fligh
     label_schema: Schema = getattr(service, "label_schema", LABEL_SCHEMA)
     request_decoder, label_decoder = BodyDecoder(service.request_schema, "Request"), BodyDecoder(label_schema, "Labels")
 
+    uploads: tuple[str, ...] = tuple(getattr(service, "upload_fields", ()))
+
     async def score(request: Request) -> Response:
-        return await scored(request, await _json_body(request, limits, request_decoder, write=limits.token_all))
+        body = await _json_body(request, limits, request_decoder, write=limits.token_all,
+                                form=(service.request_schema, uploads) if uploads else None)
+        return await scored(request, body)
 
     async def lookup(request: Request) -> Response:
         assert isinstance(service, LookupRoute)
@@ -346,23 +355,36 @@ class FastJSONResponse(JSONResponse):
         return orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY)
 
 
-async def _json_body(request: Request, limits: EdgeLimits, decoder: BodyDecoder,
-                     *, write: bool) -> dict[str, Any] | Response:
+async def _json_body(request: Request, limits: EdgeLimits, decoder: BodyDecoder, *, write: bool,
+                     form: tuple[Schema, tuple[str, ...]] | None = None) -> dict[str, Any] | Response:
     """The parsed and checked body, or the 401 / 415 / 408 / 413 / 400 / 422 response that explains why there is none.
 
-    ``write``: the route changes state, so it needs the token. The checks that cost nothing come
-    first: credentials and media type before a byte of the body is read.
+    ``write``: the route changes state, so it needs the token. ``form``: the route's schema and upload
+    fields, when it also takes ``multipart/form-data`` (:mod:`mlsd.serving.upload`). The checks that
+    cost nothing come first: credentials and media type before a byte of the body is read.
     """
     if write and not authorized(request, limits.token):
         return _unauthorized()
-    if not is_json(request):
-        return _error(415, "content-type must be application/json")
+    media = request.headers.get("content-type", "")
+    as_form = form is not None and is_form(media)
+    if not as_form and not is_json(request):
+        return _error(415, "content-type must be application/json" + (" or multipart/form-data" if form else ""))
     try:
         raw = await read_body(request, limits.max_body_bytes, limits.body_timeout_s)
     except BodyRefusedError as exc:
         # a body left unread cannot be followed by another request on this connection
         return JSONResponse({"error": str(exc)}, status_code=exc.status, headers={"connection": "close"})
     try:
+        if as_form:
+            assert form is not None
+            try:
+                made = await form_body(raw, request.headers, *form, max_part_bytes=limits.max_body_bytes)
+            except FormError as exc:
+                if exc.field is None:
+                    return _error(400, str(exc))
+                return JSONResponse({"error": "invalid body", "errors": [{"field": exc.field, "message": str(exc)}]},
+                                    status_code=422)
+            raw = orjson.dumps(made)
         return decoder.decode(raw)
     except BodyError as exc:
         return _error(400, str(exc))
@@ -427,13 +449,12 @@ def openapi_document(service: ScoringService, label_schema: Schema | None = None
         "paths": {
             service.route: {"post": {
                 "summary": f"Score a {service.system} request",
-                "requestBody": {"required": True,
-                                "content": {"application/json": {"schema": json_schema(service.request_schema)}}},
+                "requestBody": {"required": True, "content": _request_content(service)},
                 "responses": {"200": {"description": "ranked candidates with calibrated probabilities"},
                               "400": error, "401": {"description": "with --token-all: the service's token is needed"},
                               "408": {"description": "the body did not arrive in time"}, "413": error,
                               "404": {"description": "an entity the service does not know"},
-                              "415": {"description": "the body is not application/json"}, "422": error,
+                              "415": {"description": "the body is not of a media type the route takes"}, "422": error,
                               "503": {"description": "overloaded, or a store not ready; retry after Retry-After"}},
             }},
             "/healthz": {"get": {"summary": "readiness and the model version",
@@ -442,3 +463,15 @@ def openapi_document(service: ScoringService, label_schema: Schema | None = None
             **paths,
         },
     }
+
+
+def _request_content(service: ScoringService) -> dict[str, Any]:
+    """The scoring route's media types: JSON, and a form whose upload fields are files when it takes any."""
+    schema = json_schema(service.request_schema)
+    content = {"application/json": {"schema": schema}}
+    uploads = tuple(getattr(service, "upload_fields", ()))
+    if uploads:
+        binary = {"type": "string", "contentMediaType": "application/octet-stream"}
+        properties = {name: binary if name in uploads else spec for name, spec in schema["properties"].items()}
+        content["multipart/form-data"] = {"schema": {**schema, "properties": properties}}
+    return content

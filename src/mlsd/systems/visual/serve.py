@@ -1,5 +1,8 @@
 """The visual search service: ``POST /v1/visual/search`` {image: base64 JPEG/PNG, k} -> similar products.
 
+The same route takes a ``multipart/form-data`` upload (an ``image`` file part, ``k`` a text part):
+``curl -F image=@shoe.jpg -F k=5 URL``.
+
 The image is decoded and embedded in the request path by the same MobileNet encoder (the model file
 the build copied into the home, its digest checked against the model's lineage), projected, and
 searched in the champion's own gallery index. A body that is not base64, not an image, too large or
@@ -44,6 +47,7 @@ class VisualService:
     route = "/v1/visual/search"
     request_schema: Schema = REQUEST_SCHEMA
     label_schema: Schema = RANKING_LABEL_SCHEMA
+    upload_fields = ("image",)
 
     def __init__(self, home: Path, *, ab_share: float = 0.0, experiment: str = "visual-ab", window_s: float = 3600.0,
                  label_delay_s: float = 600.0, thresholds: DriftThresholds | None = None,
