@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -47,6 +48,7 @@ ENCODER_DIR = "encoders"
 K = 10
 ALPHAS = (0.0, 0.2, 0.35, 0.5, 0.65, 0.8)  # weight of the raw features' cosine in the served vector
 SMALL = (1500, 200, 150)  # products, queries, validation queries of a quick build
+SEEDS, SMALL_SEEDS = 5, 2  # projection training seeds the spread is measured over
 
 
 def evaluate(projection: Projection, raw: np.ndarray, products: Products, queries: np.ndarray,
@@ -91,11 +93,7 @@ def build_visual(ws: Workspace, data: str | None, *, small: bool = False, progre
         return float(evaluate(projection, raw, products, split.valid, fit_rows)["article_type"]["precision@1"])
 
     settings = TrainSettings(epochs=8, patience=3) if small else TrainSettings()
-    alone, training = train_projection(raw[fit_rows], products.article_type[fit_rows], valid_p1, settings, say)
-    alpha = max(ALPHAS, key=lambda a: valid_p1(alone.with_alpha(a)))  # the first best: ties keep less raw
-    learned = alone.with_alpha(alpha)
-    training["alpha"] = {"chosen": alpha, "grid": list(ALPHAS), "valid_precision@1": valid_p1(learned)}
-    say(f"  raw-feature weight alpha={alpha} (validation precision@1 {training['alpha']['valid_precision@1']:.4f})")
+    alone, learned, training = _fit(raw, products, fit_rows, valid_p1, settings, say)
     results: dict[str, Any] = {"dataset": DATASET, "products": len(products), "queries": len(split.queries),
                                "gallery": len(split.gallery), "encoder": encoder.version, "training": training,
                                "models": {}}
@@ -105,6 +103,8 @@ def build_visual(ws: Workspace, data: str | None, *, small: bool = False, progre
         per_query[family] = report["article_type"]["per_query"]["precision@1"]
         results["models"][family] = _public(report) | {
             "valid_precision@1": valid_p1(projection)}
+    results["seeds"] = _seed_spread(raw, products, split, fit_rows, valid_p1, settings, learned,
+                                    SMALL_SEEDS if small else SEEDS, say)
     gain = per_query["projected"] - per_query["raw"]
     from mlsd.evaluation.significance import paired_bootstrap_mean
 
@@ -123,6 +123,38 @@ def build_visual(ws: Workspace, data: str | None, *, small: bool = False, progre
     results["seconds"] = round(time.perf_counter() - started, 1)
     atomic_write_json(ws.run_file, results)
     return results
+
+
+def _fit(raw: np.ndarray, products: Products, fit_rows: np.ndarray, valid_p1: Callable[[Projection], float],
+         settings: TrainSettings, say: Progress) -> tuple[Projection, Projection, dict[str, Any]]:
+    """The projection alone, the served vector (raw features weighted by alpha, chosen on validation), the log."""
+    alone, training = train_projection(raw[fit_rows], products.article_type[fit_rows], valid_p1, settings, say)
+    alpha = max(ALPHAS, key=lambda a: valid_p1(alone.with_alpha(a)))  # the first best: ties keep less raw
+    learned = alone.with_alpha(alpha)
+    training["alpha"] = {"chosen": alpha, "grid": list(ALPHAS), "valid_precision@1": valid_p1(learned)}
+    say(f"  raw-feature weight alpha={alpha} (validation precision@1 {training['alpha']['valid_precision@1']:.4f})")
+    return alone, learned, training
+
+
+def _seed_spread(raw: np.ndarray, products: Products, split: QuerySplit, fit_rows: np.ndarray,
+                 valid_p1: Callable[[Projection], float], settings: TrainSettings, served: Projection, seeds: int,
+                 say: Progress) -> dict[str, Any]:
+    """Test precision@1 of the whole training procedure (projection, alpha) over ``seeds`` training seeds.
+
+    Seed ``settings.seed`` is the served model; the others are trained the same way only to show how
+    much of a difference between models is the projection's own seed-to-seed noise.
+    """
+    def test_p1(projection: Projection) -> float:
+        return float(evaluate(projection, raw, products, split.queries, split.gallery)["article_type"]["precision@1"])
+
+    scores = [test_p1(served)]
+    for seed in range(settings.seed + 1, settings.seed + seeds):
+        _, learned, _ = _fit(raw, products, fit_rows, valid_p1, replace(settings, seed=seed), lambda _: None)
+        scores.append(test_p1(learned))
+    spread = np.asarray(scores)
+    say(f"  over {seeds} training seeds: test precision@1 {spread.mean():.4f} ± {spread.std(ddof=1):.4f}")
+    return {"precision@1_mean": float(spread.mean()), "precision@1_sd": float(spread.std(ddof=1)), "n": seeds,
+            "precision@1": scores, "seeds": list(range(settings.seed, settings.seed + seeds))}
 
 
 class _Images(Sequence[bytes]):

@@ -31,9 +31,14 @@ def fill_visual_report(ws: Workspace, report: DesignReport) -> None:
                      f"Each image's MobileNet v1 vector ({run.get('encoder', '?')}) is a vector feature of the "
                      f"feature store; the encoder's version is part of the view's and the models' lineage.")
     report.step(4)
-    report.paragraph(f"Projection trained with a supervised contrastive loss on the gallery's article types only; "
-                     f"{training.get('epochs', '?')} epochs, best validation precision@1 "
-                     f"{training.get('best_valid_precision@1', '?')} (validation queries from the gallery).")
+    seeds = run.get("seeds", {})
+    report.paragraph(f"Projection trained with {training.get('settings', {}).get('loss', '?')} metric learning on the "
+                     f"gallery's article types only; {training.get('epochs', '?')} epochs, best validation precision@1 "
+                     f"{training.get('best_valid_precision@1', '?')} (validation queries from the gallery); served "
+                     f"concatenated with the raw features at alpha {training.get('alpha', {}).get('chosen', '?')}, "
+                     f"chosen on validation. Over {seeds.get('n', '?')} training seeds the served model's test "
+                     f"precision@1 is {seeds.get('precision@1_mean', float('nan')):.4f} ± "
+                     f"{seeds.get('precision@1_sd', float('nan')):.4f}.")
     report.step(5)
     report.table(["model", "by", *METRICS],
                  [[family, by, *(models[family][by][k] for k in METRICS)] for family in FAMILIES
@@ -43,7 +48,7 @@ def fill_visual_report(ws: Workspace, report: DesignReport) -> None:
     report.svg(pipeline_diagram([
         ("Catalogue images", "verified digest; one vector per product"),
         ("Embedding stage", "MobileNet v1 TFLite -> 1024-d vector feature view"),
-        ("Training", "projection 1024 -> 128 (supervised contrastive), early stopping on validation"),
+        ("Training", "projection 1024 -> 256 (metric learning), early stopping on validation"),
         ("MLflow registry", f"{MODEL_NAME}: champion v{served.get('champion', '?')} "
                             f"({served.get('champion_family', '?')}) with its gallery index"),
         ("Service", "POST /v1/visual/search: decode, embed, project, search"),

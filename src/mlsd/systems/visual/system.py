@@ -45,13 +45,16 @@ class VisualSystem:
         lines.append(f"{results['queries']:,} held-out query products against a gallery of {results['gallery']:,}; "
                      f"intervals: bootstrap over queries; projected - raw precision@1 {gain['mean']:+.4f} "
                      f"[{gain['ci95'][0]:+.4f}, {gain['ci95'][1]:+.4f}]")
+        seeds = results["seeds"]
+        lines.append(f"served model over {seeds['n']} projection training seeds: precision@1 "
+                     f"{seeds['precision@1_mean']:.4f} ± {seeds['precision@1_sd']:.4f} (mean ± sd)")
         served = results["served"]
         lines.append(f"served: v{served['champion']} ({served['champion_family']}), chosen on {served['promoted_on']}")
         return "\n".join(lines)
 
     def json_summary(self, results: Mapping[str, Any]) -> dict[str, Any]:
         keys = ("queries", "precision@1", "precision@10", "map@10", "recall@10", "raw_precision@1", "models",
-                "projected_minus_raw_precision@1", "gallery", "served", "training", "seconds")
+                "projected_minus_raw_precision@1", "seeds", "gallery", "served", "training", "seconds")
         return {k: results[k] for k in keys if k in results}
 
     def service(self, ws: Workspace, config: ServeConfig) -> ScoringService:
