@@ -353,6 +353,7 @@ def test_a_route_with_upload_fields_takes_a_form_checked_as_its_json(tmp_path: P
             assert answer.json()["errors"][0]["field"] == field, answer.text
 
         refused({"blob": ("x.bin", blob)}, {"user_id": "seven"}, "user_id")  # not an integer: named
+        refused({"blob": ("x.bin", blob)}, {"user_id": "1", "weight": "1e999"}, "weight")  # not finite, as in JSON
         refused({"user_id": ("u.txt", b"7")}, {}, "user_id")  # a file where text belongs
         refused({"blob": ("x.bin", blob)}, {"user_id": "1", "colour": "red"}, "colour")  # unknown part
         refused({"blob": ("x.bin", b"a" * 3100)}, {"user_id": "1"}, "blob")  # longer than the field allows

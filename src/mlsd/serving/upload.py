@@ -12,6 +12,7 @@ multipart parser (python-multipart), fed from the bytes already read.
 from __future__ import annotations
 
 import base64
+import math
 import re
 from collections.abc import AsyncGenerator
 from typing import Any
@@ -72,8 +73,8 @@ def _typed(text: str, kind: str) -> Any:
     value = text.strip()
     if kind == "integer" and _INTEGER.match(value):
         return int(value)
-    if kind == "number" and _NUMBER.match(value):
-        return float(value)
+    if kind == "number" and _NUMBER.match(value) and math.isfinite(number := float(value)):
+        return number  # 1e999 stays text, so it is refused as in JSON rather than sent on as null
     if kind == "boolean" and value.lower() in _BOOLEANS:
         return _BOOLEANS[value.lower()]
     return text
