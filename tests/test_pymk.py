@@ -15,7 +15,7 @@ from mlsd.simulation.process import ServerProcess
 from mlsd.system import Workspace, load_system
 from mlsd.systems.pymk.data import EgoProfiles
 from mlsd.systems.pymk.graph import GraphFeatures, adjacency, random_walks, shared, user_candidates
-from mlsd.systems.pymk.train import hide_edges, non_edges, top_lists
+from mlsd.systems.pymk.train import choose_walk, hide_edges, non_edges, top_lists
 from mlsd.testing import check_system
 from tests.conftest import QuickBuilds
 
@@ -101,9 +101,34 @@ def test_walks_follow_edges_and_lists_are_ordered() -> None:
     steps = np.asarray(matrix[walks[:, :-1].ravel(), walks[:, 1:].ravel()]).ravel()
     isolated = np.diff(matrix.indptr)[walks[:, :-1].ravel()] == 0
     assert (steps[~isolated] == 1).all()
+    assert (random_walks(matrix, 2, 6, seed=0, p=1.0, q=1.0) == walks).all()  # p = q = 1: the uniform walk
     lists = top_lists(np.array([1, 1, 1, 2]), np.array([5, 6, 7, 5]), np.array([0.1, 0.9, 0.9, 0.3]), 2)
     assert lists[1][0].tolist() == [6, 7]
     assert lists[2][0].tolist() == [5]
+
+
+def test_node2vec_walks_take_each_second_step_with_the_papers_weights() -> None:
+    """From node 1 having come from 0: back to 0 (1/p), to 2 (also 0's neighbour: 1), to 3 or 4 (1/q each)."""
+    matrix = adjacency(np.array([[0, 1], [0, 2], [1, 2], [1, 3], [1, 4]]), 5)
+    p, q = 0.5, 4.0
+    walks = random_walks(matrix, 40_000, 3, seed=0, p=p, q=q)
+    came = walks[(walks[:, 0] == 0) & (walks[:, 1] == 1)]
+    shares = np.bincount(came[:, 2], minlength=5)[[0, 2, 3, 4]] / len(came)
+    weights = np.array([1 / p, 1.0, 1 / q, 1 / q])
+    assert np.allclose(shares, weights / weights.sum(), atol=0.01), shares
+    steps = np.asarray(matrix[walks[:, :-1].ravel(), walks[:, 1:].ravel()]).ravel()
+    assert (steps == 1).all()  # every step still follows an edge
+
+
+def test_the_walk_is_chosen_by_the_fitting_pairs_alone() -> None:
+    edges = _graph()
+    matrix = adjacency(edges, 60)
+    rng = np.random.default_rng(0)
+    pairs = np.concatenate([edges[:40], rng.integers(0, 60, (40, 2))])
+    labels = np.concatenate([np.ones(40), np.zeros(40)])
+    walk, scores = choose_walk(matrix, pairs, labels, seed=0, grid=((1.0, 1.0), (0.25, 4.0)))
+    assert set(scores) == {"p=1,q=1", "p=0.25,q=4"}
+    assert scores[f"p={walk[0]:g},q={walk[1]:g}"] == max(scores.values())
 
 
 @pytest.mark.slow

@@ -4,9 +4,10 @@ For an adjacency matrix ``A`` (symmetric, 0/1, CSR): common neighbours are ``A @
 ``A @ diag(1 / log deg) @ A`` and resource allocation ``A @ diag(1 / deg) @ A``; these share the
 sparsity of ``A @ A``, whose off-diagonal non-edges are exactly the friends-of-friends candidates.
 Scores of arbitrary pairs are looked up in those products by binary search over ``row * n + col``.
-Node embeddings are DeepWalk-style (node2vec with p = q = 1): uniform random walks from every node,
-fed to gensim's skip-gram. Where the ego networks describe the nodes (:class:`EgoProfiles`), two more
-pair features count what a pair shares: profile attributes (``P @ P.T``) and circles (``C @ C.T``).
+Node embeddings are node2vec's: second-order random walks from every node (return ``p``, in-out
+``q``; uniform, DeepWalk's, at p = q = 1) fed to gensim's skip-gram. Where the ego networks describe
+the nodes (:class:`EgoProfiles`), two more pair features count what a pair shares: profile attributes
+(``P @ P.T``) and circles (``C @ C.T``).
 """
 
 from __future__ import annotations
@@ -142,24 +143,52 @@ def pair_columns(cn: np.ndarray, aa: np.ndarray, ra: np.ndarray, degree: np.ndar
             "degree_max": np.maximum(du, dv), "embedding_cosine": cosine}
 
 
-def random_walks(matrix: sparse.csr_matrix, walks_per_node: int, length: int, seed: int) -> np.ndarray:
-    """Uniform random walks, ``walks_per_node`` from every node (isolated nodes stay put): (walks, length)."""
+def random_walks(matrix: sparse.csr_matrix, walks_per_node: int, length: int, seed: int, *, p: float = 1.0,
+                 q: float = 1.0) -> np.ndarray:
+    """Random walks, ``walks_per_node`` from every node (isolated nodes stay put): (walks, length).
+
+    node2vec's second-order walk: from ``current``, having come from ``previous``, a neighbour ``x``
+    is taken with weight ``1/p`` if it is ``previous``, 1 if it is also a neighbour of ``previous``,
+    ``1/q`` otherwise; ``p = q = 1`` is the uniform (DeepWalk) walk. All walks step together: a
+    uniform neighbour is proposed and kept with probability ``weight / max weight``, the rejected
+    walks propose again (rejection sampling, as KnightKing does), so no per-node alias tables.
+    """
     rng = np.random.default_rng(seed)
     indptr, indices = matrix.indptr, matrix.indices
     degree = np.diff(indptr)
     nodes = matrix.shape[0]
+    edge_keys = np.sort(np.repeat(np.arange(nodes, dtype=np.int64), degree) * nodes + indices)  # "is x a neighbour"
+    weights = np.array([1 / p, 1.0, 1 / q])
+    top = weights.max()
     walks = np.empty((nodes * walks_per_node, length), np.int64)
     walks[:, 0] = rng.permutation(np.tile(np.arange(nodes), walks_per_node))
-    for step in range(1, length):
-        current = walks[:, step - 1]
+
+    def propose(current: np.ndarray) -> np.ndarray:
         d = degree[current]
         offset = (rng.random(len(current)) * np.maximum(d, 1)).astype(np.int64)
-        walks[:, step] = np.where(d > 0, indices[np.minimum(indptr[current] + offset, len(indices) - 1)], current)
+        return np.where(d > 0, indices[np.minimum(indptr[current] + offset, len(indices) - 1)], current)
+
+    for step in range(1, length):
+        current = walks[:, step - 1]
+        if step == 1 or (p == 1.0 and q == 1.0):
+            walks[:, step] = propose(current)
+            continue
+        previous = walks[:, step - 2]
+        pending = np.arange(len(current))
+        while len(pending):
+            x = propose(current[pending])
+            back = x == previous[pending]
+            key = previous[pending] * nodes + x
+            at = np.minimum(np.searchsorted(edge_keys, key), len(edge_keys) - 1)
+            kind = np.where(back, 0, np.where(edge_keys[at] == key, 1, 2))
+            keep = (rng.random(len(pending)) * top < weights[kind]) | (degree[current[pending]] == 0)
+            walks[pending[keep], step] = x[keep]
+            pending = pending[~keep]
     return walks
 
 
 def node_embeddings(matrix: sparse.csr_matrix, *, dim: int = 64, walks_per_node: int = 10, length: int = 20,
-                    window: int = 5, seed: int = 0) -> np.ndarray:
-    """DeepWalk-style node vectors (unit length): :func:`random_walks` fed to skip-gram for one epoch."""
-    walks = random_walks(matrix, walks_per_node, length, seed)
+                    window: int = 5, seed: int = 0, p: float = 1.0, q: float = 1.0) -> np.ndarray:
+    """node2vec vectors (unit length): :func:`random_walks` (return ``p``, in-out ``q``) fed to skip-gram, one epoch."""
+    walks = random_walks(matrix, walks_per_node, length, seed, p=p, q=q)
     return skipgram_vectors(walks.tolist(), matrix.shape[0], dim=dim, window=window, epochs=1, seed=seed)
