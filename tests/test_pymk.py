@@ -126,7 +126,7 @@ def test_the_walk_is_chosen_by_the_fitting_pairs_alone() -> None:
     rng = np.random.default_rng(0)
     pairs = np.concatenate([edges[:40], rng.integers(0, 60, (40, 2))])
     labels = np.concatenate([np.ones(40), np.zeros(40)])
-    walk, scores = choose_walk(matrix, pairs, labels, seed=0, grid=((1.0, 1.0), (0.25, 4.0)))
+    walk, _, scores = choose_walk(matrix, pairs, labels, seed=0, grid=((1.0, 1.0), (0.25, 4.0)))
     assert set(scores) == {"p=1,q=1", "p=0.25,q=4"}
     assert scores[f"p={walk[0]:g},q={walk[1]:g}"] == max(scores.values())
 

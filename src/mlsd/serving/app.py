@@ -182,12 +182,12 @@ def create_app(service: ScoringService, feature_log: FeatureLog, *, max_in_fligh
     label_schema: Schema = getattr(service, "label_schema", LABEL_SCHEMA)
     request_decoder, label_decoder = BodyDecoder(service.request_schema, "Request"), BodyDecoder(label_schema, "Labels")
 
-    uploads: tuple[str, ...] = tuple(getattr(service, "upload_fields", ()))
+    uploads = upload_fields(service)
+    form = (service.request_schema, uploads) if uploads else None
 
     async def score(request: Request) -> Response:
-        body = await _json_body(request, limits, request_decoder, write=limits.token_all,
-                                form=(service.request_schema, uploads) if uploads else None)
-        return await scored(request, body)
+        return await scored(request, await _json_body(request, limits, request_decoder, write=limits.token_all,
+                                                      form=form))
 
     async def lookup(request: Request) -> Response:
         assert isinstance(service, LookupRoute)
@@ -365,8 +365,7 @@ async def _json_body(request: Request, limits: EdgeLimits, decoder: BodyDecoder,
     """
     if write and not authorized(request, limits.token):
         return _unauthorized()
-    media = request.headers.get("content-type", "")
-    as_form = form is not None and is_form(media)
+    as_form = form is not None and is_form(request.headers.get("content-type", ""))
     if not as_form and not is_json(request):
         return _error(415, "content-type must be application/json" + (" or multipart/form-data" if form else ""))
     try:
@@ -375,8 +374,7 @@ async def _json_body(request: Request, limits: EdgeLimits, decoder: BodyDecoder,
         # a body left unread cannot be followed by another request on this connection
         return JSONResponse({"error": str(exc)}, status_code=exc.status, headers={"connection": "close"})
     try:
-        if as_form:
-            assert form is not None
+        if form is not None and as_form:
             try:
                 made = await form_body(raw, request.headers, *form, max_part_bytes=limits.max_body_bytes)
             except FormError as exc:
@@ -465,11 +463,16 @@ def openapi_document(service: ScoringService, label_schema: Schema | None = None
     }
 
 
+def upload_fields(service: ScoringService) -> tuple[str, ...]:
+    """The request fields a service also takes as file parts of a form (none unless it names them)."""
+    return tuple(getattr(service, "upload_fields", ()))
+
+
 def _request_content(service: ScoringService) -> dict[str, Any]:
     """The scoring route's media types: JSON, and a form whose upload fields are files when it takes any."""
     schema = json_schema(service.request_schema)
     content = {"application/json": {"schema": schema}}
-    uploads = tuple(getattr(service, "upload_fields", ()))
+    uploads = upload_fields(service)
     if uploads:
         binary = {"type": "string", "contentMediaType": "application/octet-stream"}
         properties = {name: binary if name in uploads else spec for name, spec in schema["properties"].items()}

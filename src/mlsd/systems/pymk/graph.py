@@ -157,9 +157,11 @@ def random_walks(matrix: sparse.csr_matrix, walks_per_node: int, length: int, se
     indptr, indices = matrix.indptr, matrix.indices
     degree = np.diff(indptr)
     nodes = matrix.shape[0]
-    edge_keys = np.sort(np.repeat(np.arange(nodes, dtype=np.int64), degree) * nodes + indices)  # "is x a neighbour"
-    weights = np.array([1 / p, 1.0, 1 / q])
-    top = weights.max()
+    biased = (p, q) != (1.0, 1.0)
+    if biased:  # "is x a neighbour of previous" by binary search over every edge's row * n + col
+        edge_keys = np.sort(np.repeat(np.arange(nodes, dtype=np.int64), degree) * nodes + indices)
+        weights = np.array([1 / p, 1.0, 1 / q])
+        top = weights.max()
     walks = np.empty((nodes * walks_per_node, length), np.int64)
     walks[:, 0] = rng.permutation(np.tile(np.arange(nodes), walks_per_node))
 
@@ -170,7 +172,7 @@ def random_walks(matrix: sparse.csr_matrix, walks_per_node: int, length: int, se
 
     for step in range(1, length):
         current = walks[:, step - 1]
-        if step == 1 or (p == 1.0 and q == 1.0):
+        if step == 1 or not biased:
             walks[:, step] = propose(current)
             continue
         previous = walks[:, step - 2]

@@ -88,23 +88,28 @@ def non_edges(full: sparse.csr_matrix, count: int, rng: np.random.Generator) -> 
     return np.array(sorted(found)[:count], np.int64)[rng.permutation(count)]
 
 
-def features_of(matrix: sparse.csr_matrix, seed: int, profiles: EgoProfiles | None = None, *,
-                walk: tuple[float, float] = (1.0, 1.0)) -> GraphFeatures:
-    p, q = walk
-    return GraphFeatures.build(matrix, node_embeddings(matrix, seed=seed, p=p, q=q), profiles)
+def features_of(matrix: sparse.csr_matrix, seed: int, profiles: EgoProfiles | None = None) -> GraphFeatures:
+    return GraphFeatures.build(matrix, node_embeddings(matrix, seed=seed), profiles)
 
 
 def choose_walk(matrix: sparse.csr_matrix, pairs: np.ndarray, labels: np.ndarray, seed: int,
-                grid: tuple[tuple[float, float], ...] = WALK_GRID) -> tuple[tuple[float, float], dict[str, float]]:
+                grid: tuple[tuple[float, float], ...] = WALK_GRID
+                ) -> tuple[tuple[float, float], np.ndarray, dict[str, float]]:
     """node2vec's return ``p`` and in-out ``q``: the pair whose embeddings' cosine best separates ``labels``
-    (ROC-AUC over ``pairs``, the ranker's training pairs: never the test half); ties keep the uniform walk."""
+    (ROC-AUC over ``pairs``, the ranker's training pairs: never the test half); ties keep the uniform walk.
+
+    Returns the chosen ``(p, q)``, its node vectors (the ranker's embedding feature) and every point's AUC."""
     scores: dict[str, float] = {}
+    best: tuple[tuple[float, bool], tuple[float, float], np.ndarray] | None = None
     for p, q in grid:
         vectors = node_embeddings(matrix, seed=seed, p=p, q=q)
         cosine = np.einsum("ij,ij->i", vectors[pairs[:, 0]], vectors[pairs[:, 1]])
-        scores[f"p={p:g},q={q:g}"] = float(roc_auc_score(labels, cosine))
-    best = max(range(len(grid)), key=lambda i: (list(scores.values())[i], grid[i] == (1.0, 1.0)))
-    return grid[best], scores
+        scores[f"p={p:g},q={q:g}"] = auc = float(roc_auc_score(labels, cosine))
+        rank = (auc, (p, q) == (1.0, 1.0))
+        if best is None or rank > best[0]:
+            best = (rank, (p, q), vectors)
+    assert best is not None, "an empty grid"
+    return best[1], best[2], scores
 
 
 def link_prediction(edges: np.ndarray, seed: int, profiles: EgoProfiles | None = None,
@@ -122,8 +127,8 @@ def link_prediction(edges: np.ndarray, seed: int, profiles: EgoProfiles | None =
     order = rng.permutation(len(pairs))
     fit_part, test_part = order[: len(order) // 2], order[len(order) // 2:]
     residual = adjacency(kept, nodes)
-    walk, walk_scores = choose_walk(residual, pairs[fit_part], labels[fit_part], seed, walk_grid)
-    graph = features_of(residual, seed, profiles, walk=walk)
+    walk, vectors, walk_scores = choose_walk(residual, pairs[fit_part], labels[fit_part], seed, walk_grid)
+    graph = GraphFeatures.build(residual, vectors, profiles)
     stop = fit_part[: len(fit_part) // 5]
     columns = graph.pairs(pairs[:, 0], pairs[:, 1])
 
