@@ -106,6 +106,29 @@ def test_co_visitation_scores_co_occurring_items_and_excludes_seen() -> None:
                                rtol=1e-5, atol=1e-6)
 
 
+def test_co_visitation_dropout_and_unconstrained_forms_solve_their_objectives() -> None:
+    """DLAE: the penalty is L2 + p/(1-p)·G_jj per item; unconstrained, B solves the ridge normal equations
+    (G + Λ)B = G; with EASE's constraint the diagonal is zero and each column's off-diagonal part solves
+    them too; dropout 0 with the constraint is EASE itself."""
+    rng = np.random.default_rng(3)
+    matrix = (rng.random((60, 12)) < 0.3).astype(np.float32)
+    gram = matrix.T.astype(np.float64) @ matrix
+    l2, p = 5.0, 0.5
+    penalty = np.diag(l2 + p / (1 - p) * np.diag(gram))
+    free = CoVisitation.fit(matrix, regularization=l2, dropout=p, zero_diagonal=False).weights.astype(np.float64)
+    full = np.linalg.solve(gram + penalty, gram)  # the unconstrained solution, diagonal included
+    np.testing.assert_allclose(free, full - np.diag(np.diag(full)), rtol=1e-4, atol=1e-5)
+    constrained = CoVisitation.fit(matrix, regularization=l2, dropout=p).weights.astype(np.float64)
+    assert np.allclose(np.diag(constrained), 0)
+    for j in range(12):  # column j regresses item j on the others: off the diagonal, the normal equations hold
+        others = np.arange(12) != j
+        lhs = (gram + penalty)[np.ix_(others, others)] @ constrained[others, j]
+        np.testing.assert_allclose(lhs, gram[others, j], rtol=1e-4, atol=1e-4)
+    np.testing.assert_array_equal(CoVisitation.fit(matrix, 5.0, 0.0).weights, CoVisitation.fit(matrix, 5.0).weights)
+    with pytest.raises(ValueError, match="dropout"):
+        CoVisitation.fit(matrix, dropout=1.0)
+
+
 def synthetic_movielens(n_users: int = 120, n_items: int = 80, seed: int = 0) -> MovieLens:
     """Two user groups with separate tastes (by genre), timestamps over 60 days."""
     rng = np.random.default_rng(seed)
@@ -340,6 +363,16 @@ def test_ranker_promotion_is_cross_validated(recs_home: tuple[Path, MovieLens, d
     assert report["queries"] == report["evaluated_users"] > 0
     assert report["trees"] == max(1, int(np.median(report["fold_trees"])))
     assert report["promoted"] == (report["valid_gain_lower_bound"] > 0)
+
+
+def test_co_visitation_settings_are_chosen_on_validation(recs_home: tuple[Path, MovieLens, dict]) -> None:
+    from mlsd.systems.recs.run import CO_VISITATION_GRID
+
+    chosen = recs_home[2]["training"]["co_visitation"]
+    grid = chosen["grid"]
+    assert len(grid) == len(CO_VISITATION_GRID)
+    assert chosen["valid_ndcg@10"] == max(row["valid_ndcg@10"] for row in grid)
+    assert {**chosen["chosen"], "valid_ndcg@10": chosen["valid_ndcg@10"]} in grid
 
 
 def test_items_nobody_rated_get_content_tower_vectors() -> None:

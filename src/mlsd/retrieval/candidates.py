@@ -3,7 +3,8 @@
 :class:`CoVisitation` scores an item by how it co-occurs with the user's history. Raw co-occurrence
 counts favour popular items, so the item-item weights are the ridge-regularized least-squares solution
 that reconstructs each item's column from the others with a zero diagonal (EASE, Steck 2019): a
-closed form, one ``n_items``-square inverse. ``regularization`` trades fit for shrinkage.
+closed form, one ``n_items``-square inverse. ``regularization`` trades fit for shrinkage; ``dropout``
+makes it the denoising variant (DLAE, Steck 2020), whose penalty grows with each item's popularity.
 """
 
 from __future__ import annotations
@@ -28,11 +29,24 @@ class CoVisitation:
     weights: np.ndarray
 
     @classmethod
-    def fit(cls, interactions: np.ndarray, regularization: float = 300.0) -> CoVisitation:
+    def fit(cls, interactions: np.ndarray, regularization: float = 300.0, dropout: float = 0.0,
+            zero_diagonal: bool = True) -> CoVisitation:
+        """Weights from (users, items) 0/1 interactions.
+
+        ``dropout`` p: the closed form of training the item-item model as a denoising autoencoder that
+        drops each input item with probability p (DLAE): a per-item penalty ``regularization +
+        p/(1-p)·G_jj``, so popular items are shrunk more. ``zero_diagonal``: EASE's constraint, solved
+        with it (``B = -P / diag(P)``); without it the solution is ``B = I - P·diag(penalty)`` (DLAE's
+        form). Either way the stored diagonal is zero: a user's own items are never scored, so only
+        the off-diagonal weights ever act.
+        """
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
         gram = interactions.T.astype(np.float64) @ interactions.astype(np.float64)
-        gram[np.diag_indices_from(gram)] += regularization
+        penalty = regularization + dropout / (1.0 - dropout) * np.diag(gram)
+        gram[np.diag_indices_from(gram)] += penalty
         inverse = np.linalg.inv(gram)
-        weights = -inverse / np.diag(inverse)
+        weights = -inverse / np.diag(inverse) if zero_diagonal else -inverse * penalty
         np.fill_diagonal(weights, 0.0)
         return cls(weights.astype(np.float32))
 

@@ -56,6 +56,7 @@ class RecsSettings:
     freshness: float = 0.05  # multiplicative boost for an item released within freshness_years
     freshness_years: float = 1.0
     ranking_depth: int = 200  # the ranker scores candidates in the top this many of co-visitation or two-tower
+    tune_co_visitation: bool = True  # choose the co-visitation model's settings on validation (else its defaults)
 
 
 @dataclass

@@ -8,7 +8,9 @@ In both, the ranker is trained the way it runs: candidate models are fitted on a
 training data (a random 80% of each user's items in A, ratings before a second cut-off in B), the
 ranker learns which candidates the held-back part contains, then the candidate models are refitted
 on all training data and the whole pipeline recommends for the test period. Feature-store values are
-taken point-in-time at the moment of recommendation (the end of the data the models saw).
+taken point-in-time at the moment of recommendation (the end of the data the models saw). The
+co-visitation model's settings (:data:`CO_VISITATION_GRID`) are chosen on the same two parts: fitted
+on the earlier one, scored by the nDCG@10 of its own order on the held-back one, never on the test split.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from mlsd.evaluation.topk import (
 )
 from mlsd.events import EventLog, Ingestor
 from mlsd.features import FeatureStore, OfflineStore, open_online_store
-from mlsd.retrieval.candidates import CoVisitation, interaction_matrix
+from mlsd.retrieval.candidates import CoVisitation, interaction_matrix, top_k_excluding
 from mlsd.systems.recs.ablation import ablation
 from mlsd.systems.recs.features import ITEM_VIEWS, RATINGS_SCHEMA, USER_VIEWS, ratings_table, recs_views, write_profiles
 from mlsd.systems.recs.pipeline import FeatureLookup, Ranked, Recommender, RecsSettings, Users
@@ -51,6 +53,9 @@ PUBLISHED_ML100K = {  # Microsoft Recommenders' benchmark table, ML-100K, top-10
     "BPR": {"ndcg@10": 0.4420}, "LightGCN": {"ndcg@10": 0.4198}, "SAR": {"ndcg@10": 0.3825},
 }
 Progress = Callable[[str], None]
+# CoVisitation.fit's (regularization, dropout, zero_diagonal) tried on validation; the first is the default.
+CO_VISITATION_GRID = tuple((l2, p, zero) for l2 in (300.0, 150.0, 600.0) for p in (0.0, 0.5, 0.67)
+                           for zero in (True, False))
 
 
 @dataclass(frozen=True)
@@ -101,10 +106,12 @@ def item_inputs(data: MovieLens, ids: np.ndarray | None = None) -> ItemInputs:
 
 
 def fit_recommender(data: MovieLens, phase: Phase, settings: RecsSettings, seed: int = 0, epochs: int = 25,
-                    engine: FitEngine | None = None) -> tuple[Recommender, dict[str, Any]]:
+                    engine: FitEngine | None = None, co_visitation: dict[str, Any] | None = None
+                    ) -> tuple[Recommender, dict[str, Any]]:
     """Two-tower model, ANN index, co-visitation weights and popularity from one phase's ratings.
 
-    ``engine`` fits the two-tower model (embedded by default; the report records which, and its workers)."""
+    ``engine`` fits the two-tower model (embedded by default; the report records which, and its workers);
+    ``co_visitation``: :meth:`CoVisitation.fit`'s settings (its defaults if None)."""
     ratings = phase.ratings
     codes, vocab = _categorical(data)
     items = item_inputs(data)
@@ -117,7 +124,7 @@ def fit_recommender(data: MovieLens, phase: Phase, settings: RecsSettings, seed:
     report |= {"engine": engine.name, "workers": engine.workers}
     matrix = interaction_matrix(ratings["user"].to_numpy(), ratings["item"].to_numpy(), data.n_users, data.n_items)
     started = time.perf_counter()
-    covis = CoVisitation.fit(matrix)
+    covis = CoVisitation.fit(matrix, **(co_visitation or {}))
     report["co_visitation_seconds"] = time.perf_counter() - started
     popularity = np.bincount(ratings["item"].to_numpy(), minlength=data.n_items).astype(np.float64)
     # An item nobody rated in this phase has an id embedding that never left its initialization: such
@@ -223,6 +230,24 @@ class Trained:
     valid_ndcg: dict[str, np.ndarray]
 
 
+def choose_co_visitation(data: MovieLens, fit: Phase, label: pd.DataFrame, k: int = 10,
+                         grid: tuple[tuple[float, float, bool], ...] = CO_VISITATION_GRID) -> dict[str, Any]:
+    """:meth:`CoVisitation.fit`'s settings with the best nDCG@k of its own order (seen items removed) on
+    ``label``'s items when fitted on ``fit``'s: ``{"chosen": kwargs, "valid_ndcg@k": ..., "grid": [...]}``."""
+    ratings = fit.ratings
+    matrix = interaction_matrix(ratings["user"].to_numpy(), ratings["item"].to_numpy(), data.n_users, data.n_items)
+    seen = matrix > 0
+    relevant = relevant_sets(label, np.arange(data.n_users))
+    scored = []
+    for l2, dropout, zero in grid:
+        kwargs: dict[str, Any] = {"regularization": l2, "dropout": dropout, "zero_diagonal": zero}
+        top, _ = top_k_excluding(CoVisitation.fit(matrix, **kwargs).scores(seen), seen, k)
+        scored.append({**kwargs, f"valid_ndcg@{k}": topk_metrics(top, relevant, k)[f"ndcg@{k}"]})
+    best = max(scored, key=lambda row: row[f"valid_ndcg@{k}"])  # the first of equals: the default leads the grid
+    return {"chosen": {key: best[key] for key in ("regularization", "dropout", "zero_diagonal")},
+            f"valid_ndcg@{k}": best[f"valid_ndcg@{k}"], "grid": scored}
+
+
 def run_protocol(data: MovieLens, fit: Phase, label: pd.DataFrame, full: Phase, test: pd.DataFrame, home: Path,
                  settings: RecsSettings, say: Progress, seed: int = 0,
                  engine: FitEngine | None = None) -> tuple[Trained, dict[str, Any]]:
@@ -230,8 +255,14 @@ def run_protocol(data: MovieLens, fit: Phase, label: pd.DataFrame, full: Phase, 
 
     ``engine`` fits the two-tower models and the rankers (embedded by default)."""
     rows = np.arange(data.n_users)
+    covis = choose_co_visitation(data, fit, label) if settings.tune_co_visitation else {"chosen": {}}
+    if settings.tune_co_visitation:
+        chosen = covis["chosen"]
+        say(f"co-visitation chosen on validation: L2 {chosen['regularization']:g}, dropout {chosen['dropout']:g}, "
+            f"{'zero diagonal' if chosen['zero_diagonal'] else 'unconstrained'} "
+            f"(nDCG@10 {covis['valid_ndcg@10']:.4f})")
     say("candidate models on the ranker's training phase")
-    early, early_report = fit_recommender(data, fit, settings, seed, engine=engine)
+    early, early_report = fit_recommender(data, fit, settings, seed, engine=engine, co_visitation=covis["chosen"])
     store = PhaseStore(data, fit, home / "fit")
     say("ranker")
     ranker, ranker_report, valid_ndcg = train_ranker(early, users_of(data, user_items(fit.ratings, data.n_users), rows),
@@ -241,7 +272,7 @@ def run_protocol(data: MovieLens, fit: Phase, label: pd.DataFrame, full: Phase, 
         f"{ranker_report['valid_ndcg@10_co_visitation']:.4f} (gain's 95% lower bound "
         f"{ranker_report['valid_gain_lower_bound']:+.4f}): {'promoted' if ranker_report['promoted'] else 'kept out'}")
     say("candidate models on all training data")
-    final, final_report = fit_recommender(data, full, settings, seed, engine=engine)
+    final, final_report = fit_recommender(data, full, settings, seed, engine=engine, co_visitation=covis["chosen"])
     final.ranker = ranker if ranker_report["promoted"] else None
     store = PhaseStore(data, full, home / "full")
     say("evaluation")
@@ -260,6 +291,7 @@ def run_protocol(data: MovieLens, fit: Phase, label: pd.DataFrame, full: Phase, 
     store.close()
     metrics["training"] = {"two_tower": {k: v for k, v in final_report.items() if k != "loss_history"},
                            "two_tower_loss": final_report["loss_history"], "ranker": ranker_report,
+                           "co_visitation": covis,
                            "early_two_tower_seconds": early_report["seconds"]}
     return Trained(final, ranker, full.as_of_s, fit.as_of_s, valid_ndcg), metrics
 
