@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -152,15 +153,17 @@ def test_a_new_friendship_changes_the_next_answer(small_home: Callable[[str], Pa
     from mlsd.systems.pymk.serve import PymkService
 
     ws = Workspace(small_home("pymk"))
-    service = PymkService(ws.home)
+    service = PymkService(ws.home, refresh_s=None)  # refreshed by hand below
+    assert not service.stale
     answer, _ = service.score({"user_id": 0, "k": 10}, "a")
     assert answer["path"] == "precomputed"
     assert len(answer["ranked"]) == 10
-    service.stale.add(0)  # the online path gives the precomputed list exactly
+    service.stale[0] = 0  # the online path gives the precomputed list exactly
     online, _ = service.score({"user_id": 0, "k": 10}, "b")
     assert online["path"] == "online"
     assert [r["user_id"] for r in online["ranked"]] == [r["user_id"] for r in answer["ranked"]]
     np.testing.assert_allclose([r["score"] for r in online["ranked"]], [r["score"] for r in answer["ranked"]])
+    del service.stale[0]
     # a newcomer befriends user 0: user 0's friends now see the newcomer as a friend of a friend
     friend = int(service.graph.indices[service.graph.indptr[0]])
     before, _ = service.score({"user_id": friend, "k": 20}, "c")
@@ -176,10 +179,41 @@ def test_a_new_friendship_changes_the_next_answer(small_home: Callable[[str], Pa
     assert len(newcomer["ranked"]) == 5
     with pytest.raises(MlsdError, match="friend_id"):
         service.intake({"edges": [{"user_id": 3, "friend_id": 3}]})
+    stale = set(service.stale)
+    assert {0, 5000, friend} <= stale
     service.close()
-    reopened = PymkService(ws.home)  # the friendship is durable: the graph has it after a restart
+
+    def ids(answer: dict) -> list[int]:
+        return [r["user_id"] for r in answer["ranked"]]
+
+    # The friendship is durable, and a restart marks stale again whoever it touched: no list older than
+    # the graph is ever served.
+    reopened = PymkService(ws.home, refresh_s=None)
     assert reopened.graph[0, 5000] == 1
+    assert set(reopened.stale) == stale
+    assert reopened.score({"user_id": friend, "k": 20}, "f")[0]["path"] == "online"
+    # An incremental refresh writes their lists to the lists view: the lookup serves them again.
+    assert reopened.refresh(limit=None) == len(stale)
+    assert not reopened.stale
+    looked_up, _ = reopened.score({"user_id": friend, "k": 20}, "g")
+    assert looked_up["path"] == "precomputed"
+    assert ids(looked_up) == ids(after)
+    np.testing.assert_allclose([r["score"] for r in looked_up["ranked"]], [r["score"] for r in after["ranked"]])
+    assert reopened.score({"user_id": 5000, "k": 5}, "h")[0]["path"] == "precomputed"
     reopened.close()
+    # The background refresher does the same on its own; what it refreshed stays fresh after a restart.
+    third = PymkService(ws.home, refresh_s=0.05)
+    assert not third.stale
+    assert third.score({"user_id": friend, "k": 20}, "i")[0]["path"] == "precomputed"
+    third.intake({"edges": [{"user_id": 1, "friend_id": 5001}]})
+    waited = 0.0
+    while third.stale and waited < 20:
+        time.sleep(0.05)
+        waited += 0.05
+    assert not third.stale
+    assert third.score({"user_id": 5001, "k": 5}, "j")[0]["path"] == "precomputed"
+    assert third.health()["refreshed_users"] > 0
+    third.close()
     with ServerProcess("pymk", ws.home) as server:  # GET reads the same answer as POST, through the same checks
         status, got = server.client.request("GET", "/v1/pymk/7?k=3")
         assert status == 200

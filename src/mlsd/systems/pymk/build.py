@@ -34,7 +34,7 @@ from mlsd.systems.pymk.data import (
     ego_profiles,
     facebook_edges,
 )
-from mlsd.systems.pymk.features import FRIENDS_VIEW, LIST_K, LISTS_VIEW, pymk_views, write_lists
+from mlsd.systems.pymk.features import FRIENDS_VIEW, LIST_K, LISTS_POSITION, LISTS_VIEW, pymk_views, write_lists
 from mlsd.systems.pymk.graph import GraphFeatures, adjacency
 from mlsd.systems.pymk.model import FriendModel
 
@@ -119,6 +119,7 @@ def build_pymk(ws: Workspace, data: str | None, *, small: bool = False, progress
         write_lists(lists, at_us, ws.home / "lists")
         store = ws.feature_store(pymk_views(log, ws.home / "lists"))
         store.materialize(end_us=at_us + 1)
+        store.online.set_meta(LISTS_POSITION, str(len(log)))  # the lists reflect every friendship logged so far
         store.online.close()
     results["served"] = {"champion": promotion.champion, "champion_family": champion,
                          "challenger": promotion.challenger, "versions": names, "lists_version": promotion.champion,

@@ -23,7 +23,9 @@ USER = Entity("user", ("user_id",))
 LIST_K = 20
 FRIENDS_VIEW = "user_friends"
 LISTS_VIEW = "pymk_lists"
-LISTS_FILE = "lists.parquet"
+LISTS_FILE = "lists.parquet"  # the batch precompute's table; refreshed users' lists are later files beside it
+# Online-store meta: how many friendship events (the log's first N) the served lists reflect.
+LISTS_POSITION = "pymk_lists:events"
 
 
 def pymk_views(log: EventLog, lists_dir: Path) -> list[AnyView]:
@@ -31,14 +33,15 @@ def pymk_views(log: EventLog, lists_dir: Path) -> list[AnyView]:
         AggregationView(FRIENDS_VIEW, (USER,), EventLogSource(log), (
             Aggregation("count", name="friends"),
             *(Aggregation("nth_last", "friend_id", n=n, name=f"latest_friend_{n}") for n in (1, 2, 3)))),
-        FeatureView(LISTS_VIEW, (USER,), TableSource(str(lists_dir / LISTS_FILE)),
+        FeatureView(LISTS_VIEW, (USER,), TableSource(str(lists_dir)),
                     (*(Feature(f"friend_{n}") for n in range(1, LIST_K + 1)),
                      *(Feature(f"score_{n}") for n in range(1, LIST_K + 1)))),
     ]
 
 
-def write_lists(lists: dict[int, tuple[np.ndarray, np.ndarray]], at_us: int, directory: Path) -> Path:
-    """The precomputed lists as the ``pymk_lists`` table (NaN where a user has fewer than LIST_K)."""
+def write_lists(lists: dict[int, tuple[np.ndarray, np.ndarray]], at_us: int, directory: Path,
+                name: str = LISTS_FILE) -> Path:
+    """The precomputed lists as a file of the ``pymk_lists`` table (NaN where a user has fewer than LIST_K)."""
     users = np.array(sorted(lists), np.int64)
     friends = np.full((len(users), LIST_K), np.nan)
     scores = np.full((len(users), LIST_K), np.nan)
@@ -51,6 +54,8 @@ def write_lists(lists: dict[int, tuple[np.ndarray, np.ndarray]], at_us: int, dir
                       **{f"score_{n + 1}": scores[:, n] for n in range(LIST_K)},
                       "event_timestamp": pa.array(np.full(len(users), at_us), pa.int64()).cast(
                           pa.timestamp("us", tz="UTC"))})
-    path = directory / LISTS_FILE
-    pq.write_table(table, path)
+    path = directory / name
+    partial = path.with_suffix(".partial")  # not *.parquet: the view never reads a half-written file
+    pq.write_table(table, partial)
+    partial.replace(path)
     return path

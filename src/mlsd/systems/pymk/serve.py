@@ -9,10 +9,19 @@ stale user, one the precompute did not list, or a champion other than the one th
 takes the online path: the user's candidates and features from their row of the graph
 (:func:`~mlsd.systems.pymk.graph.user_candidates`, equal to the batch values), ranked by the
 champion's one ranking rule. So the next answer reflects a friendship as soon as it is acknowledged.
+
+Stale lists are refreshed incrementally (:meth:`PymkService.refresh`, every ``refresh_s`` on a background
+thread): the stale users' lists are computed by that same online path, written as a new file of the
+lists view's table and materialized, and those users go back to the lookup. The online store keeps
+how many logged friendships the served lists reflect (``LISTS_POSITION``), advanced only when no user
+is left stale; a restarted service marks stale again every user the friendships after it touch, so a
+restart never serves a list older than the graph.
 """
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -35,7 +44,7 @@ from mlsd.serving.models import Arms, ModelHolder
 from mlsd.serving.validation import Field, RequestError, Schema, event_time
 from mlsd.systems.pymk.build import MODEL_NAME, PROFILE_FILE
 from mlsd.systems.pymk.data import EDGE_SCHEMA
-from mlsd.systems.pymk.features import FRIENDS_VIEW, LIST_K, LISTS_VIEW, pymk_views
+from mlsd.systems.pymk.features import FRIENDS_VIEW, LIST_K, LISTS_POSITION, LISTS_VIEW, pymk_views, write_lists
 from mlsd.systems.pymk.graph import adjacency, user_candidates
 from mlsd.systems.pymk.model import FriendModel
 
@@ -43,6 +52,8 @@ FRIEND_COLUMNS = tuple(output_column(LISTS_VIEW, f"friend_{n}") for n in range(1
 SCORE_COLUMNS = tuple(output_column(LISTS_VIEW, f"score_{n}") for n in range(1, LIST_K + 1))
 MAX_USERS = 1_000_000  # user ids 0..MAX_USERS-1: the in-memory graph is sized by the largest id
 MAX_EDGES = 10_000
+log = logging.getLogger(__name__)
+REFRESH_BATCH = 200  # stale users per refresh file: bounds the time one refresh holds the interpreter
 REQUEST_SCHEMA: Schema = {
     "request_id": Field("string", required=False, description="client id; generated when absent"),
     "timestamp": event_time(),
@@ -79,7 +90,7 @@ class PymkService:
 
     def __init__(self, home: Path, *, ab_share: float = 0.0, experiment: str = "pymk-ab", window_s: float = 3600.0,
                  label_delay_s: float = 600.0, thresholds: DriftThresholds | None = None,
-                 poll_interval: float = 10.0) -> None:
+                 poll_interval: float = 10.0, refresh_s: float | None = 5.0) -> None:
         from mlsd.system import Workspace
 
         self.ws = Workspace(home)
@@ -98,12 +109,24 @@ class PymkService:
         edges = np.column_stack([pairs["user_id"].to_numpy(), pairs["friend_id"].to_numpy()])
         self.graph = adjacency(edges, int(edges.max()) + 1 if len(edges) else 1)
         self.degree = np.asarray(self.graph.sum(axis=1)).ravel()
-        self.stale: set[int] = set()
+        # stale user -> the edit that last made it so; the lists reflect the log's first `position` events
+        self.stale: dict[int, int] = {}
+        self._edits = 0
+        self._lock = threading.Lock()  # intake's graph edits vs a refresh's snapshot and its clean-up
+        position = self.store.online.get_meta(LISTS_POSITION)
+        self._mark_stale(edges[int(position):] if position is not None else edges[:0])
         self.registry = ModelRegistry(self.ws.home)
         self.models = ModelHolder(self.registry, MODEL_NAME, CHAMPION, poll_interval)
         self.arms = Arms(self.models, ab_share, experiment, poll_interval)
         self.paths = {"precomputed": 0, "online": 0}
+        self.refreshed = 0
         self._padded: dict[int, tuple[FriendModel, np.ndarray]] = {}
+        self._stop = threading.Event()
+        self._refresher = None
+        if refresh_s is not None:
+            self._refresher = threading.Thread(target=self._refresh_every, args=(refresh_s,), name="pymk-refresh",
+                                               daemon=True)
+            self._refresher.start()
 
     @property
     def model_version(self) -> str:
@@ -143,10 +166,13 @@ class PymkService:
             cached = self._padded[id(model)]
         return cached[1]
 
-    def _online(self, model: FriendModel, user: int, k: int) -> tuple[np.ndarray, np.ndarray]:
-        if user >= self.graph.shape[0]:
+    def _online(self, model: FriendModel, user: int, k: int, graph: sparse.csr_matrix | None = None,
+                degree: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        graph = self.graph if graph is None else graph
+        degree = self.degree if degree is None else degree
+        if user >= graph.shape[0]:
             return np.zeros(0, np.int64), np.zeros(0)
-        found, columns = user_candidates(self.graph, self.degree, self._embeddings(model), user, model.profiles)
+        found, columns = user_candidates(graph, degree, self._embeddings(model), user, model.profiles)
         return model.rank(found, columns, k)
 
     def score(self, body: dict[str, Any], request_id: str) -> tuple[dict[str, Any], FeatureLogRecord]:
@@ -183,11 +209,12 @@ class PymkService:
             records += [{"event_id": f"{base}:{side}", "user_id": a, "friend_id": b, "ts": at}
                         for side, (a, b) in enumerate(((u, v), (v, u)))]
             pairs.append((u, v))
-        try:
-            result = self.intake_push.push(records)
-        except PushRejectedError as exc:
-            raise RequestError([{**e, "field": f"edges{e['field']}"} for e in exc.errors]) from None
-        self._add(np.array(pairs, np.int64))
+        with self._lock:  # logged and marked stale together: a refresh's snapshot sees both or neither
+            try:
+                result = self.intake_push.push(records)
+            except PushRejectedError as exc:
+                raise RequestError([{**e, "field": f"edges{e['field']}"} for e in exc.errors]) from None
+            self._add(np.array(pairs, np.int64))
         return {"accepted": result.accepted // 2, "duplicates": result.duplicates // 2}
 
     def _add(self, pairs: np.ndarray) -> None:
@@ -199,19 +226,63 @@ class PymkService:
                                                                              graph.indptr[-1])])),
                                       shape=(nodes, nodes))
         added = adjacency(pairs, nodes)
-        self.graph = (graph + added).tocsr()
-        self.graph.data[:] = 1.0
-        self.degree = np.asarray(self.graph.sum(axis=1)).ravel()
-        for u, v in pairs.tolist():  # whose friends of friends changed: both sides and their friends
-            for side in (u, v):
-                self.stale.add(side)
-                self.stale.update(self.graph.indices[self.graph.indptr[side]:self.graph.indptr[side + 1]].tolist())
+        graph = (graph + added).tocsr()
+        graph.data[:] = 1.0
+        self.graph, self.degree = graph, np.asarray(graph.sum(axis=1)).ravel()
+        self._mark_stale(pairs)
+
+    def _mark_stale(self, pairs: np.ndarray) -> None:
+        """Whose friends of friends ``pairs`` changed: both sides and their friends (in the current graph)."""
+        self._edits += 1
+        indptr, indices = self.graph.indptr, self.graph.indices
+        for side in np.unique(pairs).tolist():
+            self.stale[side] = self._edits
+            self.stale.update(dict.fromkeys(indices[indptr[side]:indptr[side + 1]].tolist(), self._edits))
+
+    def refresh(self, limit: int | None = REFRESH_BATCH) -> int:
+        """Recompute up to ``limit`` stale users' lists into the lists view; returns how many went back to it.
+
+        Only the model that made the lists refreshes them (another champion serves online anyway). A
+        user whose friends of friends changed again meanwhile stays stale for the next refresh.
+        """
+        with self._lock:
+            if not self.stale:
+                return 0
+            model, version = self.models.current
+            if version != self.lists_version:
+                return 0
+            users = sorted(self.stale)[:limit]
+            marks = {user: self.stale[user] for user in users}
+            graph, degree, position = self.graph, self.degree, len(self.log)
+        lists = {user: self._online(model, user, LIST_K, graph, degree) for user in users}
+        at_us = max(time.time_ns() // 1000, (self.store.materialized_until(LISTS_VIEW) or 0) + 1)
+        write_lists(lists, at_us, self.ws.home / "lists", name=f"refresh-{at_us}.parquet")
+        self.store.materialize([LISTS_VIEW], end_us=at_us)
+        with self._lock:
+            done = [user for user in users if self.stale.get(user) == marks[user]]
+            for user in done:
+                del self.stale[user]
+            if not self.stale:  # every friendship logged up to the snapshot is in the lists now
+                self.store.online.set_meta(LISTS_POSITION, str(position))
+        self.refreshed += len(done)
+        return len(done)
+
+    def _refresh_every(self, interval: float) -> None:
+        while not self._stop.wait(interval):
+            try:
+                self.refresh()
+            except Exception:  # a failed refresh leaves the users stale (served online): log, try again later
+                log.exception("pymk: refreshing stale lists failed")
 
     def health(self) -> dict[str, Any]:
-        return {"users": int(self.graph.shape[0]), "stale_users": len(self.stale), "paths": dict(self.paths),
+        return {"users": int(self.graph.shape[0]), "stale_users": len(self.stale), "refreshed_users": self.refreshed,
+                "paths": dict(self.paths),
                 "lists_version": self.lists_version, "model_swaps": self.models.swaps, "ab_share": self.arms.share}
 
     def close(self) -> None:
+        self._stop.set()
+        if self._refresher is not None:
+            self._refresher.join()
         self.arms.close()
         self.store.online.close()
         self.log.close()

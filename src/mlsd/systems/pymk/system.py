@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from mlsd.system import ReplayConfig, RunConfig, ServeConfig, TaskType, Workspace
+from mlsd.system import Option, ReplayConfig, RunConfig, ServeConfig, TaskType, Workspace
 
 if TYPE_CHECKING:
     from mlsd.features import FeatureStore
@@ -28,7 +28,8 @@ class PymkSystem:
     route = "/v1/pymk/recommend"
     p99_budget_ms = 2.0  # the serving budget the report checks the last replay against
     model_name = "pymk-facebook"
-    options = ()
+    options = (Option("refresh_s", 5.0, "seconds between refreshes of the lists new friendships made stale "
+                      "(0: never; stale users are then served by the online path)", float, verbs=("serve",)),)
 
     def build(self, ws: Workspace, config: RunConfig) -> dict[str, Any]:
         from mlsd.systems.pymk.build import build_pymk
@@ -77,9 +78,10 @@ class PymkSystem:
     def service(self, ws: Workspace, config: ServeConfig) -> ScoringService:
         from mlsd.systems.pymk.serve import PymkService
 
+        refresh_s = float(config.options.get("refresh_s", 5.0))
         return PymkService(ws.home, ab_share=config.ab_share, window_s=config.window_s,
-                           label_delay_s=config.label_delay_s,
-                           thresholds=config.thresholds())
+                           label_delay_s=config.label_delay_s, thresholds=config.thresholds(),
+                           refresh_s=refresh_s if refresh_s > 0 else None)
 
     def traffic(self, ws: Workspace, config: ReplayConfig) -> ReplaySource:
         from mlsd.systems.pymk.simulate import FriendReplay
