@@ -142,6 +142,9 @@ def precompute(model: FriendModel, edges: np.ndarray, nodes: int) -> tuple[dict[
     graph = GraphFeatures.build(adjacency(edges, nodes), model.embeddings, model.profiles)
     found = train.candidates(graph, model.cap)
     lists = train.top_lists(found.users, found.friends, model.score(found.columns), LIST_K)
+    # Every user gets a list, an empty one when they have no friend of a friend: the lookup answers them too.
+    nothing = (np.zeros(0, np.int64), np.zeros(0))
+    lists = {user: lists.get(user, nothing) for user in range(nodes)}
     return lists, time.perf_counter() - started, len(found.users)
 
 

@@ -2,9 +2,10 @@
 
 ``user_friends`` (per user, from the friendship events, each friendship written once per side):
 the user's friend count (degree) and latest friends, kept fresh by the stream processor as new
-friendships arrive. ``pymk_lists`` (per user, a batch feature view over the precompute's Parquet
-table): the top :data:`LIST_K` suggested friends and their scores, materialized to the online
-store, where the service reads them.
+friendships arrive. ``pymk_lists`` (per user, a batch feature view over the directory of the
+precompute's Parquet table and the service's refreshes): how many friends are listed, the top
+:data:`LIST_K` suggested friends and their scores, materialized to the online store, where the
+service reads them.
 """
 
 from __future__ import annotations
@@ -34,14 +35,15 @@ def pymk_views(log: EventLog, lists_dir: Path) -> list[AnyView]:
             Aggregation("count", name="friends"),
             *(Aggregation("nth_last", "friend_id", n=n, name=f"latest_friend_{n}") for n in (1, 2, 3)))),
         FeatureView(LISTS_VIEW, (USER,), TableSource(str(lists_dir)),
-                    (*(Feature(f"friend_{n}") for n in range(1, LIST_K + 1)),
+                    (Feature("size"), *(Feature(f"friend_{n}") for n in range(1, LIST_K + 1)),
                      *(Feature(f"score_{n}") for n in range(1, LIST_K + 1)))),
     ]
 
 
 def write_lists(lists: dict[int, tuple[np.ndarray, np.ndarray]], at_us: int, directory: Path,
                 name: str = LISTS_FILE) -> Path:
-    """The precomputed lists as a file of the ``pymk_lists`` table (NaN where a user has fewer than LIST_K)."""
+    """The precomputed lists as a file of the ``pymk_lists`` table: ``size`` friends listed (0: none to suggest),
+    NaN past them."""
     users = np.array(sorted(lists), np.int64)
     friends = np.full((len(users), LIST_K), np.nan)
     scores = np.full((len(users), LIST_K), np.nan)
@@ -50,7 +52,8 @@ def write_lists(lists: dict[int, tuple[np.ndarray, np.ndarray]], at_us: int, dir
         friends[row, : len(ids)] = ids[:LIST_K]
         scores[row, : len(values)] = values[:LIST_K]
     directory.mkdir(parents=True, exist_ok=True)
-    table = pa.table({"user_id": users, **{f"friend_{n + 1}": friends[:, n] for n in range(LIST_K)},
+    sizes = np.array([min(len(lists[user][0]), LIST_K) for user in users.tolist()], np.float64)
+    table = pa.table({"user_id": users, "size": sizes, **{f"friend_{n + 1}": friends[:, n] for n in range(LIST_K)},
                       **{f"score_{n + 1}": scores[:, n] for n in range(LIST_K)},
                       "event_timestamp": pa.array(np.full(len(users), at_us), pa.int64()).cast(
                           pa.timestamp("us", tz="UTC"))})

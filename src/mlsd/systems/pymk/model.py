@@ -113,6 +113,8 @@ class FriendModel:
 
     def rank(self, friends: np.ndarray, columns: Mapping[str, np.ndarray], k: int) -> tuple[np.ndarray, np.ndarray]:
         """One user's top ``k`` (ids, scores) among ``friends`` (candidates) with their feature ``columns``."""
+        if not len(friends):  # nothing to score (the trees would still cost a call each)
+            return np.zeros(0, np.int64), np.zeros(0)
         first = np.lexsort((friends, -np.asarray(columns["adamic_adar"])))[: self.cap]
         kept = list_features(np.zeros(len(first), np.int64),
                              {name: np.asarray(values)[first] for name, values in columns.items()})

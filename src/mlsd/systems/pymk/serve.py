@@ -48,6 +48,7 @@ from mlsd.systems.pymk.features import FRIENDS_VIEW, LIST_K, LISTS_POSITION, LIS
 from mlsd.systems.pymk.graph import adjacency, user_candidates
 from mlsd.systems.pymk.model import FriendModel
 
+SIZE_COLUMN = output_column(LISTS_VIEW, "size")
 FRIEND_COLUMNS = tuple(output_column(LISTS_VIEW, f"friend_{n}") for n in range(1, LIST_K + 1))
 SCORE_COLUMNS = tuple(output_column(LISTS_VIEW, f"score_{n}") for n in range(1, LIST_K + 1))
 MAX_USERS = 1_000_000  # user ids 0..MAX_USERS-1: the in-memory graph is sized by the largest id
@@ -145,13 +146,14 @@ class PymkService:
         return body
 
     def _precomputed(self, user: int, k: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """The user's listed friends and scores, None if the lists hold no row for the user."""
         columns = self.store.online_features([LISTS_VIEW], {"user_id": [user]})
-        friends = np.array([columns[c][0] for c in FRIEND_COLUMNS])
-        if np.isnan(friends[0]):
+        size = columns[SIZE_COLUMN][0]
+        if np.isnan(size):
             return None
-        scores = np.array([columns[c][0] for c in SCORE_COLUMNS])
-        keep = ~np.isnan(friends)
-        return friends[keep][:k].astype(np.int64), scores[keep][:k]
+        n = min(int(size), k)
+        friends = np.array([columns[c][0] for c in FRIEND_COLUMNS[:n]], np.float64)
+        return friends.astype(np.int64), np.array([columns[c][0] for c in SCORE_COLUMNS[:n]], np.float64)
 
     def _embeddings(self, model: FriendModel) -> np.ndarray:
         """The model's node vectors over the whole current graph (users who joined after training: zeros)."""
@@ -170,7 +172,7 @@ class PymkService:
                 degree: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         graph = self.graph if graph is None else graph
         degree = self.degree if degree is None else degree
-        if user >= graph.shape[0]:
+        if user >= graph.shape[0] or degree[user] == 0:  # no friend, so no friend of a friend
             return np.zeros(0, np.int64), np.zeros(0)
         found, columns = user_candidates(graph, degree, self._embeddings(model), user, model.profiles)
         return model.rank(found, columns, k)
