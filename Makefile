@@ -7,18 +7,19 @@ BENCH_STAMP := $(BENCH_VENV)/.installed
 
 .PHONY: demo test lint bench bench-venv bench-drift browser clean
 
-# $(call make_venv,DIR,EXTRA): a virtual environment with mlsd installed editable plus one extra.
+# $(call make_venv,DIR,EXTRA[,PIP_OPTIONS]): a virtual environment with mlsd installed editable plus one extra.
 define make_venv
 	$(PYTHON) -m venv $(1)
 	$(1)/bin/pip install --quiet --upgrade pip
-	$(1)/bin/pip install --quiet -e '.[$(2)]'
+	$(1)/bin/pip install --quiet $(3) -e '.[$(2)]'
 	touch $(1)/.installed
 endef
 
 # The test environment has the scale extra (Ray, PostgreSQL's driver): `make test` runs the Ray tests.
+# Its versions are pinned by constraints.txt (the benchmark environments pin their own: Feast, Evidently).
 VENV_EXTRAS := test,scale
-$(STAMP): pyproject.toml
-	$(call make_venv,$(VENV),$(VENV_EXTRAS))
+$(STAMP): pyproject.toml constraints.txt
+	$(call make_venv,$(VENV),$(VENV_EXTRAS),-c constraints.txt)
 
 # The ads system end to end (train, serve, replay with an A/B test, monitor, report) -> runs/demo/.
 demo: $(STAMP)
