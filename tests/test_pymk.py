@@ -148,6 +148,40 @@ def test_check_system_pymk(quick_builds: QuickBuilds) -> None:
 @pytest.mark.slow
 @pytest.mark.data
 @needs_data
+def test_a_new_champion_gets_every_list_re_precomputed(small_home: Callable[[str], Path]) -> None:
+    """A promotion leaves the lists to the old champion: served online until the refresh re-lists everyone."""
+    from mlsd.registry import CHAMPION
+    from mlsd.systems.pymk.build import MODEL_NAME
+    from mlsd.systems.pymk.serve import PymkService
+
+    ws = Workspace(small_home("pymk"))
+    service = PymkService(ws.home, refresh_s=None)
+    built = service.lists_version
+    other = next(v.version for v in ws.registry.versions(MODEL_NAME) if v.version != built)
+    user = 0
+    before, _ = service.score({"user_id": user, "k": 10}, "a")
+    ws.registry.set_alias(MODEL_NAME, CHAMPION, other)
+    assert service.models.check()
+    online, _ = service.score({"user_id": user, "k": 10}, "b")
+    assert (online["path"], online["model_version"]) == ("online", other)
+    assert [r["user_id"] for r in online["ranked"]] != [r["user_id"] for r in before["ranked"]]
+    assert service.refresh() == service.graph.shape[0]  # every user, whatever the batch limit
+    assert service.lists_version == other
+    listed, _ = service.score({"user_id": user, "k": 10}, "c")
+    assert listed["path"] == "precomputed"
+    assert [r["user_id"] for r in listed["ranked"]] == [r["user_id"] for r in online["ranked"]]
+    np.testing.assert_allclose([r["score"] for r in listed["ranked"]], [r["score"] for r in online["ranked"]])
+    assert service.refresh() == 0  # nothing left to do
+    service.close()
+    reopened = PymkService(ws.home, refresh_s=None)  # the store says whose lists it holds
+    assert reopened.lists_version == other
+    assert reopened.score({"user_id": user, "k": 10}, "d")[0]["path"] == "precomputed"
+    reopened.close()
+
+
+@pytest.mark.slow
+@pytest.mark.data
+@needs_data
 def test_a_new_friendship_changes_the_next_answer(small_home: Callable[[str], Path]) -> None:
     from mlsd.core.errors import MlsdError
     from mlsd.systems.pymk.serve import PymkService

@@ -14,6 +14,7 @@ import time
 from typing import Any
 
 import numpy as np
+from scipy import sparse
 
 from mlsd.core.atomic import atomic_write_json
 from mlsd.core.timeutil import US_PER_S
@@ -34,7 +35,15 @@ from mlsd.systems.pymk.data import (
     ego_profiles,
     facebook_edges,
 )
-from mlsd.systems.pymk.features import FRIENDS_VIEW, LIST_K, LISTS_POSITION, LISTS_VIEW, pymk_views, write_lists
+from mlsd.systems.pymk.features import (
+    FRIENDS_VIEW,
+    LIST_K,
+    LISTS_POSITION,
+    LISTS_VERSION,
+    LISTS_VIEW,
+    pymk_views,
+    write_lists,
+)
 from mlsd.systems.pymk.graph import GraphFeatures, adjacency
 from mlsd.systems.pymk.model import FriendModel
 
@@ -110,7 +119,7 @@ def build_pymk(ws: Workspace, data: str | None, *, small: bool = False, progress
             names[version.version] = family
         promotion = promote(ws.registry, MODEL_NAME, scores)
         champion = names[promotion.chosen]
-        lists, seconds, rows = precompute(models[champion], split.kept, int(edges.max()) + 1)
+        lists, seconds, rows = precompute(models[champion], adjacency(split.kept, int(edges.max()) + 1))
         results["precompute"] = {"users": len(lists), "seconds": round(seconds, 3), "candidate_rows": rows,
                                  "rows_per_s": round(rows / seconds), "list_length": LIST_K}
         say(f"batch precompute ({champion}): {len(lists):,} users, {rows:,} candidate pairs scored in "
@@ -120,6 +129,7 @@ def build_pymk(ws: Workspace, data: str | None, *, small: bool = False, progress
         store = ws.feature_store(pymk_views(log, ws.home / "lists"))
         store.materialize(end_us=at_us + 1)
         store.online.set_meta(LISTS_POSITION, str(len(log)))  # the lists reflect every friendship logged so far
+        store.online.set_meta(LISTS_VERSION, promotion.chosen)  # the model version that made them
         store.online.close()
     results["served"] = {"champion": promotion.champion, "champion_family": champion,
                          "challenger": promotion.challenger, "versions": names, "lists_version": promotion.champion,
@@ -132,19 +142,21 @@ def build_pymk(ws: Workspace, data: str | None, *, small: bool = False, progress
     return results
 
 
-def precompute(model: FriendModel, edges: np.ndarray, nodes: int) -> tuple[dict[int, tuple[np.ndarray, np.ndarray]],
-                                                                          float, int]:
-    """The batch job: the graph's products, every user's candidates and features, scores, top-20 lists.
+def precompute(model: FriendModel, matrix: sparse.csr_matrix, embeddings: np.ndarray | None = None
+               ) -> tuple[dict[int, tuple[np.ndarray, np.ndarray]], float, int]:
+    """The batch job over the friendship graph ``matrix``: its products, every user's candidates and
+    features, scores, top-20 lists.
 
-    Returns the lists, the seconds it took end to end and the candidate pairs scored.
+    ``embeddings``: the model's node vectors for every node of ``matrix`` (default: the model's own, which
+    cover the graph it was trained on). Returns the lists, the seconds it took and the candidate pairs scored.
     """
     started = time.perf_counter()
-    graph = GraphFeatures.build(adjacency(edges, nodes), model.embeddings, model.profiles)
+    graph = GraphFeatures.build(matrix, model.embeddings if embeddings is None else embeddings, model.profiles)
     found = train.candidates(graph, model.cap)
     lists = train.top_lists(found.users, found.friends, model.score(found.columns), LIST_K)
     # Every user gets a list, an empty one when they have no friend of a friend: the lookup answers them too.
     nothing = (np.zeros(0, np.int64), np.zeros(0))
-    lists = {user: lists.get(user, nothing) for user in range(nodes)}
+    lists = {user: lists.get(user, nothing) for user in range(matrix.shape[0])}
     return lists, time.perf_counter() - started, len(found.users)
 
 

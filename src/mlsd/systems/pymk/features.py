@@ -27,6 +27,8 @@ LISTS_VIEW = "pymk_lists"
 LISTS_FILE = "lists.parquet"  # the batch precompute's table; refreshed users' lists are later files beside it
 # Online-store meta: how many friendship events (the log's first N) the served lists reflect.
 LISTS_POSITION = "pymk_lists:events"
+# Online-store meta: the registered model version that made the served lists.
+LISTS_VERSION = "pymk_lists:version"
 
 
 def pymk_views(log: EventLog, lists_dir: Path) -> list[AnyView]:

@@ -15,7 +15,9 @@ thread): the stale users' lists are computed by that same online path, written a
 lists view's table and materialized, and those users go back to the lookup. The online store keeps
 how many logged friendships the served lists reflect (``LISTS_POSITION``), advanced only when no user
 is left stale; a restarted service marks stale again every user the friendships after it touch, so a
-restart never serves a list older than the graph.
+restart never serves a list older than the graph. When the champion changes (a promotion, a
+rollback), the refresh re-precomputes every user's list with it over the current graph, the batch
+job the build runs, and the lookup serves the new champion's lists from then on (``LISTS_VERSION``).
 """
 
 from __future__ import annotations
@@ -42,9 +44,17 @@ from mlsd.registry import CHAMPION, ModelRegistry
 from mlsd.serving.app import RANKING_LABEL_SCHEMA
 from mlsd.serving.models import Arms, ModelHolder
 from mlsd.serving.validation import Field, RequestError, Schema, event_time
-from mlsd.systems.pymk.build import MODEL_NAME, PROFILE_FILE
+from mlsd.systems.pymk.build import MODEL_NAME, PROFILE_FILE, precompute
 from mlsd.systems.pymk.data import EDGE_SCHEMA
-from mlsd.systems.pymk.features import FRIENDS_VIEW, LIST_K, LISTS_POSITION, LISTS_VIEW, pymk_views, write_lists
+from mlsd.systems.pymk.features import (
+    FRIENDS_VIEW,
+    LIST_K,
+    LISTS_POSITION,
+    LISTS_VERSION,
+    LISTS_VIEW,
+    pymk_views,
+    write_lists,
+)
 from mlsd.systems.pymk.graph import adjacency, user_candidates
 from mlsd.systems.pymk.model import FriendModel
 
@@ -97,7 +107,6 @@ class PymkService:
         self.ws = Workspace(home)
         self.intake_schema = edges_schema(time.time())
         state = self.ws.run_state() or {}
-        self.lists_version = str(state.get("served", {}).get("lists_version", ""))
         self.monitor_config = MonitorConfig(window_s=window_s, label_delay_s=label_delay_s, k=10,
                                             thresholds=thresholds or DriftThresholds(), task="ranking")
         try:
@@ -106,6 +115,9 @@ class PymkService:
             raise MlsdError("another process owns this home's friendship log: serve pymk with one worker") from None
         self.store = self.ws.feature_store(pymk_views(self.log, self.ws.home / "lists"))
         self.intake_push = PushIntake(self.store, self.log, [FRIENDS_VIEW])
+        # the version whose lists the store holds: the last re-precompute's, else the build's
+        self.lists_version = self.store.online.get_meta(LISTS_VERSION) or str(
+            state.get("served", {}).get("lists_version", ""))
         pairs = self.log.read(["user_id", "friend_id"])
         edges = np.column_stack([pairs["user_id"].to_numpy(), pairs["friend_id"].to_numpy()])
         self.graph = adjacency(edges, int(edges.max()) + 1 if len(edges) else 1)
@@ -242,32 +254,41 @@ class PymkService:
             self.stale.update(dict.fromkeys(indices[indptr[side]:indptr[side + 1]].tolist(), self._edits))
 
     def refresh(self, limit: int | None = REFRESH_BATCH) -> int:
-        """Recompute up to ``limit`` stale users' lists into the lists view; returns how many went back to it.
+        """Bring the lists view up to date; returns how many users' lists it wrote.
 
-        Only the model that made the lists refreshes them (another champion serves online anyway). A
-        user whose friends of friends changed again meanwhile stays stale for the next refresh.
+        The champion made the lists: recompute up to ``limit`` stale users' lists by the online path.
+        Another champion (promoted or rolled back since): re-precompute every user's list with it over
+        the current graph (the build's batch job; seconds, off the request path) and serve its lists
+        from then on. A user whose friends of friends changed again meanwhile stays stale.
         """
         with self._lock:
-            if not self.stale:
-                return 0
             model, version = self.models.current
-            if version != self.lists_version:
+            relist = version != self.lists_version
+            if not relist and not self.stale:
                 return 0
-            users = sorted(self.stale)[:limit]
-            marks = {user: self.stale[user] for user in users}
+            marks = dict(self.stale) if relist else {user: self.stale[user] for user in sorted(self.stale)[:limit]}
             graph, degree, position = self.graph, self.degree, len(self.log)
-        lists = {user: self._online(model, user, LIST_K, graph, degree) for user in users}
+        if relist:
+            assert isinstance(model, FriendModel)
+            lists, seconds, rows = precompute(model, graph, self._embeddings(model)[: graph.shape[0]])
+            log.info("pymk: lists of %d users re-precomputed with v%s in %.1f s (%d pairs)", len(lists), version,
+                     seconds, rows)
+        else:
+            lists = {user: self._online(model, user, LIST_K, graph, degree) for user in marks}
         at_us = max(time.time_ns() // 1000, (self.store.materialized_until(LISTS_VIEW) or 0) + 1)
-        write_lists(lists, at_us, self.ws.home / "lists", name=f"refresh-{at_us}.parquet")
+        write_lists(lists, at_us, self.ws.home / "lists", name=f"{'full' if relist else 'refresh'}-{at_us}.parquet")
         self.store.materialize([LISTS_VIEW], end_us=at_us)
         with self._lock:
-            done = [user for user in users if self.stale.get(user) == marks[user]]
+            done = [user for user in marks if self.stale.get(user) == marks[user]]
             for user in done:
                 del self.stale[user]
+            if relist:
+                self.store.online.set_meta(LISTS_VERSION, version)
+                self.lists_version = version
             if not self.stale:  # every friendship logged up to the snapshot is in the lists now
                 self.store.online.set_meta(LISTS_POSITION, str(position))
-        self.refreshed += len(done)
-        return len(done)
+        self.refreshed += len(lists)
+        return len(lists)
 
     def _refresh_every(self, interval: float) -> None:
         while not self._stop.wait(interval):
