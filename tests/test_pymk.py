@@ -132,6 +132,34 @@ def test_the_walk_is_chosen_by_the_fitting_pairs_alone() -> None:
     assert scores[f"p={walk[0]:g},q={walk[1]:g}"] == max(scores.values())
 
 
+def test_refresh_files_are_merged_keeping_every_row(tmp_path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    from mlsd.systems.pymk.features import compact_lists, write_lists
+
+    def rows() -> set[tuple]:
+        table = pq.read_table(tmp_path)  # the directory, as the lists view reads it
+        friend = [f if f == f else -1.0 for f in table["friend_1"].to_pylist()]  # NaN (none listed) != NaN
+        at = table["event_timestamp"].cast("int64").to_pylist()
+        return set(zip(table["user_id"].to_pylist(), at, table["size"].to_pylist(), friend, strict=True))
+
+    write_lists({0: (np.array([5, 6]), np.array([0.9, 0.1])), 1: (np.zeros(0, np.int64), np.zeros(0))}, 100, tmp_path)
+    for at in (200, 300, 400):
+        write_lists({at // 100: (np.array([at]), np.array([0.5]))}, at, tmp_path, name=f"refresh-{at}.parquet")
+    before = rows()
+    assert compact_lists(tmp_path, limit=4) == 0  # three refreshes: not yet
+    assert compact_lists(tmp_path, limit=3) == 3
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["compacted-400.parquet", "lists.parquet"]
+    assert rows() == before
+    # a crash after the merged file was written but before its sources went: the next merge keeps one of each
+    write_lists({4: (np.array([400]), np.array([0.5]))}, 400, tmp_path, name="refresh-400.parquet")
+    write_lists({5: (np.array([1]), np.array([0.2]))}, 500, tmp_path, name="refresh-500.parquet")
+    assert compact_lists(tmp_path, limit=2) == 3
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["compacted-500.parquet", "lists.parquet"]
+    assert pq.read_table(tmp_path / "compacted-500.parquet").num_rows == 4
+    assert rows() == before | {(5, 500, 1.0, 1.0)}
+
+
 @pytest.mark.slow
 @pytest.mark.data
 @needs_data

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from mlsd.events import EventLog
@@ -29,6 +30,7 @@ LISTS_FILE = "lists.parquet"  # the batch precompute's table; refreshed users' l
 LISTS_POSITION = "pymk_lists:events"
 # Online-store meta: the registered model version that made the served lists.
 LISTS_VERSION = "pymk_lists:version"
+COMPACT_AFTER = 64  # refresh files merged into one once there are this many
 
 
 def pymk_views(log: EventLog, lists_dir: Path) -> list[AnyView]:
@@ -59,8 +61,35 @@ def write_lists(lists: dict[int, tuple[np.ndarray, np.ndarray]], at_us: int, dir
                       **{f"score_{n + 1}": scores[:, n] for n in range(LIST_K)},
                       "event_timestamp": pa.array(np.full(len(users), at_us), pa.int64()).cast(
                           pa.timestamp("us", tz="UTC"))})
-    path = directory / name
+    return _write(table, directory / name)
+
+
+def _write(table: pa.Table, path: Path) -> Path:
     partial = path.with_suffix(".partial")  # not *.parquet: the view never reads a half-written file
     pq.write_table(table, partial)
     partial.replace(path)
     return path
+
+
+def compact_lists(directory: Path, limit: int = COMPACT_AFTER) -> int:
+    """Merge the refreshes' files into one once there are ``limit`` of them; returns how many were merged.
+
+    Every refresh adds a small file and each materialization opens every file of the view, so without
+    this a long-running service's refreshes would grow without bound. Rows and their event times are
+    kept as they are (the view's history is unchanged); call it only on files already materialized.
+    A crash between writing the merged file and removing its sources leaves rows twice, with equal
+    values and times, which the next merge drops.
+    """
+    files = sorted(directory.glob("refresh-*.parquet")) + sorted(directory.glob("compacted-*.parquet"))
+    if sum(f.name.startswith("refresh-") for f in files) < limit:
+        return 0
+    table = pa.concat_tables([pq.read_table(f) for f in files])
+    first = table.append_column("_row", pa.array(np.arange(table.num_rows))).group_by(
+        ["user_id", "event_timestamp"], use_threads=False).aggregate([("_row", "min")])
+    table = table.take(pa.array(np.sort(first["_row_min"].to_numpy())))  # one row per user and time
+    newest = pc.max(table["event_timestamp"].cast(pa.int64())).as_py()
+    _write(table, directory / f"compacted-{newest}.parquet")
+    for f in files:
+        if f.name != f"compacted-{newest}.parquet":
+            f.unlink()
+    return len(files)

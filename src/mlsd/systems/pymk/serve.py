@@ -52,6 +52,7 @@ from mlsd.systems.pymk.features import (
     LISTS_POSITION,
     LISTS_VERSION,
     LISTS_VIEW,
+    compact_lists,
     pymk_views,
     write_lists,
 )
@@ -278,6 +279,7 @@ class PymkService:
         at_us = max(time.time_ns() // 1000, (self.store.materialized_until(LISTS_VIEW) or 0) + 1)
         write_lists(lists, at_us, self.ws.home / "lists", name=f"{'full' if relist else 'refresh'}-{at_us}.parquet")
         self.store.materialize([LISTS_VIEW], end_us=at_us)
+        compact_lists(self.ws.home / "lists")  # every file there is materialized now
         with self._lock:
             done = [user for user in marks if self.stale.get(user) == marks[user]]
             for user in done:
