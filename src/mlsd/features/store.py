@@ -38,6 +38,7 @@ class _OnlineLayout:
     zero_columns: tuple[int, ...] = ()
     starts: tuple[int, ...] = ()  # each feature's first column in the packed row
     widths: tuple[int, ...] = ()  # each feature's columns (a vector feature's dimension)
+    columns: tuple[str, ...] = ()  # each feature's output column name (built once: it is per request otherwise)
 
 
 def _until_key(view: FeatureView | AggregationView) -> str:
@@ -208,7 +209,8 @@ class FeatureStore:
                                           f"expects {view.encoder}: materialize it again")
             widths = [f.width for f in _features(view)]
             layout = _OnlineLayout(VectorCodec(sum(widths)), ttl, tuple(since), tuple(windows), tuple(zero),
-                                   tuple(np.cumsum([0, *widths[:-1]]).tolist()), tuple(widths))
+                                   tuple(np.cumsum([0, *widths[:-1]]).tolist()), tuple(widths),
+                                   tuple(output_column(view.name, f) for f in view.feature_names))
             self._layouts[view.name] = layout
         return layout
 
@@ -263,10 +265,9 @@ class FeatureStore:
                 raise DefinitionError(f"view {name!r} needs join key {exc.args[0]!r}") from None
             matrix = self.online_vectors(name, keys, at_us)
             layout = self._layout(view)
-            for feature, start, width in zip(view.feature_names, layout.starts, layout.widths, strict=True):
+            for column, start, width in zip(layout.columns, layout.starts, layout.widths, strict=True):
                 # a vector feature is one (n, dim) matrix; a scalar one column
-                columns[output_column(name, feature)] = matrix[:, start] if width == 1 else \
-                    matrix[:, start:start + width]
+                columns[column] = matrix[:, start] if width == 1 else matrix[:, start:start + width]
         for view in on_demand:
             inputs = dict(columns)
             for field_name, given in (request or {}).items():

@@ -30,6 +30,8 @@ LISTS_FILE = "lists.parquet"  # the batch precompute's table; refreshed users' l
 LISTS_POSITION = "pymk_lists:events"
 # Online-store meta: the registered model version that made the served lists.
 LISTS_VERSION = "pymk_lists:version"
+# The lists view's features, in the order of its online row: how many are listed, their ids, their scores.
+LIST_FEATURES = ("size", *(f"friend_{n}" for n in range(1, LIST_K + 1)), *(f"score_{n}" for n in range(1, LIST_K + 1)))
 COMPACT_AFTER = 64  # refresh files merged into one once there are this many
 
 
@@ -38,9 +40,7 @@ def pymk_views(log: EventLog, lists_dir: Path) -> list[AnyView]:
         AggregationView(FRIENDS_VIEW, (USER,), EventLogSource(log), (
             Aggregation("count", name="friends"),
             *(Aggregation("nth_last", "friend_id", n=n, name=f"latest_friend_{n}") for n in (1, 2, 3)))),
-        FeatureView(LISTS_VIEW, (USER,), TableSource(str(lists_dir)),
-                    (Feature("size"), *(Feature(f"friend_{n}") for n in range(1, LIST_K + 1)),
-                     *(Feature(f"score_{n}") for n in range(1, LIST_K + 1)))),
+        FeatureView(LISTS_VIEW, (USER,), TableSource(str(lists_dir)), tuple(Feature(f) for f in LIST_FEATURES)),
     ]
 
 

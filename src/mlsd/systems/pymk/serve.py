@@ -35,8 +35,7 @@ from scipy import sparse
 from mlsd.core.errors import MlsdError
 from mlsd.core.records import FeatureLogRecord
 from mlsd.events import EventLog
-from mlsd.features import PushIntake, PushRejectedError
-from mlsd.features.offline import output_column
+from mlsd.features import PushIntake, PushRejectedError, encode_keys
 from mlsd.monitoring.drift import DriftThresholds
 from mlsd.monitoring.online import MonitorConfig
 from mlsd.monitoring.profile import DatasetProfile
@@ -48,6 +47,7 @@ from mlsd.systems.pymk.build import MODEL_NAME, PROFILE_FILE, precompute
 from mlsd.systems.pymk.data import EDGE_SCHEMA
 from mlsd.systems.pymk.features import (
     FRIENDS_VIEW,
+    LIST_FEATURES,
     LIST_K,
     LISTS_POSITION,
     LISTS_VERSION,
@@ -59,9 +59,7 @@ from mlsd.systems.pymk.features import (
 from mlsd.systems.pymk.graph import adjacency, user_candidates
 from mlsd.systems.pymk.model import FriendModel
 
-SIZE_COLUMN = output_column(LISTS_VIEW, "size")
-FRIEND_COLUMNS = tuple(output_column(LISTS_VIEW, f"friend_{n}") for n in range(1, LIST_K + 1))
-SCORE_COLUMNS = tuple(output_column(LISTS_VIEW, f"score_{n}") for n in range(1, LIST_K + 1))
+FRIENDS_AT, SCORES_AT = LIST_FEATURES.index("friend_1"), LIST_FEATURES.index("score_1")  # in the view's row
 MAX_USERS = 1_000_000  # user ids 0..MAX_USERS-1: the in-memory graph is sized by the largest id
 MAX_EDGES = 10_000
 log = logging.getLogger(__name__)
@@ -160,13 +158,12 @@ class PymkService:
 
     def _precomputed(self, user: int, k: int) -> tuple[np.ndarray, np.ndarray] | None:
         """The user's listed friends and scores, None if the lists hold no row for the user."""
-        columns = self.store.online_features([LISTS_VIEW], {"user_id": [user]})
-        size = columns[SIZE_COLUMN][0]
-        if np.isnan(size):
+        # the view's row as one vector (the lookup is the whole request: no per-column dict)
+        row = self.store.online_vectors(LISTS_VIEW, encode_keys([[user]]))[0]
+        if np.isnan(row[0]):  # size
             return None
-        n = min(int(size), k)
-        friends = np.array([columns[c][0] for c in FRIEND_COLUMNS[:n]], np.float64)
-        return friends.astype(np.int64), np.array([columns[c][0] for c in SCORE_COLUMNS[:n]], np.float64)
+        n = min(int(row[0]), k)
+        return row[FRIENDS_AT:FRIENDS_AT + n].astype(np.int64), row[SCORES_AT:SCORES_AT + n].copy()
 
     def _embeddings(self, model: FriendModel) -> np.ndarray:
         """The model's node vectors over the whole current graph (users who joined after training: zeros)."""
