@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -333,3 +334,34 @@ def test_minimum_rows_count_requests_with_a_value_not_candidates() -> None:
     current = np.repeat(per_request, 20)  # 20 candidates per request, 400 present rows
     assert not detect_drift(profile, {"x": current}, sample_size=120)["x"].drift  # 20 observations: no verdict
     assert detect_drift(profile, {"x": np.repeat(rng.normal(3.0, 1, 120), 20)}, sample_size=120)["x"].drift
+
+
+def test_a_pass_merges_the_serving_processes_logs_by_event_time(tmp_path: Path) -> None:
+    """Two workers' logs, each crossing a window boundary: read one after the other, the second's
+    requests of the first window would arrive after the first had closed it and count as late."""
+    from mlsd.core.records import encode_record
+    from mlsd.monitoring.runner import MonitorPasses
+
+    rng = np.random.default_rng(9)
+    profile = DatasetProfile.build({"x": rng.normal(0, 1, 5_000)})
+    logs, labels = tmp_path / "logs", tmp_path / "labels"
+    logs.mkdir()
+    labels.mkdir()
+    monitor = OnlineMonitor(profile, MonitorConfig(window_s=100, label_delay_s=10))
+    passes = MonitorPasses(monitor, logs, labels, tmp_path / "out")
+    torn = encode_record(_record(9_999, 251.0, 0.0, "champion", 0.1))
+    for worker, offset in (("a", 0.0), ("b", 0.5)):
+        lines = [encode_record(_record(int(2 * at + offset * 2), at + offset, 0.0, "champion", 0.1))
+                 for at in range(0, 250)]
+        # the last line is still being written: read on the next pass, not torn
+        tail = torn[:10] if worker == "a" else b""
+        (logs / f"features-1-{worker}.jsonl").write_bytes(b"\n".join(lines) + b"\n" + tail)
+    passes.step()
+    assert monitor.late_records == 0
+    assert monitor.records == 500
+    assert [w["start"] for w in monitor.closed] == [0, 100]
+    assert [w["requests"] for w in monitor.closed] == [200, 200]
+    with open(logs / "features-1-a.jsonl", "ab") as handle:  # the torn line completed
+        handle.write(torn[10:] + b"\n")
+    passes.step()
+    assert monitor.records == 501

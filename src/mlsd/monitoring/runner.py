@@ -10,6 +10,7 @@ one holding ``monitor.lock`` starts it; every worker serves the published state 
 from __future__ import annotations
 
 import fcntl
+import heapq
 import json
 import logging
 import multiprocessing
@@ -24,7 +25,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from mlsd.core.atomic import atomic_write, atomic_write_json
-from mlsd.core.records import DECODER
+from mlsd.core.records import DECODER, FeatureLogRecord
 from mlsd.monitoring.online import OnlineMonitor
 
 log = logging.getLogger(__name__)
@@ -56,22 +57,51 @@ class LabelLog:
 
 
 class _Tail:
-    """New complete lines of every file matching a pattern, remembering where each file was read up to."""
+    """New complete lines of every file matching a pattern, remembering where each file was read up to.
+
+    Each file is read in chunks (a restart on a long log holds one chunk per file, not the log), and
+    a line counts as read once it is handed out, so a pass that stops half-way goes on from there.
+    """
+
+    CHUNK = 1 << 20
 
     def __init__(self, directory: Path, pattern: str) -> None:
         self.directory, self.pattern = directory, pattern
         self.offsets: dict[Path, int] = {}
 
+    def streams(self) -> list[Iterator[bytes]]:
+        """One iterator of new lines per file (a line still being written is read on the next pass)."""
+        return [self._lines(path) for path in sorted(self.directory.glob(self.pattern))]
+
     def read(self) -> Iterator[bytes]:
-        for path in sorted(self.directory.glob(self.pattern)):
-            with open(path, "rb") as handle:
-                handle.seek(self.offsets.get(path, 0))
-                data = handle.read()
-            end = data.rfind(b"\n") + 1  # a line still being written is read on the next pass
-            self.offsets[path] = self.offsets.get(path, 0) + end
-            for line in data[:end].splitlines():
-                if line:
-                    yield line
+        for stream in self.streams():
+            yield from stream
+
+    def _lines(self, path: Path) -> Iterator[bytes]:
+        offset = self.offsets.get(path, 0)
+        with open(path, "rb") as handle:
+            handle.seek(offset)
+            rest = b""
+            while chunk := handle.read(self.CHUNK):
+                data = rest + chunk
+                end = data.rfind(b"\n") + 1
+                rest = data[end:]
+                for line in data[:end].split(b"\n")[:-1]:
+                    offset += len(line) + 1
+                    self.offsets[path] = offset
+                    if line:
+                        yield line
+
+
+def _time_ordered(streams: list[Iterator[bytes]]) -> Iterator[FeatureLogRecord]:
+    """Records of every file merged by event time.
+
+    Each serving process writes its own file in request order; read one file after another, a
+    later file's requests would reach windows the earlier file's requests had already closed and
+    be counted late. Merging keeps every window open until all files have passed it.
+    """
+    decoded = [(DECODER.decode(line) for line in stream) for stream in streams]
+    return heapq.merge(*decoded, key=lambda record: record.at_us)
 
 
 class MonitorPasses:
@@ -86,7 +116,7 @@ class MonitorPasses:
     def step(self) -> None:
         """One pass: read what is new, update the monitor, write ``state.json`` and ``alerts.jsonl``."""
         before = len(self.monitor.alerts)  # closing windows on new records raises alerts too
-        self.monitor.add_records([DECODER.decode(line) for line in self._records.read()])
+        self.monitor.add_records(_time_ordered(self._records.streams()))
         labels, watermark = [], None
         for raw in self._labels.read():
             line = json.loads(raw)
