@@ -63,13 +63,16 @@ def build_app(system: str, home: Path, max_in_flight: int = 64, config: ServeCon
 
 
 def _tune_process(system: str) -> None:
-    # Everything loaded so far (torch, LightGBM, MLflow, the model) lives for the whole process: moving
-    # it out of the collector's reach keeps full collections from pausing requests for ~100 ms.
-    gc.collect()
-    gc.freeze()
     # One request's work is small and intra-op threads only add contention; a system whose request runs a
     # transformer forward declares ``compute_threads`` (System attribute) to split it across cores.
+    # First, because it imports torch and faiss: ~150,000 objects that must be frozen too.
     limit_compute_threads(int(getattr(load_system(system), "compute_threads", 1)))
+    # Everything loaded so far (torch, LightGBM, MLflow, the model) lives for the whole process: moving
+    # it out of the collector's reach keeps full collections from pausing requests. Frozen before the
+    # thread limits imported torch, those modules stayed in reach: every full collection then took
+    # 57-70 ms, the PYMK service's p999 and its shed requests (benchmarks/RESULTS.md).
+    gc.collect()
+    gc.freeze()
 
 
 def replica_app(system: str, home: str, config_json: str = "{}", limits_json: str = "{}") -> ASGIApp:
