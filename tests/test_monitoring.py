@@ -365,3 +365,31 @@ def test_a_pass_merges_the_serving_processes_logs_by_event_time(tmp_path: Path) 
         handle.write(torn[10:] + b"\n")
     passes.step()
     assert monitor.records == 501
+
+
+def test_the_tail_reads_whole_lines_across_chunks_and_holds_no_file_open(tmp_path: Path) -> None:
+    from mlsd.core.records import encode_record
+    from mlsd.monitoring.runner import _Tail, _time_ordered
+
+    lines = [(b"x" * (i % 37)) + str(i).encode() for i in range(5000)]
+    path = tmp_path / "features-1.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n" + b"partial")
+    tail = _Tail(tmp_path, "features-*.jsonl")
+    tail.CHUNK = 1000  # lines cross chunk boundaries
+    assert list(tail.read()) == lines
+    assert tail.offsets[path] == len(b"\n".join(lines)) + 1  # the partial line is not read yet
+    with open(path, "ab") as handle:
+        handle.write(b"-end\n")
+    assert list(tail.read()) == [b"partial-end"]
+    # a restart's merge over many logs (one per service start) holds no descriptor per file
+    many = tmp_path / "many"
+    many.mkdir()
+    for n in range(300):
+        record = encode_record(_record(n, 1_000.0 + n, 0.0, "champion", 0.1))
+        (many / f"features-{n}.jsonl").write_bytes(record + b"\n" + record + b"\n")
+    before = len(list(Path("/proc/self/fd").iterdir()))
+    merged = _time_ordered(_Tail(many, "features-*.jsonl").streams())
+    first = next(merged)
+    assert len(list(Path("/proc/self/fd").iterdir())) - before < 5
+    assert first.request_id == "q0"
+    assert 1 + sum(1 for _ in merged) == 600

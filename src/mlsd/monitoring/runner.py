@@ -78,19 +78,25 @@ class _Tail:
             yield from stream
 
     def _lines(self, path: Path) -> Iterator[bytes]:
-        offset = self.offsets.get(path, 0)
-        with open(path, "rb") as handle:
-            handle.seek(offset)
-            rest = b""
-            while chunk := handle.read(self.CHUNK):
-                data = rest + chunk
-                end = data.rfind(b"\n") + 1
-                rest = data[end:]
-                for line in data[:end].split(b"\n")[:-1]:
-                    offset += len(line) + 1
-                    self.offsets[path] = offset
-                    if line:
-                        yield line
+        offset = read_to = self.offsets.get(path, 0)
+        rest = b""
+        while True:
+            # Opened per chunk, not held across yields: a merge over every log file (a restart after
+            # many service starts) would otherwise hold one descriptor per file at once.
+            with open(path, "rb") as handle:
+                handle.seek(read_to)
+                chunk = handle.read(self.CHUNK)
+            if not chunk:
+                return
+            read_to += len(chunk)
+            data = rest + chunk
+            end = data.rfind(b"\n") + 1
+            rest = data[end:]
+            for line in data[:end].split(b"\n")[:-1]:
+                offset += len(line) + 1
+                self.offsets[path] = offset
+                if line:
+                    yield line
 
 
 def _time_ordered(streams: list[Iterator[bytes]]) -> Iterator[FeatureLogRecord]:
