@@ -393,3 +393,61 @@ def test_the_tail_reads_whole_lines_across_chunks_and_holds_no_file_open(tmp_pat
     assert len(list(Path("/proc/self/fd").iterdir())) - before < 5
     assert first.request_id == "q0"
     assert 1 + sum(1 for _ in merged) == 600
+
+
+def test_a_restarted_monitor_goes_on_from_its_checkpoint_as_if_it_had_read_every_log(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from mlsd.core.records import encode_record
+    from mlsd.monitoring.online import stable_hash
+    from mlsd.monitoring.runner import CHECKPOINT, MonitorPasses
+
+    # request ids are keyed the same way in every process, so labels join across a restart
+    out = subprocess.run([sys.executable, "-c", "from mlsd.monitoring.online import stable_hash; "
+                          "print(stable_hash('q1'))"], capture_output=True, text=True, check=True)
+    assert int(out.stdout) == stable_hash("q1")
+    rng = np.random.default_rng(4)
+    profile = DatasetProfile.build({"x": rng.normal(0, 1, 5_000), "prediction": rng.uniform(0, 0.2, 5_000)},
+                                   {"c": rng.choice(["a", "b"], 5_000)})
+    config = MonitorConfig(window_s=100, label_delay_s=10)
+    logs, labels, out_dir = tmp_path / "logs", tmp_path / "labels", tmp_path / "out"
+    logs.mkdir()
+    labels.mkdir()
+
+    def append(name: str, lines: list[bytes]) -> None:
+        with open(name, "ab") as handle:
+            handle.write(b"".join(line + b"\n" for line in lines))
+
+    def requests(first: int, last: int) -> list[bytes]:
+        return [encode_record(_record(i, float(i), float(rng.normal()), "champion", 0.1)) for i in range(first, last)]
+
+    def answers(first: int, last: int, watermark: float) -> list[bytes]:
+        return [json.dumps({"request_id": f"q{i}", "label": float(i % 3 == 0)}).encode()
+                for i in range(first, last)] + [json.dumps({"watermark_s": watermark}).encode()]
+
+    append(str(logs / "features-1-a.jsonl"), requests(0, 150))
+    append(str(labels / "labels-1-a.jsonl"), answers(0, 60, 70.0))
+    first = MonitorPasses(OnlineMonitor(profile, config), logs, labels, out_dir, checkpoint_s=3600)
+    first.step()
+    first.checkpoint()  # as the service does after its last pass
+    # the restarted service: a new log of its own; labels of requests counted before the restart arrive
+    append(str(logs / "features-2-b.jsonl"), requests(150, 330))
+    append(str(labels / "labels-2-b.jsonl"), answers(60, 330, 400.0))
+    resumed = MonitorPasses(OnlineMonitor(profile, config), logs, labels, out_dir)
+    assert resumed.resume()
+    assert resumed.monitor.records == 150  # not re-read
+    resumed.step()
+    scratch = MonitorPasses(OnlineMonitor(profile, config), logs, labels, tmp_path / "scratch")
+    scratch.step()
+    for key in ("records", "labels", "late_records", "future_records", "windows"):
+        assert resumed.monitor.state()[key] == scratch.monitor.state()[key], key
+    # windows [0, 100), [100, 200), [200, 300) have their labels (the last one waits for the watermark)
+    assert sum(w["labels"]["all"]["rows"] for w in resumed.monitor.state()["windows"]) == 300
+    # a checkpoint that no longer describes the logs or the monitor is not used
+    other = DatasetProfile.build({"x": rng.normal(1, 1, 5_000)})
+    assert not MonitorPasses(OnlineMonitor(other, config), logs, labels, out_dir).resume()
+    (logs / "features-1-a.jsonl").write_bytes(b"")
+    assert not MonitorPasses(OnlineMonitor(profile, config), logs, labels, out_dir).resume()
+    (out_dir / CHECKPOINT).write_bytes(b"not a pickle")
+    assert not MonitorPasses(OnlineMonitor(profile, config), logs, labels, out_dir).resume()

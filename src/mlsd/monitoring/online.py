@@ -29,6 +29,7 @@ than ``max_lead_s`` resumes as soon as labels pass it.
 
 from __future__ import annotations
 
+import hashlib
 from array import array
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -45,6 +46,13 @@ from mlsd.monitoring.outcomes import online_metrics, ranking_metrics, ranking_ou
 from mlsd.monitoring.profile import ColumnProfile, DatasetProfile
 
 PREDICTION = "prediction"
+
+
+def stable_hash(text: str) -> int:
+    """A signed 64-bit key of ``text``, the same in every process: Python's ``hash`` of a string changes
+    with each interpreter (``PYTHONHASHSEED``), so a monitor restored from a checkpoint in a new process
+    could not join later labels to the requests it had counted before."""
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "little", signed=True)
 
 
 @dataclass(frozen=True)
@@ -211,10 +219,10 @@ class OnlineMonitor:
         if arm == CONTROL and PREDICTION in profile:
             # the reference is the champion's; the challenger's scores differ by design
             window.column(PREDICTION, profile[PREDICTION]).extend(predictions.tolist())
-        window.ids.append(hash(record.request_id))
+        window.ids.append(stable_hash(record.request_id))
         window.arms.append(self._arm_codes.setdefault(arm, len(self._arm_codes)))
         if self.config.task == "ranking":  # the shown list, in the order shown (a re-ranker may reorder scores)
-            shown = [hash(str(item)) for item in record.items[: self.config.k]]
+            shown = [stable_hash(str(item)) for item in record.items[: self.config.k]]
             window.items.extend(shown + [0] * (self.config.k - len(shown)))
         else:
             window.shown.append(float(predictions.max()))  # the top-ranked candidate is the one shown
@@ -224,8 +232,8 @@ class OnlineMonitor:
         """Labels ``{request_id, label}``; ``watermark_s``: the label stream is complete up to this time."""
         ranking = self.config.task == "ranking"
         for label in labels:
-            self._label_ids.append(hash(str(label["request_id"])))
-            self._label_items.append(hash(str(label.get("item"))) if ranking else 0)
+            self._label_ids.append(stable_hash(str(label["request_id"])))
+            self._label_items.append(stable_hash(str(label.get("item"))) if ranking else 0)
             self._label_values.append(float(label["label"]))
             self.labels += 1
         if len(self._label_ids) > 2 * self.config.max_early_labels:

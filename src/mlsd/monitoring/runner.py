@@ -1,20 +1,22 @@
 """Runs an :class:`OnlineMonitor` beside a service: tails the feature and label logs, publishes the state.
 
 The monitor's inputs are files (the feature log and the label log), so its state can always be
-rebuilt by reading them from the start; it writes ``state.json`` and ``alerts.jsonl`` atomically
-after each pass, in its own process (:class:`MonitorRunner`). With several worker processes only the
-one holding ``monitor.lock`` starts it; every worker serves the published state on ``/metrics`` and
-``/dashboard``.
+rebuilt by reading them from the start (a checkpoint lets a restart skip that); it writes
+``state.json`` and ``alerts.jsonl`` atomically after each pass, in its own process
+(:class:`MonitorRunner`). With several worker processes only the one holding ``monitor.lock`` starts
+it; every worker serves the published state on ``/metrics`` and ``/dashboard``.
 """
 
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import heapq
 import json
 import logging
 import multiprocessing
 import os
+import pickle
 import threading
 import time
 from collections.abc import Iterator
@@ -29,6 +31,7 @@ from mlsd.core.records import DECODER, FeatureLogRecord
 from mlsd.monitoring.online import OnlineMonitor
 
 log = logging.getLogger(__name__)
+CHECKPOINT = "checkpoint.pkl"
 
 
 class LabelLog:
@@ -111,13 +114,67 @@ def _time_ordered(streams: list[Iterator[bytes]]) -> Iterator[FeatureLogRecord]:
 
 
 class MonitorPasses:
-    """The monitor's work: each :meth:`step` feeds new log lines to the monitor and publishes its state."""
+    """The monitor's work: each :meth:`step` feeds new log lines to the monitor and publishes its state.
 
-    def __init__(self, monitor: OnlineMonitor, feature_log_dir: Path, label_dir: Path, out_dir: Path) -> None:
+    Every ``checkpoint_s`` seconds (and after the last pass) the monitor and how far each log was read
+    are pickled to ``checkpoint.pkl``; :meth:`resume` picks them up in a restarted service instead of
+    re-reading every log from the start. A checkpoint is only a shortcut to the same state: it is
+    ignored when the monitor's reference or settings differ, or when a log it read is gone or shorter.
+    """
+
+    def __init__(self, monitor: OnlineMonitor, feature_log_dir: Path, label_dir: Path, out_dir: Path,
+                 checkpoint_s: float = 30.0) -> None:
         self.monitor, self.out_dir = monitor, out_dir
         out_dir.mkdir(parents=True, exist_ok=True)
         self._records = _Tail(feature_log_dir, "features-*.jsonl")
         self._labels = _Tail(label_dir, "labels-*.jsonl")
+        self.checkpoint_s = checkpoint_s
+        self._checkpointed = time.monotonic()
+
+    @property
+    def _checkpoint_path(self) -> Path:
+        return self.out_dir / CHECKPOINT
+
+    def _key(self) -> str:
+        """What the monitor's state depends on besides the logs: its reference profile and settings."""
+        text = json.dumps(self.monitor.profile.to_dict(), sort_keys=True) + repr(self.monitor.config)
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    def resume(self) -> bool:
+        """Continue from the checkpoint if it still describes these logs; True if it did."""
+        try:
+            with open(self._checkpoint_path, "rb") as handle:
+                saved = pickle.load(handle)  # written by this service into its own home, like its models
+        except FileNotFoundError:
+            return False
+        except Exception:  # unreadable (another version's): rebuilt from the logs
+            log.warning("monitor checkpoint %s unreadable: rebuilding from the logs", self._checkpoint_path)
+            return False
+        if saved.get("key") != self._key():
+            return False
+        tails = ((self._records, saved["records"]), (self._labels, saved["labels"]))
+        for tail, offsets in tails:
+            for name, offset in offsets.items():
+                path = tail.directory / name
+                if not path.is_file() or path.stat().st_size < offset:
+                    return False
+        for tail, offsets in tails:
+            tail.offsets = {tail.directory / name: offset for name, offset in offsets.items()}
+        self.monitor = saved["monitor"]
+        return True
+
+    def checkpoint(self) -> None:
+        """Write the monitor and the logs' offsets (by file name: a copied home resumes too)."""
+        saved = {"key": self._key(), "monitor": self.monitor,
+                 "records": {path.name: offset for path, offset in self._records.offsets.items()},
+                 "labels": {path.name: offset for path, offset in self._labels.offsets.items()}}
+
+        def write(tmp: Path) -> None:
+            with open(tmp, "wb") as handle:
+                pickle.dump(saved, handle, protocol=pickle.HIGHEST_PROTOCOL)
+
+        atomic_write(self._checkpoint_path, write)
+        self._checkpointed = time.monotonic()
 
     def step(self) -> None:
         """One pass: read what is new, update the monitor, write ``state.json`` and ``alerts.jsonl``."""
@@ -141,6 +198,8 @@ class MonitorPasses:
                 tmp.write_text(text, encoding="utf-8")
 
             atomic_write(self.out_dir / "alerts.jsonl", write)
+        if time.monotonic() - self._checkpointed >= self.checkpoint_s:
+            self.checkpoint()
 
 
 def _run_passes(passes: MonitorPasses, interval: float, stop: Any, parent: int) -> None:
@@ -149,6 +208,7 @@ def _run_passes(passes: MonitorPasses, interval: float, stop: Any, parent: int) 
     # Serving comes first: a pass that has a backlog to read (a restart on a long log) must not take
     # the cores the requests need.
     os.nice(10)
+    passes.resume()
     while not stop.wait(interval):
         if os.getppid() != parent:
             return  # the service died without closing us: nothing left to publish for
@@ -157,6 +217,7 @@ def _run_passes(passes: MonitorPasses, interval: float, stop: Any, parent: int) 
         except Exception:  # the service keeps serving; the next pass retries
             log.exception("monitor pass failed")
     passes.step()  # publish what arrived since the last pass
+    passes.checkpoint()  # so that the next start goes on from here
 
 
 class MonitorRunner:
