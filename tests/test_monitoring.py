@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import pickle
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -396,9 +399,6 @@ def test_the_tail_reads_whole_lines_across_chunks_and_holds_no_file_open(tmp_pat
 
 
 def test_a_restarted_monitor_goes_on_from_its_checkpoint_as_if_it_had_read_every_log(tmp_path: Path) -> None:
-    import subprocess
-    import sys
-
     from mlsd.core.records import encode_record
     from mlsd.monitoring.online import stable_hash
     from mlsd.monitoring.runner import CHECKPOINT, MonitorPasses
@@ -450,4 +450,6 @@ def test_a_restarted_monitor_goes_on_from_its_checkpoint_as_if_it_had_read_every
     (logs / "features-1-a.jsonl").write_bytes(b"")
     assert not MonitorPasses(OnlineMonitor(profile, config), logs, labels, out_dir).resume()
     (out_dir / CHECKPOINT).write_bytes(b"not a pickle")
+    assert not MonitorPasses(OnlineMonitor(profile, config), logs, labels, out_dir).resume()
+    (out_dir / CHECKPOINT).write_bytes(pickle.dumps(["not", "a", "checkpoint"]))
     assert not MonitorPasses(OnlineMonitor(profile, config), logs, labels, out_dir).resume()

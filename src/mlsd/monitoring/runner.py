@@ -150,7 +150,7 @@ class MonitorPasses:
         except Exception:  # unreadable (another version's): rebuilt from the logs
             log.warning("monitor checkpoint %s unreadable: rebuilding from the logs", self._checkpoint_path)
             return False
-        if saved.get("key") != self._key():
+        if not isinstance(saved, dict) or saved.get("key") != self._key():
             return False
         tails = ((self._records, saved["records"]), (self._labels, saved["labels"]))
         for tail, offsets in tails:
