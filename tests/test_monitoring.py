@@ -13,14 +13,16 @@ import pytest
 from scipy import stats
 from scipy.spatial.distance import jensenshannon
 
-from mlsd.core.records import FeatureLogRecord
+from mlsd.core.records import FeatureLogRecord, encode_record
 from mlsd.evaluation.classification import normalized_entropy, roc_auc
 from mlsd.evaluation.significance import bootstrap_difference, paired_bootstrap_mean, two_proportion_ztest
 from mlsd.experiments.ab import assign_arm, bucket
 from mlsd.monitoring import DatasetProfile, DriftThresholds, MonitorConfig, OnlineMonitor, detect_drift
 from mlsd.monitoring.calibrate import calibrate, describe, window_ids
 from mlsd.monitoring.drift import column_drift, js_distance, psi
+from mlsd.monitoring.online import stable_hash
 from mlsd.monitoring.outcomes import drift_outcome
+from mlsd.monitoring.runner import CHECKPOINT, MonitorPasses, _Tail, _time_ordered
 
 
 def test_psi_and_js_match_their_definitions() -> None:
@@ -342,9 +344,6 @@ def test_minimum_rows_count_requests_with_a_value_not_candidates() -> None:
 def test_a_pass_merges_the_serving_processes_logs_by_event_time(tmp_path: Path) -> None:
     """Two workers' logs, each crossing a window boundary: read one after the other, the second's
     requests of the first window would arrive after the first had closed it and count as late."""
-    from mlsd.core.records import encode_record
-    from mlsd.monitoring.runner import MonitorPasses
-
     rng = np.random.default_rng(9)
     profile = DatasetProfile.build({"x": rng.normal(0, 1, 5_000)})
     logs, labels = tmp_path / "logs", tmp_path / "labels"
@@ -371,9 +370,6 @@ def test_a_pass_merges_the_serving_processes_logs_by_event_time(tmp_path: Path) 
 
 
 def test_the_tail_reads_whole_lines_across_chunks_and_holds_no_file_open(tmp_path: Path) -> None:
-    from mlsd.core.records import encode_record
-    from mlsd.monitoring.runner import _Tail, _time_ordered
-
     lines = [(b"x" * (i % 37)) + str(i).encode() for i in range(5000)]
     path = tmp_path / "features-1.jsonl"
     path.write_bytes(b"\n".join(lines) + b"\n" + b"partial")
@@ -399,10 +395,6 @@ def test_the_tail_reads_whole_lines_across_chunks_and_holds_no_file_open(tmp_pat
 
 
 def test_a_restarted_monitor_goes_on_from_its_checkpoint_as_if_it_had_read_every_log(tmp_path: Path) -> None:
-    from mlsd.core.records import encode_record
-    from mlsd.monitoring.online import stable_hash
-    from mlsd.monitoring.runner import CHECKPOINT, MonitorPasses
-
     # request ids are keyed the same way in every process, so labels join across a restart
     out = subprocess.run([sys.executable, "-c", "from mlsd.monitoring.online import stable_hash; "
                           "print(stable_hash('q1'))"], capture_output=True, text=True, check=True)
