@@ -16,6 +16,36 @@ from mlsd.retrieval.candidates import CoVisitation, interaction_matrix, top_k_ex
 from mlsd.training.models.lambdamart import LambdaMART
 
 
+def test_the_served_bivae_scores_order_items_as_cornacs_model_does(tmp_path: Path) -> None:
+    import cornac
+
+    from mlsd.retrieval.latent import BiVAEScorer, blend
+
+    rng = np.random.default_rng(3)
+    matrix = (rng.random((120, 60)) < 0.1).astype(np.float32)
+    matrix[:, 17] = 0  # an item nobody rated: cornac never sees it
+    users, items = np.nonzero(matrix)
+    model = cornac.models.BiVAECF(k=8, encoder_structure=[16], act_fn="tanh", likelihood="pois", n_epochs=20,
+                                  batch_size=64, seed=1, use_gpu=False, verbose=False)
+    triples = list(zip(users.astype(str), items.astype(str), [1.0] * len(users), strict=True))
+    model.fit(cornac.data.Dataset.from_uir(triples, seed=1))
+    scorer = BiVAEScorer.from_cornac(model, 60)
+    ours = scorer.scores(matrix)
+    order = np.array([int(i) for i in model.train_set.item_ids])
+    for user in map(str, np.unique(users)[:20]):
+        theirs = model.score(model.train_set.uid_map[user])  # sigmoid of the same dot products
+        np.testing.assert_allclose(ours[int(user), order], np.log(theirs / (1 - theirs)), rtol=1e-3, atol=1e-3)
+    assert not scorer.item_means[17].any()
+    scorer.save(tmp_path / "bivae.npz")
+    np.testing.assert_allclose(BiVAEScorer.load(tmp_path / "bivae.npz").scores(matrix[:5]), ours[:5], rtol=1e-6)
+    # the blend puts both on one scale per user: a weight of 0 keeps the first's order, the result is float32
+    first = rng.random((4, 60)) * 100
+    np.testing.assert_array_equal(np.argsort(blend(first, ours[:4], 0.0), 1), np.argsort(first, 1))
+    mixed = blend(first, ours[:4], 1.0)
+    assert mixed.dtype == np.float32
+    assert np.allclose(mixed.mean(1), 0, atol=1e-5)
+
+
 def test_topk_metrics_match_a_hand_computed_case() -> None:
     recommended = np.array([[1, 2, 3], [4, 5, 6]])
     relevant = [np.array([1, 3, 9]), np.array([6])]
@@ -158,7 +188,8 @@ def recs_home(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, MovieLens
 
     data = synthetic_movielens()
     home = tmp_path_factory.mktemp("recs")
-    settings = RecsSettings(two_tower_k=30, co_visitation_k=30, popularity_k=10, candidates=50, ranking_depth=30)
+    settings = RecsSettings(two_tower_k=30, co_visitation_k=30, popularity_k=10, candidates=50, ranking_depth=30,
+                            latent_epochs=60)
     _, metrics = protocol_a(data, home / "protocol_a", settings, lambda _: None)
     trained, metrics_b = protocol_b(data, home / "protocol_b", settings, lambda _: None)
     metrics["served"] = prepare_serving(Workspace(home), data, trained, metrics_b)
@@ -181,11 +212,18 @@ def test_pipeline_learns_tastes_and_never_recommends_seen_items(recs_home: tuple
     assert low < metrics["precision@10"] < high
     # The ablation ranks the same users: its served row is the pipeline's own result.
     stages = metrics["ablation"]["stages"]
+    # the BiVAE's weight in the co-visitation source is chosen on validation; blended, both halves get a row
+    latent = metrics["training"]["latent"]
+    assert latent["grid"][0]["weight"] == 0.0
+    assert latent["chosen"] in [row["weight"] for row in latent["grid"]]
+    assert latent["valid_ndcg@10"] == max(row["valid_ndcg@10"] for row in latent["grid"])
+    halves = {"co-visitation without BiVAE", "BiVAE alone"} if latent["chosen"] > 0 else set()
     assert set(stages) == {"two_tower alone", "co_visitation alone", "popularity alone", "union, co-visitation order",
-                           "union + ranker", "served pipeline (+ re-rank)"}
+                           "union + ranker", "served pipeline (+ re-rank)"} | halves
     assert stages["served pipeline (+ re-rank)"]["ndcg@10"] == pytest.approx(metrics["ndcg@10"])
     assert stages["served pipeline (+ re-rank)"]["pipeline_minus_stage"]["mean"] == 0.0
-    assert metrics["ablation"]["best_single_stage"].endswith("alone")
+    assert metrics["ablation"]["best_single_stage"] in {"two_tower alone", "co_visitation alone",
+                                                        "popularity alone"} | halves
 
 
 @pytest.mark.slow

@@ -58,7 +58,8 @@ def build_recs(ws: Workspace, data_root: str | None, dataset: str, *, quiet: boo
     settings = None
     if users is not None:
         data = first_users(data, users)
-        settings = RecsSettings(two_tower_k=50, co_visitation_k=50, popularity_k=20, candidates=100, ranking_depth=50)
+        settings = RecsSettings(two_tower_k=50, co_visitation_k=50, popularity_k=20, candidates=100, ranking_depth=50,
+                                latent_epochs=100)
     results = run_recs(ws.home, data_root, dataset, say=say, data=data, settings=settings, peers=peers, engine=engine)
     trained: Trained = results.pop("_protocol_b")
     results.pop("_protocol_a")

@@ -17,6 +17,7 @@ import numpy as np
 
 from mlsd.retrieval.ann import HnswIndex, VectorIndex, load_index
 from mlsd.retrieval.candidates import CoVisitation, top_k_excluding
+from mlsd.retrieval.latent import BiVAEScorer, blend
 from mlsd.training.models.lambdamart import LambdaMART
 from mlsd.training.models.two_tower import TwoTower, UserInputs, UserVectorMemo, pad_histories
 
@@ -52,11 +53,12 @@ class RecsSettings:
     co_visitation_k: int = 250
     popularity_k: int = 100
     candidates: int = 500
-    mmr_lambda: float = 0.9  # 1 = relevance only; lower trades relevance for genre diversity
+    mmr_lambda: float = 0.9  # 1 = relevance only; lower trades relevance for genre diversity (run: on validation)
     freshness: float = 0.05  # multiplicative boost for an item released within freshness_years
     freshness_years: float = 1.0
     ranking_depth: int = 200  # the ranker scores candidates in the top this many of co-visitation or two-tower
     tune_co_visitation: bool = True  # choose the co-visitation model's settings on validation (else its defaults)
+    latent_epochs: int = 500  # BiVAE's training epochs; 0: no latent model blended into co-visitation
 
 
 @dataclass
@@ -103,8 +105,10 @@ class Recommender:
 
     def __init__(self, tower: TwoTower, item_vectors: np.ndarray, covis: CoVisitation, popularity: np.ndarray,
                  genres: np.ndarray, years: np.ndarray, item_ids: np.ndarray, user_ids: np.ndarray,
-                 settings: RecsSettings, index: VectorIndex | None = None, ranker: LambdaMART | None = None) -> None:
+                 settings: RecsSettings, index: VectorIndex | None = None, ranker: LambdaMART | None = None,
+                 latent: BiVAEScorer | None = None, latent_weight: float = 0.0) -> None:
         self.tower, self.item_vectors, self.covis = tower, item_vectors, covis
+        self.latent, self.latent_weight = latent, latent_weight
         self.popularity, self.genres, self.years, self.item_ids = popularity, genres, years, item_ids
         self.settings, self.ranker, self.user_ids = settings, ranker, user_ids
         if index is None:
@@ -151,7 +155,7 @@ class Recommender:
             row = row[~seen[u, row]][: s.two_tower_k]
             tt[u, : len(row)] = row
         t_tt = time.perf_counter()
-        covis_scores = self.covis.scores(seen)
+        covis_scores = self.collaborative_scores(seen)
         covis, _ = top_k_excluding(covis_scores, seen, s.co_visitation_k)
         t_covis = time.perf_counter()
         popular = np.full((n, min(s.popularity_k, self.n_items)), -1, np.int64)
@@ -174,6 +178,14 @@ class Recommender:
                    "merge_ms": (time.perf_counter() - t_covis) * 1e3}
         return Candidates(merged, sources, {"two_tower": tt, "co_visitation": covis, "popularity": popular},
                           vectors, covis_scores, timings)
+
+    def collaborative_scores(self, seen: np.ndarray) -> np.ndarray:
+        """The co-visitation source's scores of every item: EASE's, blended with the latent model's
+        (each standardized per user, :func:`~mlsd.retrieval.latent.blend`) when one was chosen on validation."""
+        scores = self.covis.scores(seen)
+        if self.latent is None or self.latent_weight <= 0:
+            return scores
+        return blend(scores, self.latent.scores(seen), self.latent_weight)
 
     # -- ranking ---------------------------------------------------------------------------------
     def ranking_columns(self, users: Users, cands: Candidates, lookup: FeatureLookup) -> dict[str, np.ndarray]:
@@ -293,18 +305,22 @@ class Recommender:
                  item_ids=self.item_ids, user_ids=self.user_ids)
         if self.ranker is not None:
             self.ranker.save(directory / "ranker")
+        if self.latent is not None:
+            self.latent.save(directory / "bivae.npz")
         (directory / "recommender.json").write_text(json.dumps({"settings": asdict(self.settings),
-                                                                "ranker": self.ranker is not None}))
+                                                                "ranker": self.ranker is not None,
+                                                                "latent_weight": self.latent_weight}))
 
     @classmethod
     def load(cls, directory: Path) -> Recommender:
         meta = json.loads((directory / "recommender.json").read_text())
         items = np.load(directory / "items.npz")
         ranker = LambdaMART.load(directory / "ranker") if meta["ranker"] else None
+        latent = BiVAEScorer.load(directory / "bivae.npz") if (directory / "bivae.npz").exists() else None
         return cls(TwoTower.load(directory / "two_tower"), np.load(directory / "item_vectors.npy"),
                    CoVisitation.load(directory / "co_visitation.npy"), items["popularity"], items["genres"],
                    items["years"], items["item_ids"], items["user_ids"], RecsSettings(**meta["settings"]),
-                   load_index(directory / "items.hnsw"), ranker)
+                   load_index(directory / "items.hnsw"), ranker, latent, float(meta.get("latent_weight", 0.0)))
 
 
 def _rank_desc(values: np.ndarray) -> np.ndarray:

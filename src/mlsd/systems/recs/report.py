@@ -50,7 +50,7 @@ def fill_recs_report(home: Path, report: DesignReport) -> None:
     ])
     report.step(4)
     report.svg(pipeline_diagram([("two-tower + HNSW", "user/item towers, log-Q in-batch softmax"),
-                                 ("co-visitation", "item-item (EASE or DLAE) weights"), ("popularity", "counts"),
+                                 ("co-visitation", "EASE/DLAE weights + BiVAE blend"), ("popularity", "counts"),
                                  ("LambdaMART", "ranker, promoted if it beats co-visitation beyond chance"),
                                  ("MMR + freshness", "re-ranking")]))
     report.table(["protocol", "ranker 5-fold nDCG@10", "co-visitation 5-fold nDCG@10", "gain, 95% lower bound",

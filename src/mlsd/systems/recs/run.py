@@ -11,14 +11,17 @@ on all training data and the whole pipeline recommends for the test period. Feat
 taken point-in-time at the moment of recommendation (the end of the data the models saw). The
 co-visitation model's settings (:data:`CO_VISITATION_GRID`) are chosen on the same two parts: fitted
 on the earlier one, scored by the nDCG@10 of its own order on the held-back one, never on the test split.
+The weight of a BiVAE blended into the co-visitation source (:data:`LATENT_WEIGHTS`, 0 = EASE alone) is
+chosen the same way, after the co-visitation settings.
 """
 
 from __future__ import annotations
 
+import copy
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +42,7 @@ from mlsd.evaluation.topk import (
 from mlsd.events import EventLog, Ingestor
 from mlsd.features import FeatureStore, OfflineStore, open_online_store
 from mlsd.retrieval.candidates import CoVisitation, interaction_matrix, top_k_excluding
+from mlsd.retrieval.latent import BiVAEScorer, blend
 from mlsd.systems.recs.ablation import ablation
 from mlsd.systems.recs.features import ITEM_VIEWS, RATINGS_SCHEMA, USER_VIEWS, ratings_table, recs_views, write_profiles
 from mlsd.systems.recs.pipeline import FeatureLookup, Ranked, Recommender, RecsSettings, Users
@@ -56,6 +60,10 @@ Progress = Callable[[str], None]
 # CoVisitation.fit's (regularization, dropout, zero_diagonal) tried on validation; the first is the default.
 CO_VISITATION_GRID = tuple((l2, p, zero) for l2 in (300.0, 150.0, 600.0) for p in (0.0, 0.5, 0.67)
                            for zero in (True, False))
+# The latent model's weight in the co-visitation source's blend, chosen on validation; 0 (no blend) leads.
+LATENT_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5)
+# The re-ranking's relevance weight (1 = no genre diversity), chosen on validation; ties go to more diversity.
+MMR_LAMBDAS = (0.8, 0.9, 0.95, 1.0)
 
 
 @dataclass(frozen=True)
@@ -106,12 +114,14 @@ def item_inputs(data: MovieLens, ids: np.ndarray | None = None) -> ItemInputs:
 
 
 def fit_recommender(data: MovieLens, phase: Phase, settings: RecsSettings, seed: int = 0, epochs: int = 25,
-                    engine: FitEngine | None = None, co_visitation: dict[str, Any] | None = None
+                    engine: FitEngine | None = None, co_visitation: dict[str, Any] | None = None,
+                    latent_weight: float = 0.0, latent: BiVAEScorer | None = None
                     ) -> tuple[Recommender, dict[str, Any]]:
     """Two-tower model, ANN index, co-visitation weights and popularity from one phase's ratings.
 
     ``engine`` fits the two-tower model (embedded by default; the report records which, and its workers);
-    ``co_visitation``: :meth:`CoVisitation.fit`'s settings (its defaults if None)."""
+    ``co_visitation``: :meth:`CoVisitation.fit`'s settings (its defaults if None); ``latent_weight`` > 0
+    blends a BiVAE into the co-visitation source (``latent`` if already fitted on this phase, else fitted here)."""
     ratings = phase.ratings
     codes, vocab = _categorical(data)
     items = item_inputs(data)
@@ -126,13 +136,18 @@ def fit_recommender(data: MovieLens, phase: Phase, settings: RecsSettings, seed:
     started = time.perf_counter()
     covis = CoVisitation.fit(matrix, **(co_visitation or {}))
     report["co_visitation_seconds"] = time.perf_counter() - started
+    if latent_weight > 0 and latent is None:
+        started = time.perf_counter()
+        latent = BiVAEScorer.fit(matrix, epochs=settings.latent_epochs, seed=seed)
+        report["latent_seconds"] = time.perf_counter() - started
     popularity = np.bincount(ratings["item"].to_numpy(), minlength=data.n_items).astype(np.float64)
     # An item nobody rated in this phase has an id embedding that never left its initialization: such
     # new items are embedded from their content alone (the id-dropout path the tower was trained for).
     content_only = ItemInputs(np.where(popularity > 0, items.ids, -1), items.categorical, items.dense)
     recommender = Recommender(tower, tower.item_vectors(content_only), covis, popularity, data.genres,
                               data.items["year"].to_numpy(np.float64), data.items["item_id"].to_numpy(np.int64),
-                              data.users["user_id"].to_numpy(np.int64), settings)
+                              data.users["user_id"].to_numpy(np.int64), settings,
+                              latent=latent if latent_weight > 0 else None, latent_weight=latent_weight)
     return recommender, report
 
 
@@ -248,6 +263,46 @@ def choose_co_visitation(data: MovieLens, fit: Phase, label: pd.DataFrame, k: in
             f"valid_ndcg@{k}": best[f"valid_ndcg@{k}"], "grid": scored}
 
 
+def choose_latent(data: MovieLens, fit: Phase, label: pd.DataFrame, co_visitation: dict[str, Any],
+                  settings: RecsSettings, seed: int, k: int = 10) -> tuple[dict[str, Any], BiVAEScorer | None]:
+    """The BiVAE's weight in the co-visitation source (:data:`LATENT_WEIGHTS`), by the blend's nDCG@k on
+    ``label``'s items when both models are fitted on ``fit``'s; also the BiVAE fitted there (None if not tried)."""
+    if settings.latent_epochs <= 0:
+        return {"chosen": 0.0, "tried": False}, None
+    ratings = fit.ratings
+    matrix = interaction_matrix(ratings["user"].to_numpy(), ratings["item"].to_numpy(), data.n_users, data.n_items)
+    seen = matrix > 0
+    relevant = relevant_sets(label, np.arange(data.n_users))
+    started = time.perf_counter()
+    latent = BiVAEScorer.fit(matrix, epochs=settings.latent_epochs, seed=seed)
+    seconds = time.perf_counter() - started
+    covis, latent_scores = CoVisitation.fit(matrix, **co_visitation).scores(seen), latent.scores(seen)
+    scored = []
+    for weight in LATENT_WEIGHTS:
+        blended = blend(covis, latent_scores, weight) if weight > 0 else covis
+        top, _ = top_k_excluding(blended, seen, k)
+        scored.append({"weight": weight, f"valid_ndcg@{k}": topk_metrics(top, relevant, k)[f"ndcg@{k}"]})
+    best = max(scored, key=lambda row: row[f"valid_ndcg@{k}"])  # the first of equals: no blend leads
+    return {"chosen": best["weight"], f"valid_ndcg@{k}": best[f"valid_ndcg@{k}"], "grid": scored, "tried": True,
+            "model": "BiVAE (cornac BiVAECF, k=100, [200] tanh, Poisson, 0/1 input)",
+            "epochs": settings.latent_epochs, "fit_seconds": round(seconds, 1)}, latent
+
+
+def choose_mmr(model: Recommender, users: Users, lookup: FeatureLookup, relevant: list[np.ndarray],
+               k: int = 10) -> dict[str, Any]:
+    """The re-ranking's ``mmr_lambda`` (:data:`MMR_LAMBDAS`) with the best nDCG@k of ``model``'s served lists
+    (candidates, ranking, freshness and MMR) on the held-back ``relevant`` items; the first of equals wins."""
+    scored = []
+    for weight in MMR_LAMBDAS:
+        twin = copy.copy(model)  # every fitted part shared, only the settings differ
+        twin.settings = replace(model.settings, mmr_lambda=weight)
+        ranked = twin.rank(users, lookup, k=k, rerank=True)
+        scored.append({"mmr_lambda": weight, f"valid_ndcg@{k}": topk_metrics(ranked.items, relevant, k)[f"ndcg@{k}"],
+                       "valid_diversity": intra_list_diversity(ranked.items, model.genres)})
+    best = max(scored, key=lambda row: row[f"valid_ndcg@{k}"])
+    return {"chosen": best["mmr_lambda"], f"valid_ndcg@{k}": best[f"valid_ndcg@{k}"], "grid": scored}
+
+
 def run_protocol(data: MovieLens, fit: Phase, label: pd.DataFrame, full: Phase, test: pd.DataFrame, home: Path,
                  settings: RecsSettings, say: Progress, seed: int = 0,
                  engine: FitEngine | None = None) -> tuple[Trained, dict[str, Any]]:
@@ -261,18 +316,32 @@ def run_protocol(data: MovieLens, fit: Phase, label: pd.DataFrame, full: Phase, 
         say(f"co-visitation chosen on validation: L2 {chosen['regularization']:g}, dropout {chosen['dropout']:g}, "
             f"{'zero diagonal' if chosen['zero_diagonal'] else 'unconstrained'} "
             f"(nDCG@10 {covis['valid_ndcg@10']:.4f})")
+    latent, early_latent = choose_latent(data, fit, label, covis["chosen"], settings, seed)
+    if latent["tried"]:
+        say(f"BiVAE blended into co-visitation at weight {latent['chosen']:g}, chosen on validation "
+            f"(nDCG@10 {latent['valid_ndcg@10']:.4f}; without it "
+            f"{latent['grid'][0]['valid_ndcg@10']:.4f})")
     say("candidate models on the ranker's training phase")
-    early, early_report = fit_recommender(data, fit, settings, seed, engine=engine, co_visitation=covis["chosen"])
+    early, early_report = fit_recommender(data, fit, settings, seed, engine=engine, co_visitation=covis["chosen"],
+                                          latent_weight=latent["chosen"], latent=early_latent)
     store = PhaseStore(data, fit, home / "fit")
     say("ranker")
-    ranker, ranker_report, valid_ndcg = train_ranker(early, users_of(data, user_items(fit.ratings, data.n_users), rows),
-                                         store.lookup(), relevant_sets(label, rows), seed, engine=engine)
+    fit_users, label_relevant = users_of(data, user_items(fit.ratings, data.n_users), rows), relevant_sets(label, rows)
+    ranker, ranker_report, valid_ndcg = train_ranker(early, fit_users, store.lookup(), label_relevant, seed,
+                                                     engine=engine)
+    labelled = np.flatnonzero([len(r) > 0 for r in label_relevant])
+    mmr = choose_mmr(early, users_of(data, user_items(fit.ratings, data.n_users), labelled), store.lookup(),
+                     [label_relevant[u] for u in labelled])
     store.close()
     say(f"  ranker 5-fold nDCG@10 {ranker_report['valid_ndcg@10_ranker']:.4f} vs co-visitation order "
         f"{ranker_report['valid_ndcg@10_co_visitation']:.4f} (gain's 95% lower bound "
         f"{ranker_report['valid_gain_lower_bound']:+.4f}): {'promoted' if ranker_report['promoted'] else 'kept out'}")
+    say(f"re-ranking: MMR lambda {mmr['chosen']:g}, chosen on validation (nDCG@10 {mmr['valid_ndcg@10']:.4f}; "
+        + ", ".join(f"{row['mmr_lambda']:g}: {row['valid_ndcg@10']:.4f}" for row in mmr["grid"]) + ")")
+    settings = replace(settings, mmr_lambda=mmr["chosen"])
     say("candidate models on all training data")
-    final, final_report = fit_recommender(data, full, settings, seed, engine=engine, co_visitation=covis["chosen"])
+    final, final_report = fit_recommender(data, full, settings, seed, engine=engine, co_visitation=covis["chosen"],
+                                          latent_weight=latent["chosen"])
     final.ranker = ranker if ranker_report["promoted"] else None
     store = PhaseStore(data, full, home / "full")
     say("evaluation")
@@ -291,7 +360,7 @@ def run_protocol(data: MovieLens, fit: Phase, label: pd.DataFrame, full: Phase, 
     store.close()
     metrics["training"] = {"two_tower": {k: v for k, v in final_report.items() if k != "loss_history"},
                            "two_tower_loss": final_report["loss_history"], "ranker": ranker_report,
-                           "co_visitation": covis,
+                           "co_visitation": covis, "latent": latent, "mmr": mmr,
                            "early_two_tower_seconds": early_report["seconds"]}
     return Trained(final, ranker, full.as_of_s, fit.as_of_s, valid_ndcg), metrics
 
