@@ -83,7 +83,7 @@ class Candidates:
     sources: np.ndarray  # (users, k, 3) bool: which source proposed each candidate
     per_source: dict[str, np.ndarray]  # each source's own ranked list (for candidate recall)
     user_vectors: np.ndarray
-    covis_scores: np.ndarray  # (users, n_items): co-visitation score of every item, reused by ranking
+    covis_scores: np.ndarray  # (users, n_items): co-visitation (+ BiVAE) score of every item, reused by ranking
     timings: dict[str, float] = field(default_factory=dict)
 
 

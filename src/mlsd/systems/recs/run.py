@@ -290,8 +290,10 @@ def choose_latent(data: MovieLens, fit: Phase, label: pd.DataFrame, co_visitatio
 
 def choose_mmr(model: Recommender, users: Users, lookup: FeatureLookup, relevant: list[np.ndarray],
                k: int = 10) -> dict[str, Any]:
-    """The re-ranking's ``mmr_lambda`` (:data:`MMR_LAMBDAS`) with the best nDCG@k of ``model``'s served lists
-    (candidates, ranking, freshness and MMR) on the held-back ``relevant`` items; the first of equals wins."""
+    """The re-ranking's ``mmr_lambda`` (:data:`MMR_LAMBDAS`) with the best nDCG@k of ``model``'s re-ranked lists
+    on the held-back ``relevant`` items; the first of equals wins. ``model`` is the ranker's training-phase
+    model, without a ranker (the ranker learned on these very items), so the candidates come in
+    co-visitation order before freshness and MMR."""
     scored = []
     for weight in MMR_LAMBDAS:
         twin = copy.copy(model)  # every fitted part shared, only the settings differ
