@@ -59,7 +59,7 @@ def build_recs(ws: Workspace, data_root: str | None, dataset: str, *, quiet: boo
     if users is not None:
         data = first_users(data, users)
         settings = RecsSettings(two_tower_k=50, co_visitation_k=50, popularity_k=20, candidates=100, ranking_depth=50,
-                                latent_epochs=100)
+                                latent_epochs=20)  # a quick build: the BiVAE only has to run
     results = run_recs(ws.home, data_root, dataset, say=say, data=data, settings=settings, peers=peers, engine=engine)
     trained: Trained = results.pop("_protocol_b")
     results.pop("_protocol_a")
