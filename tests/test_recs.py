@@ -404,7 +404,7 @@ def test_ranker_promotion_is_cross_validated(recs_home: tuple[Path, MovieLens, d
 
 
 def test_co_visitation_settings_are_chosen_on_validation(recs_home: tuple[Path, MovieLens, dict]) -> None:
-    from mlsd.systems.recs.run import CO_VISITATION_GRID
+    from mlsd.systems.recs.choices import CO_VISITATION_GRID
 
     chosen = recs_home[2]["training"]["co_visitation"]
     grid = chosen["grid"]

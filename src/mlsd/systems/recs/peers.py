@@ -128,7 +128,8 @@ def protocol_a_with_peers(data: MovieLens, home: Path, settings: RecsSettings, f
     """Protocol A on the other split seeds, and each peer on every split (see
     :func:`~mlsd.systems.recs.run.run_recs`): the peers' summaries; ``first`` (seed 42's metrics) gains
     ``ndcg@10_seeds``."""
-    from mlsd.systems.recs.run import SPLIT_SEEDS, protocol_a, relevant_sets, split_a
+    from mlsd.systems.recs.choices import relevant_sets
+    from mlsd.systems.recs.run import SPLIT_SEEDS, protocol_a, split_a
 
     ndcg: dict[str, list[float]] = {"mlsd": [first["ndcg@10"]], **{p: [] for p in peers}}
     intervals: dict[str, list[float]] = {}

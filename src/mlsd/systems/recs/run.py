@@ -9,15 +9,14 @@ training data (a random 80% of each user's items in A, ratings before a second c
 ranker learns which candidates the held-back part contains, then the candidate models are refitted
 on all training data and the whole pipeline recommends for the test period. Feature-store values are
 taken point-in-time at the moment of recommendation (the end of the data the models saw). The
-co-visitation model's settings (:data:`CO_VISITATION_GRID`) are chosen on the same two parts: fitted
-on the earlier one, scored by the nDCG@10 of its own order on the held-back one, never on the test split.
-The weight of a BiVAE blended into the co-visitation source (:data:`LATENT_WEIGHTS`, 0 = EASE alone) is
-chosen the same way, after the co-visitation settings.
+co-visitation model's settings are chosen on the same two parts: fitted on the earlier one, scored
+by the nDCG@10 of its own order on the held-back one, never on the test split; then the weight of a
+BiVAE blended into that source (0 = EASE alone) and the re-ranking's MMR lambda, the same way
+(:mod:`mlsd.systems.recs.choices`).
 """
 
 from __future__ import annotations
 
-import copy
 import shutil
 import time
 from collections.abc import Callable
@@ -41,9 +40,10 @@ from mlsd.evaluation.topk import (
 )
 from mlsd.events import EventLog, Ingestor
 from mlsd.features import FeatureStore, OfflineStore, open_online_store
-from mlsd.retrieval.candidates import CoVisitation, interaction_matrix, top_k_excluding
-from mlsd.retrieval.latent import BiVAEScorer, blend
+from mlsd.retrieval.candidates import CoVisitation, interaction_matrix
+from mlsd.retrieval.latent import BiVAEScorer
 from mlsd.systems.recs.ablation import ablation
+from mlsd.systems.recs.choices import choose_co_visitation, choose_latent, choose_mmr, relevant_sets
 from mlsd.systems.recs.features import ITEM_VIEWS, RATINGS_SCHEMA, USER_VIEWS, ratings_table, recs_views, write_profiles
 from mlsd.systems.recs.pipeline import FeatureLookup, Ranked, Recommender, RecsSettings, Users
 from mlsd.systems.recs.ranker import train_ranker
@@ -57,13 +57,6 @@ PUBLISHED_ML100K = {  # Microsoft Recommenders' benchmark table, ML-100K, top-10
     "BPR": {"ndcg@10": 0.4420}, "LightGCN": {"ndcg@10": 0.4198}, "SAR": {"ndcg@10": 0.3825},
 }
 Progress = Callable[[str], None]
-# CoVisitation.fit's (regularization, dropout, zero_diagonal) tried on validation; the first is the default.
-CO_VISITATION_GRID = tuple((l2, p, zero) for l2 in (300.0, 150.0, 600.0) for p in (0.0, 0.5, 0.67)
-                           for zero in (True, False))
-# The latent model's weight in the co-visitation source's blend, chosen on validation; 0 (no blend) leads.
-LATENT_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5)
-# The re-ranking's relevance weight (1 = no genre diversity), chosen on validation; ties go to more diversity.
-MMR_LAMBDAS = (0.8, 0.9, 0.95, 1.0)
 
 
 @dataclass(frozen=True)
@@ -195,12 +188,6 @@ class PhaseStore:
         self.log.close()
 
 
-def relevant_sets(ratings: pd.DataFrame, rows: np.ndarray) -> list[np.ndarray]:
-    groups = ratings.groupby("user").indices
-    items = ratings["item"].to_numpy()
-    return [np.unique(items[groups[u]]) if u in groups else np.zeros(0, np.int64) for u in rows]
-
-
 def evaluate(recommender: Recommender, users: Users, lookup: FeatureLookup, relevant: list[np.ndarray],
              n_items: int, k: int = 10) -> dict[str, Any]:
     """Top-k metrics after re-ranking (and before it), candidate recall per source, coverage, diversity."""
@@ -245,66 +232,6 @@ class Trained:
     valid_ndcg: dict[str, np.ndarray]
 
 
-def choose_co_visitation(data: MovieLens, fit: Phase, label: pd.DataFrame, k: int = 10,
-                         grid: tuple[tuple[float, float, bool], ...] = CO_VISITATION_GRID) -> dict[str, Any]:
-    """:meth:`CoVisitation.fit`'s settings with the best nDCG@k of its own order (seen items removed) on
-    ``label``'s items when fitted on ``fit``'s: ``{"chosen": kwargs, "valid_ndcg@k": ..., "grid": [...]}``."""
-    ratings = fit.ratings
-    matrix = interaction_matrix(ratings["user"].to_numpy(), ratings["item"].to_numpy(), data.n_users, data.n_items)
-    seen = matrix > 0
-    relevant = relevant_sets(label, np.arange(data.n_users))
-    scored = []
-    for l2, dropout, zero in grid:
-        kwargs: dict[str, Any] = {"regularization": l2, "dropout": dropout, "zero_diagonal": zero}
-        top, _ = top_k_excluding(CoVisitation.fit(matrix, **kwargs).scores(seen), seen, k)
-        scored.append({**kwargs, f"valid_ndcg@{k}": topk_metrics(top, relevant, k)[f"ndcg@{k}"]})
-    best = max(scored, key=lambda row: row[f"valid_ndcg@{k}"])  # the first of equals: the default leads the grid
-    return {"chosen": {key: best[key] for key in ("regularization", "dropout", "zero_diagonal")},
-            f"valid_ndcg@{k}": best[f"valid_ndcg@{k}"], "grid": scored}
-
-
-def choose_latent(data: MovieLens, fit: Phase, label: pd.DataFrame, co_visitation: dict[str, Any],
-                  settings: RecsSettings, seed: int, k: int = 10) -> tuple[dict[str, Any], BiVAEScorer | None]:
-    """The BiVAE's weight in the co-visitation source (:data:`LATENT_WEIGHTS`), by the blend's nDCG@k on
-    ``label``'s items when both models are fitted on ``fit``'s; also the BiVAE fitted there (None if not tried)."""
-    if settings.latent_epochs <= 0:
-        return {"chosen": 0.0, "tried": False}, None
-    ratings = fit.ratings
-    matrix = interaction_matrix(ratings["user"].to_numpy(), ratings["item"].to_numpy(), data.n_users, data.n_items)
-    seen = matrix > 0
-    relevant = relevant_sets(label, np.arange(data.n_users))
-    started = time.perf_counter()
-    latent = BiVAEScorer.fit(matrix, epochs=settings.latent_epochs, seed=seed)
-    seconds = time.perf_counter() - started
-    covis, latent_scores = CoVisitation.fit(matrix, **co_visitation).scores(seen), latent.scores(seen)
-    scored = []
-    for weight in LATENT_WEIGHTS:
-        blended = blend(covis, latent_scores, weight) if weight > 0 else covis
-        top, _ = top_k_excluding(blended, seen, k)
-        scored.append({"weight": weight, f"valid_ndcg@{k}": topk_metrics(top, relevant, k)[f"ndcg@{k}"]})
-    best = max(scored, key=lambda row: row[f"valid_ndcg@{k}"])  # the first of equals: no blend leads
-    return {"chosen": best["weight"], f"valid_ndcg@{k}": best[f"valid_ndcg@{k}"], "grid": scored, "tried": True,
-            "model": "BiVAE (cornac BiVAECF, k=100, [200] tanh, Poisson, 0/1 input)",
-            "epochs": settings.latent_epochs, "fit_seconds": round(seconds, 1)}, latent
-
-
-def choose_mmr(model: Recommender, users: Users, lookup: FeatureLookup, relevant: list[np.ndarray],
-               k: int = 10) -> dict[str, Any]:
-    """The re-ranking's ``mmr_lambda`` (:data:`MMR_LAMBDAS`) with the best nDCG@k of ``model``'s re-ranked lists
-    on the held-back ``relevant`` items; the first of equals wins. ``model`` is the ranker's training-phase
-    model, without a ranker (the ranker learned on these very items), so the candidates come in
-    co-visitation order before freshness and MMR."""
-    scored = []
-    for weight in MMR_LAMBDAS:
-        twin = copy.copy(model)  # every fitted part shared, only the settings differ
-        twin.settings = replace(model.settings, mmr_lambda=weight)
-        ranked = twin.rank(users, lookup, k=k, rerank=True)
-        scored.append({"mmr_lambda": weight, f"valid_ndcg@{k}": topk_metrics(ranked.items, relevant, k)[f"ndcg@{k}"],
-                       "valid_diversity": intra_list_diversity(ranked.items, model.genres)})
-    best = max(scored, key=lambda row: row[f"valid_ndcg@{k}"])
-    return {"chosen": best["mmr_lambda"], f"valid_ndcg@{k}": best[f"valid_ndcg@{k}"], "grid": scored}
-
-
 def run_protocol(data: MovieLens, fit: Phase, label: pd.DataFrame, full: Phase, test: pd.DataFrame, home: Path,
                  settings: RecsSettings, say: Progress, seed: int = 0,
                  engine: FitEngine | None = None) -> tuple[Trained, dict[str, Any]]:
@@ -312,13 +239,13 @@ def run_protocol(data: MovieLens, fit: Phase, label: pd.DataFrame, full: Phase, 
 
     ``engine`` fits the two-tower models and the rankers (embedded by default)."""
     rows = np.arange(data.n_users)
-    covis = choose_co_visitation(data, fit, label) if settings.tune_co_visitation else {"chosen": {}}
+    covis = choose_co_visitation(data, fit.ratings, label) if settings.tune_co_visitation else {"chosen": {}}
     if settings.tune_co_visitation:
         chosen = covis["chosen"]
         say(f"co-visitation chosen on validation: L2 {chosen['regularization']:g}, dropout {chosen['dropout']:g}, "
             f"{'zero diagonal' if chosen['zero_diagonal'] else 'unconstrained'} "
             f"(nDCG@10 {covis['valid_ndcg@10']:.4f})")
-    latent, early_latent = choose_latent(data, fit, label, covis["chosen"], settings, seed)
+    latent, early_latent = choose_latent(data, fit.ratings, label, covis["chosen"], settings, seed)
     if latent["tried"]:
         say(f"BiVAE blended into co-visitation at weight {latent['chosen']:g}, chosen on validation "
             f"(nDCG@10 {latent['valid_ndcg@10']:.4f}; without it "
