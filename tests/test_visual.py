@@ -38,9 +38,14 @@ def test_retrieval_metrics_by_hand() -> None:
 def test_a_visual_model_saves_its_index_and_projection_and_loads_the_same(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     raw = np.abs(rng.normal(size=(50, 16))).astype(np.float32)
-    projection = Projection(l2(raw).mean(axis=0), [rng.normal(size=(16, 8)).astype(np.float32),
-                                                   np.zeros(8, np.float32), rng.normal(size=(8, 4)).astype(np.float32),
-                                                   np.zeros(4, np.float32)])
+    def member(out: int) -> list[np.ndarray]:
+        return [rng.normal(size=(16, 8)).astype(np.float32), np.zeros(8, np.float32),
+                rng.normal(size=(8, out)).astype(np.float32), np.zeros(out, np.float32)]
+
+    projection = Projection(l2(raw).mean(axis=0), member(4) + member(3), alpha=0.5)  # an ensemble of two
+    assert projection.dim == 7 and projection(raw).shape == (50, 16 + 7)
+    one = Projection(projection.mean, projection.weights[:4])
+    assert np.allclose(one(raw), l2(np.maximum((l2(raw) - one.mean) @ one.weights[0], 0) @ one.weights[2]), atol=1e-6)
     model = VisualSearchModel.build("projected", "enc@1", projection, raw, np.arange(50) + 100, ["t"] * 50,
                                     ["c"] * 50, ["n"] * 50, {"k": 5})
     model.save(tmp_path / "m")

@@ -35,9 +35,7 @@ def ablation(model: Recommender, ranker: LambdaMART, users: Users, lookup: Featu
     # The candidates do not depend on the ranker: the served run's are every stage's.
     lists = {f"{source} alone": served.candidates.per_source[source][:, :k] for source in SOURCE_ROWS}
     if model.latent is not None and model.latent_weight > 0:  # the blended source's two halves
-        seen = np.zeros((len(users.seen), model.n_items), bool)
-        for u, items in enumerate(users.seen):
-            seen[u, items] = True
+        seen = users.seen_matrix(model.n_items)
         lists["co-visitation without BiVAE"] = top_k_excluding(model.covis.scores(seen), seen, k)[0]
         lists["BiVAE alone"] = top_k_excluding(model.latent.scores(seen), seen, k)[0]
     promoted = model.ranker is not None

@@ -74,6 +74,13 @@ class Users:
     def tower_inputs(self) -> UserInputs:
         return UserInputs(self.ids, self.categorical, pad_histories(self.seen, self.history_length))
 
+    def seen_matrix(self, n_items: int) -> np.ndarray:
+        """``(users, n_items)`` booleans: True where the user has rated the item."""
+        seen = np.zeros((len(self.seen), n_items), dtype=bool)
+        for u, items in enumerate(self.seen):
+            seen[u, items] = True
+        return seen
+
 
 @dataclass
 class Candidates:
@@ -142,9 +149,7 @@ class Recommender:
     # -- candidate generation --------------------------------------------------------------------
     def candidates(self, users: Users) -> Candidates:
         s, n = self.settings, len(users.ids)
-        seen = np.zeros((n, self.n_items), dtype=bool)
-        for u, items in enumerate(users.seen):
-            seen[u, items] = True
+        seen = users.seen_matrix(self.n_items)
         started = time.perf_counter()
         vectors = self.user_vectors(users.tower_inputs())
         depth = min(self.n_items, s.two_tower_k + int(seen.sum(1).max(initial=0)))

@@ -35,7 +35,7 @@ from mlsd.systems.visual.model import (
     TrainSettings,
     VisualSearchModel,
     search_labels,
-    train_projection,
+    train_ensemble,
 )
 from mlsd.systems.visual.simulate import write_traffic
 
@@ -92,7 +92,7 @@ def build_visual(ws: Workspace, data: str | None, *, small: bool = False, progre
     def valid_p1(projection: Projection) -> float:
         return float(evaluate(projection, raw, products, split.valid, fit_rows)["article_type"]["precision@1"])
 
-    settings = TrainSettings(epochs=8, patience=3) if small else TrainSettings()
+    settings = TrainSettings(epochs=8, patience=3, members=2) if small else TrainSettings()
     alone, learned, training = _fit(raw, products, fit_rows, valid_p1, settings, say)
     results: dict[str, Any] = {"dataset": DATASET, "products": len(products), "queries": len(split.queries),
                                "gallery": len(split.gallery), "encoder": encoder.version, "training": training,
@@ -128,8 +128,8 @@ def build_visual(ws: Workspace, data: str | None, *, small: bool = False, progre
 
 def _fit(raw: np.ndarray, products: Products, fit_rows: np.ndarray, valid_p1: Callable[[Projection], float],
          settings: TrainSettings, say: Progress) -> tuple[Projection, Projection, dict[str, Any]]:
-    """The projection alone, the served vector (raw features weighted by alpha, chosen on validation), the log."""
-    alone, training = train_projection(raw[fit_rows], products.article_type[fit_rows], valid_p1, settings, say)
+    """The ensemble alone, the served vector (raw features weighted by alpha, chosen on validation), the log."""
+    alone, training = train_ensemble(raw[fit_rows], products.article_type[fit_rows], valid_p1, settings, say)
     alpha = max(ALPHAS, key=lambda a: valid_p1(alone.with_alpha(a)))  # the first best: ties keep less raw
     learned = alone.with_alpha(alpha)
     training["alpha"] = {"chosen": alpha, "grid": list(ALPHAS), "valid_precision@1": valid_p1(learned)}
@@ -140,7 +140,7 @@ def _fit(raw: np.ndarray, products: Products, fit_rows: np.ndarray, valid_p1: Ca
 def _seed_spread(raw: np.ndarray, products: Products, split: QuerySplit, fit_rows: np.ndarray,
                  valid_p1: Callable[[Projection], float], settings: TrainSettings, served_p1: float, seeds: int,
                  say: Progress) -> dict[str, Any]:
-    """Test precision@1 of the whole training procedure (projection, alpha) over ``seeds`` training seeds.
+    """Test precision@1 of the whole training procedure (ensemble, alpha) over ``seeds`` training seeds.
 
     Seed ``settings.seed`` is the served model (``served_p1``, already measured); the others are trained
     the same way only to show how much of a difference between models is the projection's own noise.

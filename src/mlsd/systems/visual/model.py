@@ -1,23 +1,26 @@
-"""Visual search model: MobileNet features -> a learned projection -> a FAISS index over the gallery.
+"""Visual search model: MobileNet features -> an ensemble of learned projections -> a FAISS index over the gallery.
 
-The projection (1024 -> hidden -> out, ReLU between, L2-normalized output) is learned on gallery
+Each projection (1024 -> hidden -> out, ReLU between, L2-normalized output) is learned on gallery
 products' article types only, with one of two metric-learning losses: ``proxy`` (normalized softmax:
 cosine similarity to one learned proxy per type, scaled; Zhai & Wu 2018) or ``supcon`` (supervised
 contrastive, Khosla et al. 2020: batches of P types x K images, every other image of the anchor's
 type a positive). Epochs stop early on validation precision@1 (validation queries from the gallery,
-searched against the rest of it). The served vector concatenates the normalized raw features and
-the projection, weighted ``sqrt(alpha)`` and ``sqrt(1 - alpha)`` (cosine = alpha x raw cosine +
-(1 - alpha) x projected cosine), alpha chosen on validation: the projection sharpens article types,
-the raw features keep what else makes two images alike. Serving runs it in NumPy (two matrix
-products), so the service needs no torch. The gallery index is part of the saved model: a new model
-version brings its own index, and the service swaps both at once.
+searched against the rest of it). ``members`` projections trained from different seeds are
+concatenated (their cosines averaged): one peaks after a few epochs on ~7,800 images, and averaging
+members cancels part of each one's noise (on validation, 5 members 0.914 against 0.911 for one).
+The served vector concatenates the normalized raw features and the ensemble, weighted
+``sqrt(alpha)`` and ``sqrt(1 - alpha)`` (cosine = alpha x raw cosine + (1 - alpha) x projected
+cosine), alpha chosen on validation: the projection sharpens article types, the raw features keep
+what else makes two images alike. Serving runs it in NumPy (two matrix products per member), so the
+service needs no torch. The gallery index is part of the saved model: a new model version brings
+its own index, and the service swaps both at once.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,11 +37,12 @@ def l2(x: np.ndarray) -> np.ndarray:
 
 @dataclass
 class Projection:
-    """``normalize(relu((x - mean) @ w1 + b1) @ w2 + b2)`` on L2-normalized input, concatenated with the input
-    at weight ``alpha`` (see the module); identity when no weights."""
+    """Per member ``normalize(relu((x - mean) @ w1 + b1) @ w2 + b2)`` on L2-normalized input, the members
+    concatenated and normalized, then concatenated with the input at weight ``alpha`` (see the module);
+    identity when no weights."""
 
     mean: np.ndarray | None = None
-    weights: list[np.ndarray] = field(default_factory=list)  # w1, b1, w2, b2
+    weights: list[np.ndarray] = field(default_factory=list)  # w1, b1, w2, b2 of each member in turn
     alpha: float = 0.0
 
     def __call__(self, raw: np.ndarray) -> np.ndarray:
@@ -46,8 +50,9 @@ class Projection:
         if not self.weights:
             return x
         assert self.mean is not None
-        w1, b1, w2, b2 = self.weights
-        projected = l2(np.maximum((x - self.mean) @ w1 + b1, 0.0) @ w2 + b2)
+        centred = x - self.mean
+        projected = l2(np.hstack([l2(np.maximum(centred @ w1 + b1, 0.0) @ w2 + b2)
+                                  for w1, b1, w2, b2 in self.members()]))
         if self.alpha <= 0:
             return projected
         return np.hstack([np.sqrt(self.alpha) * x, np.sqrt(1 - self.alpha) * projected]).astype(np.float32)
@@ -55,9 +60,12 @@ class Projection:
     def with_alpha(self, alpha: float) -> Projection:
         return Projection(self.mean, self.weights, alpha)
 
+    def members(self) -> list[list[np.ndarray]]:
+        return [self.weights[i:i + 4] for i in range(0, len(self.weights), 4)]
+
     @property
     def dim(self) -> int:
-        return int(self.weights[2].shape[1]) if self.weights else 0
+        return sum(int(w2.shape[1]) for _, _, w2, _ in self.members())
 
 
 @dataclass(frozen=True)
@@ -76,6 +84,7 @@ class TrainSettings:
     steps_per_epoch: int = 30
     patience: int = 8
     seed: int = 0
+    members: int = 5  # projections in the ensemble; member i trains with seed ``seed * members + i``
 
 
 def _batch(rng: np.random.Generator, by_type: list[np.ndarray], settings: TrainSettings) -> np.ndarray:
@@ -148,6 +157,23 @@ def train_projection(features: np.ndarray, labels: np.ndarray, valid_score: Call
                   "settings": settings.__dict__}
 
 
+def train_ensemble(features: np.ndarray, labels: np.ndarray, valid_score: Callable[[Projection], float],
+                   settings: TrainSettings, say: Progress) -> tuple[Projection, dict[str, Any]]:
+    """``settings.members`` projections (:func:`train_projection`, each stopped on its own validation score),
+    concatenated into one :class:`Projection`."""
+    members, logs = [], []
+    for i in range(settings.members):
+        member, log = train_projection(features, labels, valid_score,
+                                       replace(settings, seed=settings.seed * settings.members + i), say)
+        members.append(member)
+        logs.append({k: v for k, v in log.items() if k != "settings"})
+    ensemble = Projection(members[0].mean, [w for member in members for w in member.weights])
+    best = valid_score(ensemble)
+    say(f"  ensemble of {settings.members}: validation precision@1 {best:.4f}")
+    return ensemble, {"members": logs, "epochs": [log["epochs"] for log in logs], "best_valid_precision@1": best,
+                      "settings": settings.__dict__}
+
+
 def search_labels(query: np.ndarray, gallery: np.ndarray, k: int, exclude_self: bool = False) -> np.ndarray:
     """Rows of ``gallery`` nearest each query (inner product of normalized vectors), best first."""
     index = ExactIndex(gallery.shape[1])
@@ -202,7 +228,8 @@ class VisualSearchModel:
         projection = Projection()
         if meta["projected"]:
             with np.load(directory / "projection.npz") as arrays:
-                projection = Projection(arrays["mean"], [arrays[f"p{i}"] for i in range(4)], meta["alpha"])
+                count = sum(1 for key in arrays.files if key.startswith("p"))
+                projection = Projection(arrays["mean"], [arrays[f"p{i}"] for i in range(count)], meta["alpha"])
         return cls(meta["family"], meta["encoder_version"], projection, load_index(directory / "gallery.faiss"),
                    np.load(directory / "product_ids.npy"), meta["article_type"], meta["colour"], meta["names"],
                    meta["params"])
