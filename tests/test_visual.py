@@ -43,7 +43,8 @@ def test_a_visual_model_saves_its_index_and_projection_and_loads_the_same(tmp_pa
                 rng.normal(size=(8, out)).astype(np.float32), np.zeros(out, np.float32)]
 
     projection = Projection(l2(raw).mean(axis=0), member(4) + member(3), alpha=0.5)  # an ensemble of two
-    assert projection.dim == 7 and projection(raw).shape == (50, 16 + 7)
+    assert projection.dim == 7
+    assert projection(raw).shape == (50, 16 + 7)
     one = Projection(projection.mean, projection.weights[:4])
     assert np.allclose(one(raw), l2(np.maximum((l2(raw) - one.mean) @ one.weights[0], 0) @ one.weights[2]), atol=1e-6)
     model = VisualSearchModel.build("projected", "enc@1", projection, raw, np.arange(50) + 100, ["t"] * 50,

@@ -32,8 +32,10 @@ def fill_visual_report(ws: Workspace, report: DesignReport) -> None:
                      f"feature store; the encoder's version is part of the view's and the models' lineage.")
     report.step(4)
     seeds = run.get("seeds", {})
-    report.paragraph(f"Projection trained with {training.get('settings', {}).get('loss', '?')} metric learning on the "
-                     f"gallery's article types only; {training.get('epochs', '?')} epochs, best validation precision@1 "
+    settings = training.get("settings", {})
+    report.paragraph(f"An ensemble of {settings.get('members', '?')} projections, each trained with "
+                     f"{settings.get('loss', '?')} metric learning on the gallery's article types "
+                     f"only from its own seed; {training.get('epochs', '?')} epochs, validation precision@1 "
                      f"{training.get('best_valid_precision@1', '?')} (validation queries from the gallery); served "
                      f"concatenated with the raw features at alpha {training.get('alpha', {}).get('chosen', '?')}, "
                      f"chosen on validation. Over {seeds.get('n', '?')} training seeds the served model's test "
@@ -48,7 +50,8 @@ def fill_visual_report(ws: Workspace, report: DesignReport) -> None:
     report.svg(pipeline_diagram([
         ("Catalogue images", "verified digest; one vector per product"),
         ("Embedding stage", "MobileNet v1 TFLite -> 1024-d vector feature view"),
-        ("Training", "projection 1024 -> 256 (metric learning), early stopping on validation"),
+        ("Training", f"{settings.get('members', '?')} projections 1024 -> 256 (metric learning), "
+                     "early stopping on validation"),
         ("MLflow registry", f"{MODEL_NAME}: champion v{served.get('champion', '?')} "
                             f"({served.get('champion_family', '?')}) with its gallery index"),
         ("Service", "POST /v1/visual/search: decode, embed, project, search"),
