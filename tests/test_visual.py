@@ -56,6 +56,8 @@ def test_a_visual_model_saves_its_index_and_projection_and_loads_the_same(tmp_pa
     assert model.search(raw[:1], 1)[1][0, 0] == 0  # an image's nearest gallery product is itself
     assert loaded.product_ids[0] == 100
     assert loaded.index.size == 50
+    assert len(loaded.projection.members()) == 2
+    assert json.loads((tmp_path / "m" / "visual.json").read_text())["members"] == 2
 
 
 def _b64_jpeg(side: int) -> str:

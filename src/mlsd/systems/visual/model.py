@@ -13,8 +13,9 @@ The served vector concatenates the normalized raw features and the ensemble, wei
 ``sqrt(alpha)`` and ``sqrt(1 - alpha)`` (cosine = alpha x raw cosine + (1 - alpha) x projected
 cosine), alpha chosen on validation: the projection sharpens article types, the raw features keep
 what else makes two images alike. Serving runs it in NumPy (two matrix products per member), so the
-service needs no torch. The gallery index is part of the saved model: a new model version brings
-its own index, and the service swaps both at once.
+service needs no torch; one query reads every member's 4 MB first layer, so the members' cost is
+memory traffic, which stacking them into one product would not reduce. The gallery index is part
+of the saved model: a new model version brings its own index, and the service swaps both at once.
 """
 
 from __future__ import annotations
@@ -214,7 +215,8 @@ class VisualSearchModel:
         directory.mkdir(parents=True, exist_ok=True)
         meta = {"family": self.family, "encoder_version": self.encoder_version, "params": self.params,
                 "article_type": self.article_type, "colour": self.colour, "names": self.names,
-                "projected": bool(self.projection.weights), "alpha": self.projection.alpha}
+                "projected": bool(self.projection.weights), "members": len(self.projection.members()),
+                "alpha": self.projection.alpha}
         (directory / "visual.json").write_text(json.dumps(meta, ensure_ascii=False))
         np.save(directory / "product_ids.npy", self.product_ids)
         if self.projection.weights:
@@ -229,7 +231,8 @@ class VisualSearchModel:
         projection = Projection()
         if meta["projected"]:
             with np.load(directory / "projection.npz") as arrays:
-                count = sum(1 for key in arrays.files if key.startswith("p"))
+                # models saved before "members" was in the metadata: four arrays per member
+                count = 4 * meta["members"] if "members" in meta else sum(1 for k in arrays.files if k.startswith("p"))
                 projection = Projection(arrays["mean"], [arrays[f"p{i}"] for i in range(count)], meta["alpha"])
         return cls(meta["family"], meta["encoder_version"], projection, load_index(directory / "gallery.faiss"),
                    np.load(directory / "product_ids.npy"), meta["article_type"], meta["colour"], meta["names"],

@@ -35,7 +35,7 @@ def fill_visual_report(ws: Workspace, report: DesignReport) -> None:
     settings = training.get("settings", {})
     report.paragraph(f"An ensemble of {settings.get('members', '?')} projections, each trained with "
                      f"{settings.get('loss', '?')} metric learning on the gallery's article types "
-                     f"only from its own seed; {training.get('epochs', '?')} epochs, validation precision@1 "
+                     f"only from its own seed; {epochs_text(training.get('epochs'))}, validation precision@1 "
                      f"{training.get('best_valid_precision@1', '?')} (validation queries from the gallery); served "
                      f"concatenated with the raw features at alpha {training.get('alpha', {}).get('chosen', '?')}, "
                      f"chosen on validation. Over {seeds.get('n', '?')} training seeds the served model's test "
@@ -60,3 +60,10 @@ def fill_visual_report(ws: Workspace, report: DesignReport) -> None:
     ]))
     report.step(7)
     report.monitor_section(monitoring_state(ws), "online hit@10 and nDCG from replayed clicks on same-type products.")
+
+
+def epochs_text(epochs: Any) -> str:
+    """The epochs each member trained for (early stopping), as a phrase."""
+    if isinstance(epochs, list):
+        return f"{', '.join(map(str, epochs))} epochs per member"
+    return f"{epochs if epochs is not None else '?'} epochs"
