@@ -17,6 +17,7 @@ from starlette.testclient import TestClient
 from mlsd.monitoring.outcomes import online_metrics
 from mlsd.monitoring.runner import read_state
 from mlsd.serving.validation import Field, RequestError, validate
+from mlsd.system import RunConfig, Workspace
 from mlsd.systems.harmful.data import HATE, NEITHER, OFFENSIVE, paper_split, soft_targets
 from mlsd.systems.harmful.model import Decision, HarmfulClassifier, LinearHead, Tfidf
 from mlsd.testing import check_system
@@ -108,7 +109,29 @@ def checked(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, A
     from mlsd.system import load_system
 
     home = tmp_path_factory.mktemp("harmful")
-    return home, check_system(load_system("harmful"), home, data=DATA, replay_requests=200)
+    system = load_system("harmful")
+    # the quick build, with a second fine-tuning seed (a few seconds on the quick build's 400 posts)
+    built = system.build(Workspace(home), RunConfig(data=DATA, progress=False, small=True,
+                                                    options={"finetune_seeds": 2}))
+    return home, check_system(system, home, data=DATA, replay_requests=200, built=built)
+
+
+@pytest.mark.slow
+def test_further_fine_tuning_seeds_are_reported_as_a_spread(checked: tuple[Path, dict[str, Any]]) -> None:
+    from mlsd.systems.harmful.system import SYSTEM
+
+    home, _ = checked
+    run = json.loads((home / "run.json").read_text())
+    for family in ("minilm_finetuned", "blend_minilm_finetuned"):
+        spread = run["finetune_seeds"][family]
+        assert spread["seeds"] == [0, 1]
+        assert spread["hate_f1"][0] == run["models"][family]["hate"]["f1"]  # seed 0 is the registered fit
+        assert spread["hate_f1_mean"] == pytest.approx(np.mean(spread["hate_f1"]))
+        assert spread["weighted_f1_sd"] == pytest.approx(np.std(spread["weighted_f1"], ddof=1))
+    assert "fine-tuning seeds 0, 1" in SYSTEM.format_results(run)
+    assert SYSTEM.json_summary(run)["finetune_seeds"] == run["finetune_seeds"]
+    encoders = sorted(p.name for p in (home / "encoders").iterdir())
+    assert encoders == ["minilm-finetuned"]  # the served seed's; the other seed's encoder is deleted
 
 
 @pytest.mark.slow
