@@ -188,6 +188,7 @@ def test_a_new_champion_gets_every_list_re_precomputed(small_home: Callable[[str
     other = next(v.version for v in ws.registry.versions(MODEL_NAME) if v.version != built)
     user = 0
     before, _ = service.score({"user_id": user, "k": 10}, "a")
+    assert user in service._rows  # kept in memory: the re-listing below must not serve it again
     ws.registry.set_alias(MODEL_NAME, CHAMPION, other)
     assert service.models.check()
     online, _ = service.score({"user_id": user, "k": 10}, "b")
@@ -271,12 +272,21 @@ def test_a_new_friendship_changes_the_next_answer(small_home: Callable[[str], Pa
     third = PymkService(ws.home, refresh_s=0.05)
     assert not third.stale
     assert third.score({"user_id": friend, "k": 20}, "i")[0]["path"] == "precomputed"
+    neighbour = int(third.graph.indices[third.graph.indptr[1]])  # user 1's friend: 5001 becomes a candidate
+    assert third.score({"user_id": neighbour, "k": 20}, "k")[0]["path"] == "precomputed"
+    assert neighbour in third._rows
     third.intake({"edges": [{"user_id": 1, "friend_id": 5001}]})
     waited = 0.0
     while third.stale and waited < 20:
         time.sleep(0.05)
         waited += 0.05
     assert not third.stale
+    assert neighbour not in third._rows  # the refresh dropped every row read before it wrote
+    model = third.models.current[0]
+    served, _ = third.score({"user_id": neighbour, "k": 20}, "l")
+    assert served["path"] == "precomputed"
+    expected = third._online(model, neighbour, 20)  # type: ignore[arg-type]
+    assert ids(served) == expected[0].tolist()
     assert third.score({"user_id": 5001, "k": 5}, "j")[0]["path"] == "precomputed"
     assert third.health()["refreshed_users"] > 0
     third.close()

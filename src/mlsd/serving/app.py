@@ -189,12 +189,15 @@ def create_app(service: ScoringService, feature_log: FeatureLog, *, max_in_fligh
         return await scored(request, await _json_body(request, limits, request_decoder, write=limits.token_all,
                                                       form=form))
 
+    # bound once: an isinstance check against a Protocol costs ~20 µs, a tenth of a PYMK lookup
+    lookup_body = service.lookup_body if isinstance(service, LookupRoute) else None
+
     async def lookup(request: Request) -> Response:
-        assert isinstance(service, LookupRoute)
+        assert lookup_body is not None  # the route exists only for a LookupRoute
         if limits.token_all and not authorized(request, limits.token):
             return _unauthorized()
         try:
-            made = service.lookup_body(request.path_params, request.query_params)
+            made = lookup_body(request.path_params, request.query_params)
             body: dict[str, Any] | Response = request_decoder.decode(orjson.dumps(made))
         except RequestError as exc:
             body = JSONResponse({"error": "invalid request", "errors": exc.errors}, status_code=422)
