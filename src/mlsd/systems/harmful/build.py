@@ -197,10 +197,10 @@ def finetune_seed_runs(ws: Workspace, posts: Posts, split: Any, fitted: list[tra
                        *, small: bool) -> dict[str, Any]:
     """The fine-tuned family and its blend over fine-tuning seeds 0..seeds-1 on the paper's split (mean ± sd).
 
-    Seed 0 is the fit already in ``models``; each further seed fine-tunes from the same frozen head with
-    its own seed (batch order, head initialization kept), is chosen and thresholded on validation the
-    same way, and its encoder is deleted after scoring. CPU fine-tuning also varies run to run with one
-    seed (reduction order in the kernels), so the spread covers both.
+    Seed 0 is the fit already in ``models``; each further seed fine-tunes with its own batch order and
+    dropout, starting from the same frozen-embedding head, is calibrated and thresholded on validation
+    the same way, and its encoder is deleted after scoring. A fine-tuning with one seed also differed
+    between two runs on this CPU (hate F1 0.542 and 0.531), so a single fit's figure is not the family's.
     """
     by_family = {f.model.family: f for f in fitted}
     lexical, semantic = by_family["tfidf_lr"], by_family["minilm_head"]
