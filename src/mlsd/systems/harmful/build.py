@@ -199,8 +199,8 @@ def finetune_seed_runs(ws: Workspace, posts: Posts, split: Any, fitted: list[tra
 
     Seed 0 is the fit already in ``models``; each further seed fine-tunes with its own batch order and
     dropout, starting from the same frozen-embedding head, is calibrated and thresholded on validation
-    the same way, and its encoder is deleted after scoring. A fine-tuning with one seed also differed
-    between two runs on this CPU (hate F1 0.542 and 0.531), so a single fit's figure is not the family's.
+    the same way, and its encoder is deleted after scoring: the family is judged by the spread over
+    seeds, not by one fit against a target a point or two away.
     """
     by_family = {f.model.family: f for f in fitted}
     lexical, semantic = by_family["tfidf_lr"], by_family["minilm_head"]
