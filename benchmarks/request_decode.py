@@ -21,8 +21,8 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import emit
-from mlsd.serving.app import RANKING_LABEL_SCHEMA
 from mlsd.serving.decode import BodyDecoder
+from mlsd.serving.protocols import RANKING_LABEL_SCHEMA
 from mlsd.serving.validation import Schema, validate
 from mlsd.systems.ads.service import REQUEST_SCHEMA as ADS
 from mlsd.systems.recs.serve import REQUEST_SCHEMA as RECS

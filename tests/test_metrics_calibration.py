@@ -9,6 +9,7 @@ import pytest
 from sklearn import metrics as skm
 
 from mlsd.evaluation import classification as m
+from mlsd.evaluation.repeats import mean_sd
 from mlsd.training.calibration import (
     IsotonicCalibrator,
     PlattCalibrator,
@@ -39,6 +40,16 @@ def test_normalized_entropy_and_calibration_by_hand() -> None:
     assert m.calibration_ratio(y, p) == pytest.approx(0.25 / 0.25)
     # two uniform bins: [0.0, 0.25, 0.25] -> mean 1/6 vs rate 0, [0.5] -> 0.5 vs 1
     assert m.expected_calibration_error(y, p, bins=2) == pytest.approx((3 * (1 / 6) + 1 * 0.5) / 4)
+
+
+def test_mean_sd_is_the_sample_sd_and_zero_for_one_run() -> None:
+    values = [0.52, 0.55, 0.49, 0.58]
+    mean, sd = mean_sd(iter(values))  # any iterable, read once
+    assert mean == pytest.approx(np.mean(values))
+    assert sd == pytest.approx(np.std(values, ddof=1))
+    assert mean_sd([0.7]) == (0.7, 0.0)
+    with pytest.raises(ValueError, match="at least one"):
+        mean_sd([])
 
 
 def test_reliability_curve_bins_rows() -> None:

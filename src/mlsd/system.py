@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from mlsd.monitoring.drift import DriftThresholds
     from mlsd.registry import ModelRegistry
     from mlsd.reporting.design import DesignReport
-    from mlsd.serving.app import ScoringService
+    from mlsd.serving.protocols import ScoringService
     from mlsd.simulation.replay import ReplaySource
 
 ENTRY_POINT_GROUP = "mlsd.plugins.systems"  # the platform names no system module

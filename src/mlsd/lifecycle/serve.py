@@ -30,9 +30,10 @@ from typing import Any
 from mlsd.core.errors import MlsdError
 from mlsd.monitoring.online import MonitorConfig, OnlineMonitor
 from mlsd.monitoring.runner import LabelLog, MonitorRunner
-from mlsd.serving.app import ASGIApp, EdgeLimits, Monitoring, ScoringService, create_app
+from mlsd.serving.app import ASGIApp, EdgeLimits, Monitoring, create_app
 from mlsd.serving.auth import is_loopback, load_or_create_token, token_path
 from mlsd.serving.feature_log import FeatureLog
+from mlsd.serving.protocols import ScoringService
 from mlsd.serving.threads import limit_compute_threads
 from mlsd.simulation.replay import ServiceClient
 from mlsd.system import ServeConfig, Workspace, load_system

@@ -1,25 +1,25 @@
 """The ASGI inference service: scoring route, health, Prometheus metrics, OpenAPI, load shedding.
 
-A system plugs in a :class:`ScoringService` (its request schema and its scoring function); this
-module gives every system the same HTTP behaviour: a body that is not ``application/json`` is a
-415, malformed JSON a 400, an oversized body a 413 (before it is read), a slow one a 408, schema
-problems a 422 listing each field, a full scoring queue a fast 503 with ``Retry-After``
-(:mod:`mlsd.serving.admission`), a write without the token a 401 (:mod:`mlsd.serving.auth`), and
-every scored request a line in the feature log. Scoring runs on the event loop, one request at a
-time: it is short CPU work with no I/O worth awaiting (an online-store batch read of SQLite or Redis).
+A system plugs in a :class:`~mlsd.serving.protocols.ScoringService` (its request schema and its
+scoring function); this module gives every system the same HTTP behaviour: a body that is not
+``application/json`` is a 415, malformed JSON a 400, an oversized body a 413 (before it is read), a
+slow one a 408, schema problems a 422 listing each field, a full scoring queue a fast 503 with
+``Retry-After`` (:mod:`mlsd.serving.admission`), a write without the token a 401
+(:mod:`mlsd.serving.auth`), and every scored request a line in the feature log. Scoring runs on the
+event loop, one request at a time: it is short CPU work with no I/O worth awaiting (an online-store
+batch read of SQLite or Redis). The routes' OpenAPI document is built in :mod:`mlsd.serving.openapi`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import re
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -30,91 +30,23 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from mlsd.core.errors import MlsdError, StoreUnavailableError, UnknownEntityError
-from mlsd.core.records import FeatureLogRecord
 from mlsd.monitoring.dashboard import dashboard_html
 from mlsd.monitoring.runner import LabelLog, MonitorCollector, MonitorRunner, read_state
 from mlsd.serving.admission import Admission, BodyRefusedError, read_body
 from mlsd.serving.auth import authorized, is_json
 from mlsd.serving.decode import BodyDecoder, BodyError
 from mlsd.serving.feature_log import FeatureLog
+from mlsd.serving.openapi import openapi_document, upload_fields
 from mlsd.serving.pages import api_page, index_page, not_found_body
+from mlsd.serving.protocols import LABEL_SCHEMA, LABELS_ROUTE, EventIntake, LookupRoute, ScoringService
 from mlsd.serving.upload import FormError, form_body, is_form
-from mlsd.serving.validation import MAX_EVENT_TIME_S, Field, RequestError, Schema, json_schema
+from mlsd.serving.validation import RequestError, Schema
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
-
-
-class ScoringService(Protocol):
-    """What a reference system provides to be served.
-
-    Optional: ``label_schema`` (the labels route's body) and ``upload_fields`` (request fields that
-    hold a base64 file, also taken as parts of a ``multipart/form-data`` body: :mod:`mlsd.serving.upload`).
-    """
-
-    system: str
-    route: str
-    request_schema: Schema
-
-    @property
-    def model_version(self) -> str: ...
-
-    def score(self, body: dict[str, Any], request_id: str) -> tuple[dict[str, Any], FeatureLogRecord]:
-        """Return the response body and the feature-log record for one validated request."""
-        ...
-
-    def health(self) -> dict[str, Any]: ...
-
-    def close(self) -> None: ...
-
-
-@runtime_checkable
-class EventIntake(Protocol):
-    """What a service provides to take events over HTTP too (e.g. the ratings its features follow)."""
-
-    intake_route: str
-    intake_schema: Schema
-
-    def intake(self, body: dict[str, Any]) -> dict[str, Any]:
-        """Take one validated batch; raise RequestError (422) for bad events, MlsdError (409) if it cannot."""
-        ...
-
-
-@runtime_checkable
-class LookupRoute(Protocol):
-    """What a service provides to answer a GET too (e.g. ``/v1/pymk/{user_id:int}?k=5``, a precomputed list).
-
-    The path and query parameters become a request body, checked against ``request_schema`` and scored
-    exactly as a POST to the scoring route (admission, feature log, metrics).
-    """
-
-    lookup_route: str  # a Starlette path with typed parameters
-
-    def lookup_body(self, path: Mapping[str, Any], query: Mapping[str, str]) -> dict[str, Any]:
-        """The scoring body of a GET; raise RequestError (422) naming a bad query parameter."""
-        ...
-
-
-LABELS_ROUTE = "/v1/labels"
-MAX_LABELS = 10_000
-LABEL_SCHEMA: Schema = {
-    "labels": Field("array", max_items=MAX_LABELS, items={
-        "request_id": Field("string", description="the scored request's id"),
-        "label": Field("number", minimum=0, maximum=1, description="1 clicked / converted, 0 not")}),
-    "watermark_s": Field("number", required=False, minimum=0, maximum=MAX_EVENT_TIME_S + 2 * 365 * 86_400,
-                         description="every label of requests up to this event time has now been sent"),
-}
-# Ranking services take graded relevance per shown item: {"request_id", "item", "label"}.
-RANKING_LABEL_SCHEMA: Schema = {
-    "labels": Field("array", max_items=MAX_LABELS, items={
-        "request_id": Field("string", description="the scored request's id"),
-        "item": Field("string", description="a shown item's id"),
-        "label": Field("number", minimum=0, maximum=100, description="graded relevance (0: not relevant)")}),
-    "watermark_s": LABEL_SCHEMA["watermark_s"],
-}
 
 
 @dataclass
@@ -405,79 +337,3 @@ def _overloaded() -> Response:
 
 def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
-
-
-def openapi_document(service: ScoringService, label_schema: Schema | None = None, *,
-                     secured: bool = False) -> dict[str, Any]:
-    """OpenAPI 3.1 description of the service's routes.
-
-    ``label_schema``: the labels route is served; ``secured``: writes need the bearer token.
-    """
-    error = {"description": "error", "content": {"application/json": {"schema": {"type": "object"}}}}
-    unauthorized = {"description": "the service's token is needed (Authorization: Bearer TOKEN)"}
-    write = {"400": error, "401": unauthorized, "408": error, "413": error, "415": error, "422": error}
-    security: dict[str, Any] = {"security": [{"token": []}]} if secured else {}
-    paths: dict[str, Any] = {}
-    if isinstance(service, EventIntake):
-        paths[service.intake_route] = {"post": {
-            "summary": f"Send {service.system} events (durable before the reply)", **security,
-            "requestBody": {"required": True,
-                            "content": {"application/json": {"schema": json_schema(service.intake_schema)}}},
-            "responses": {"200": {"description": "accepted and duplicate counts"}, "409": error, **write}}}
-    if isinstance(service, LookupRoute):
-        names = [part.strip("{}").split(":")[0] for part in service.lookup_route.split("/") if part.startswith("{")]
-        query = [name for name in service.request_schema if name not in (*names, "request_id", "timestamp")]
-        fields = json_schema(service.request_schema)["properties"]
-
-        def parameter(name: str, where: str) -> dict[str, Any]:
-            schema = {**fields.get(name, {"type": "integer"})}
-            if isinstance(schema.get("type"), list):  # a query parameter is present or absent, never null
-                schema["type"] = next(t for t in schema["type"] if t != "null")
-            return {"name": name, "in": where, "required": where == "path", "schema": schema}
-        paths[re.sub(r":\w+}", "}", service.lookup_route)] = {"get": {  # OpenAPI paths carry no converters
-            "summary": f"Score a {service.system} request given in the path and query",
-            "parameters": [parameter(n, "path") for n in names] + [parameter(n, "query") for n in query],
-            "responses": {"200": {"description": "the ranked list"}, "404": error, "422": error, "503": error}}}
-    if label_schema is not None:
-        paths[LABELS_ROUTE] = {"post": {
-            "summary": "Send the outcomes of scored requests (durable before the reply)", **security,
-            "requestBody": {"required": True, "content": {"application/json": {"schema": json_schema(label_schema)}}},
-            "responses": {"200": {"description": "accepted count"}, **write}}}
-    return {
-        "openapi": "3.1.0",
-        "info": {"title": f"mlsd {service.system} service", "version": "1"},
-        "components": {"securitySchemes": {"token": {"type": "http", "scheme": "bearer"}}},
-        "paths": {
-            service.route: {"post": {
-                "summary": f"Score a {service.system} request",
-                "requestBody": {"required": True, "content": _request_content(service)},
-                "responses": {"200": {"description": "ranked candidates with calibrated probabilities"},
-                              "400": error, "401": {"description": "with --token-all: the service's token is needed"},
-                              "408": {"description": "the body did not arrive in time"}, "413": error,
-                              "404": {"description": "an entity the service does not know"},
-                              "415": {"description": "the body is not of a media type the route takes"}, "422": error,
-                              "503": {"description": "overloaded, or a store not ready; retry after Retry-After"}},
-            }},
-            "/healthz": {"get": {"summary": "readiness and the model version",
-                                 "responses": {"200": error, "503": {"description": "a store is not ready"}}}},
-            "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {"description": "text"}}}},
-            **paths,
-        },
-    }
-
-
-def upload_fields(service: ScoringService) -> tuple[str, ...]:
-    """The request fields a service also takes as file parts of a form (none unless it names them)."""
-    return tuple(getattr(service, "upload_fields", ()))
-
-
-def _request_content(service: ScoringService) -> dict[str, Any]:
-    """The scoring route's media types: JSON, and a form whose upload fields are files when it takes any."""
-    schema = json_schema(service.request_schema)
-    content = {"application/json": {"schema": schema}}
-    uploads = upload_fields(service)
-    if uploads:
-        binary = {"type": "string", "contentMediaType": "application/octet-stream"}
-        properties = {name: binary if name in uploads else spec for name, spec in schema["properties"].items()}
-        content["multipart/form-data"] = {"schema": {**schema, "properties": properties}}
-    return content

@@ -11,7 +11,7 @@ from mlsd.system import Option, ReplayConfig, RunConfig, ServeConfig, TaskType, 
 if TYPE_CHECKING:
     from mlsd.features import FeatureStore
     from mlsd.reporting import DesignReport
-    from mlsd.serving.app import ScoringService
+    from mlsd.serving.protocols import ScoringService
     from mlsd.simulation.replay import ReplaySource
 
 MODELS = ("logreg", "lgbm", "dcn_v2", "ffm")

@@ -24,6 +24,7 @@ import numpy as np
 from mlsd.core.atomic import atomic_write_json
 from mlsd.core.timeutil import US_PER_S
 from mlsd.evaluation.multiclass import f1_of
+from mlsd.evaluation.repeats import mean_sd
 from mlsd.events import EventLog, Ingestor
 from mlsd.monitoring.online import PREDICTION
 from mlsd.monitoring.profile import DatasetProfile, NumericProfile
@@ -230,8 +231,7 @@ def spread(run: dict[str, list[float]]) -> dict[str, float]:
     """Mean and sample sd of each metric's list (sd 0 for one value)."""
     out = {}
     for metric, values in run.items():
-        out[f"{metric}_mean"] = float(np.mean(values))
-        out[f"{metric}_sd"] = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+        out[f"{metric}_mean"], out[f"{metric}_sd"] = mean_sd(values)
     return out
 
 

@@ -19,8 +19,8 @@ from mlsd.monitoring.drift import DriftThresholds
 from mlsd.monitoring.online import MonitorConfig
 from mlsd.monitoring.profile import DatasetProfile
 from mlsd.registry import CHAMPION, ModelRegistry
-from mlsd.serving.app import LABEL_SCHEMA
 from mlsd.serving.models import Arms, ModelHolder
+from mlsd.serving.protocols import LABEL_SCHEMA
 from mlsd.serving.validation import Field, Schema, event_time
 from mlsd.systems.harmful.build import MODEL_NAME, PROFILE_FILE, monitored_columns
 from mlsd.systems.harmful.data import CLASSES, HATE

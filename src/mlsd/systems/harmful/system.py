@@ -9,7 +9,7 @@ from mlsd.system import Option, ReplayConfig, RunConfig, ServeConfig, TaskType, 
 
 if TYPE_CHECKING:
     from mlsd.reporting import DesignReport
-    from mlsd.serving.app import ScoringService
+    from mlsd.serving.protocols import ScoringService
     from mlsd.simulation.replay import ReplaySource
 
 CLASSES = ("hate", "offensive", "neither")

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 from scipy import sparse
 
+from mlsd.evaluation.repeats import mean_sd
 from mlsd.evaluation.significance import cluster_bootstrap_mean
 from mlsd.systems.listings.data import Prefixes, Sessions, prefixes
 from mlsd.systems.listings.model import SessionRecommender, skipgram_embeddings, transition_matrix
@@ -140,8 +141,8 @@ def evaluate_all(sessions: Sessions, seeds: int, say: Progress) -> tuple[dict[st
     peer_scores = {name: score(peer, test_prefixes) for name, peer in
                    peers(served.model, sessions.train, sessions.items).items()}
     table.update({name: scored.summary(owners) for name, scored in peer_scores.items()})
-    hr = np.array([r.test.hits.mean() * 100 for r in runs])
-    mrr = np.array([r.test.rr.mean() * 100 for r in runs])
+    hr = mean_sd(r.test.hits.mean() * 100 for r in runs)
+    mrr = mean_sd(r.test.rr.mean() * 100 for r in runs)
     gains = {}  # paired per prefix, bootstrap over test sessions
     for name, metric in (("last_item", "rr"), ("transitions_recency", "hits")):
         diff = (getattr(served.test, metric) - getattr(peer_scores[name], metric)) * 100
@@ -153,8 +154,7 @@ def evaluate_all(sessions: Sessions, seeds: int, say: Progress) -> tuple[dict[st
         f"hr@{K}": table[BLEND][f"hr@{K}"], f"mrr@{K}": table[BLEND][f"mrr@{K}"], "ci95": table[BLEND]["ci95"],
         f"last_item_hr@{K}": table["last_item"][f"hr@{K}"], f"last_item_mrr@{K}": table["last_item"][f"mrr@{K}"],
         "models": table,
-        "seeds": {f"hr@{K}_mean": float(hr.mean()), f"hr@{K}_sd": float(hr.std(ddof=1)) if seeds > 1 else 0.0,
-                  f"mrr@{K}_mean": float(mrr.mean()), f"mrr@{K}_sd": float(mrr.std(ddof=1)) if seeds > 1 else 0.0,
+        "seeds": {f"hr@{K}_mean": hr[0], f"hr@{K}_sd": hr[1], f"mrr@{K}_mean": mrr[0], f"mrr@{K}_sd": mrr[1],
                   "n": seeds},
         "gains": gains,
         "selection": [{"seed": r.seed, "weights": r.weights, "valid": r.valid} for r in runs],

@@ -18,6 +18,7 @@ from scipy import sparse
 
 from mlsd.core.atomic import atomic_write_json
 from mlsd.core.timeutil import US_PER_S
+from mlsd.evaluation.repeats import mean_sd
 from mlsd.events import EventLog, Ingestor
 from mlsd.monitoring.online import PREDICTION
 from mlsd.monitoring.profile import DatasetProfile, NumericProfile
@@ -67,14 +68,13 @@ def link_prediction(edges: np.ndarray, seeds: int, say: train.Progress,
         walk = runs[-1]["walk"]
         say(f"  (a) seed {seed}: ranker AUC {runs[-1]['auc']:.4f}, Adamic–Adar {runs[-1]['adamic_adar_auc']:.4f} "
             f"(walks p={walk['p']:g}, q={walk['q']:g}, chosen on the fitting pairs)")
-    auc = np.array([r["auc"] for r in runs])
-    adamic = np.array([r["adamic_adar_auc"] for r in runs])
+    auc = mean_sd(r["auc"] for r in runs)
+    adamic = mean_sd(r["adamic_adar_auc"] for r in runs)
     first = runs[0]
     return {"auc": first["auc"], "auc_ci95": first["auc_ci95"], "adamic_adar_auc": first["adamic_adar_auc"],
             "adamic_adar_auc_ci95": first["adamic_adar_auc_ci95"], "test_pairs": first["test_pairs"],
-            "seeds": {"auc_mean": float(auc.mean()), "auc_sd": float(auc.std(ddof=1)) if seeds > 1 else 0.0,
-                      "adamic_adar_auc_mean": float(adamic.mean()),
-                      "adamic_adar_auc_sd": float(adamic.std(ddof=1)) if seeds > 1 else 0.0, "n": seeds},
+            "seeds": {"auc_mean": auc[0], "auc_sd": auc[1], "adamic_adar_auc_mean": adamic[0],
+                      "adamic_adar_auc_sd": adamic[1], "n": seeds},
             "runs": runs}
 
 

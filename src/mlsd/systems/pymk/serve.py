@@ -40,8 +40,8 @@ from mlsd.monitoring.drift import DriftThresholds
 from mlsd.monitoring.online import MonitorConfig
 from mlsd.monitoring.profile import DatasetProfile
 from mlsd.registry import CHAMPION, ModelRegistry
-from mlsd.serving.app import RANKING_LABEL_SCHEMA
 from mlsd.serving.models import Arms, ModelHolder
+from mlsd.serving.protocols import RANKING_LABEL_SCHEMA
 from mlsd.serving.validation import Field, RequestError, Schema, event_time
 from mlsd.systems.pymk.build import MODEL_NAME, PROFILE_FILE, precompute
 from mlsd.systems.pymk.data import EDGE_SCHEMA

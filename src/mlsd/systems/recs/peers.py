@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from mlsd.evaluation.repeats import mean_sd
 from mlsd.evaluation.topk import topk_intervals, topk_metrics
 
 if TYPE_CHECKING:
@@ -160,6 +161,6 @@ def protocol_a_with_peers(data: MovieLens, home: Path, settings: RecsSettings, f
 
 def _over_seeds(values: list[float], seeds: tuple[int, ...]) -> dict[str, Any]:
     """Mean, sample sd and count of one metric over the first ``len(values)`` of ``seeds``."""
-    array = np.asarray(values, np.float64)
-    return {"mean": float(array.mean()), "sd": float(array.std(ddof=1)) if array.size > 1 else 0.0,
-            "n": int(array.size), "seeds": list(seeds[:array.size]), "values": array.tolist()}
+    mean, sd = mean_sd(values)
+    return {"mean": mean, "sd": sd, "n": len(values), "seeds": list(seeds[:len(values)]),
+            "values": [float(v) for v in values]}

@@ -43,7 +43,7 @@ from mlsd.monitoring.drift import DriftThresholds
 from mlsd.monitoring.online import MonitorConfig
 from mlsd.monitoring.profile import DatasetProfile
 from mlsd.registry import CHAMPION, ModelRegistry
-from mlsd.serving.app import RANKING_LABEL_SCHEMA
+from mlsd.serving.protocols import RANKING_LABEL_SCHEMA
 from mlsd.serving.validation import Field, RequestError, Schema, event_time
 from mlsd.systems.recs.build import PROFILE_FILE, SERVING
 from mlsd.systems.recs.features import ITEM_VIEWS, LAST_N, RATINGS_SCHEMA, USER_VIEWS, recs_views

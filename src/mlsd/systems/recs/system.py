@@ -10,7 +10,7 @@ from mlsd.system import Option, ReplayConfig, RunConfig, ServeConfig, TaskType, 
 if TYPE_CHECKING:
     from mlsd.features import FeatureStore
     from mlsd.reporting import DesignReport
-    from mlsd.serving.app import ScoringService
+    from mlsd.serving.protocols import ScoringService
     from mlsd.simulation.replay import ReplaySource
 
 SMALL_USERS = 150

@@ -21,8 +21,8 @@ from mlsd.monitoring.drift import DriftThresholds
 from mlsd.monitoring.online import MonitorConfig
 from mlsd.monitoring.profile import DatasetProfile
 from mlsd.registry import CHAMPION, ModelRegistry
-from mlsd.serving.app import RANKING_LABEL_SCHEMA
 from mlsd.serving.models import Arms, ModelHolder
+from mlsd.serving.protocols import RANKING_LABEL_SCHEMA
 from mlsd.serving.validation import Field, Schema, event_time
 from mlsd.systems.search.build import MODEL_NAME, MONITORED, PROFILE_FILE
 from mlsd.systems.search.data import FEATURES, JUDGMENT_SCHEMA

@@ -10,7 +10,7 @@ from mlsd.system import ReplayConfig, RunConfig, ServeConfig, TaskType, Workspac
 if TYPE_CHECKING:
     from mlsd.features import FeatureStore
     from mlsd.reporting import DesignReport
-    from mlsd.serving.app import ScoringService
+    from mlsd.serving.protocols import ScoringService
     from mlsd.simulation.replay import ReplaySource
 
 HEADLINE = ("ndcg@1", "ndcg@3", "ndcg@5", "ndcg@10", "ndcg@10_letor", "map_letor", "mrr")

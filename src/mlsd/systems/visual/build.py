@@ -21,6 +21,7 @@ from mlsd.core.atomic import atomic_write_json
 from mlsd.core.timeutil import US_PER_S
 from mlsd.embeddings.image import MODEL_FILE, MobileNetEncoder
 from mlsd.embeddings.table import embedding_view, vectors_at
+from mlsd.evaluation.repeats import mean_sd
 from mlsd.evaluation.retrieval import retrieval_report
 from mlsd.features import Entity
 from mlsd.monitoring.online import PREDICTION
@@ -150,9 +151,9 @@ def _seed_spread(raw: np.ndarray, products: Products, split: QuerySplit, fit_row
         _, learned, _ = _fit(raw, products, fit_rows, valid_p1, replace(settings, seed=seed), lambda _: None)
         report = evaluate(learned, raw, products, split.queries, split.gallery)
         scores.append(float(report["article_type"]["precision@1"]))
-    spread = np.asarray(scores)
-    say(f"  over {seeds} training seeds: test precision@1 {spread.mean():.4f} ± {spread.std(ddof=1):.4f}")
-    return {"precision@1_mean": float(spread.mean()), "precision@1_sd": float(spread.std(ddof=1)), "n": seeds,
+    mean, sd = mean_sd(scores)
+    say(f"  over {seeds} training seeds: test precision@1 {mean:.4f} ± {sd:.4f}")
+    return {"precision@1_mean": mean, "precision@1_sd": sd, "n": seeds,
             "precision@1": scores, "seeds": list(range(settings.seed, settings.seed + seeds))}
 
 

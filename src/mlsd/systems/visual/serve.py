@@ -24,8 +24,8 @@ from mlsd.monitoring.drift import DriftThresholds
 from mlsd.monitoring.online import MonitorConfig
 from mlsd.monitoring.profile import DatasetProfile
 from mlsd.registry import CHAMPION, ModelRegistry
-from mlsd.serving.app import RANKING_LABEL_SCHEMA
 from mlsd.serving.models import Arms, ModelHolder
+from mlsd.serving.protocols import RANKING_LABEL_SCHEMA
 from mlsd.serving.validation import Field, RequestError, Schema, event_time
 from mlsd.systems.visual.build import ENCODER_DIR, MODEL_NAME, PROFILE_FILE, K
 from mlsd.systems.visual.model import VisualSearchModel

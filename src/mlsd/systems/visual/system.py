@@ -9,7 +9,7 @@ from mlsd.system import ReplayConfig, RunConfig, ServeConfig, TaskType, Workspac
 
 if TYPE_CHECKING:
     from mlsd.reporting import DesignReport
-    from mlsd.serving.app import ScoringService
+    from mlsd.serving.protocols import ScoringService
     from mlsd.simulation.replay import ReplaySource
 
 METRICS = ("precision@1", "precision@10", "map@10", "recall@10")
