@@ -71,6 +71,37 @@ def test_mobilenet_passes_the_encoder_contract_from_the_verified_model_file() ->
         encoder.encode([np.zeros((10, 10), np.uint8)])
 
 
+@pytest.mark.data
+@pytest.mark.skipif(not DATA, reason="MLSD_DATA_DIR not set")
+def test_mobilenet_gem_pools_the_last_two_resolutions_by_generalized_mean() -> None:
+    from ai_edge_litert.interpreter import Interpreter
+
+    from mlsd.embeddings.image import MobileNetEncoder
+
+    encoder = MobileNetEncoder(DATA, pooling="gem")
+    images = [_jpeg(1), _jpeg(2)]
+    check_encoder(encoder, images)
+    assert encoder.dim == 1536
+    assert encoder.version.startswith("mobilenet_v1_1.0_224_quant_gem3_c13_c11@f409ef4f73fc")
+    assert encoder.version != MobileNetEncoder(DATA).version  # vectors of one never pass for the other's
+    # the same maps read independently, dequantized, pooled by (mean x^3)^(1/3) and normalized per part
+    reference = Interpreter(model_path=str(encoder.model_path), experimental_preserve_all_tensors=True)
+    reference.allocate_tensors()
+    maps = {d["name"].split(";")[0]: d for d in reference.get_tensor_details()}
+    reference.set_tensor(reference.get_input_details()[0]["index"], encoder.pixels(images[0])[None])
+    reference.invoke()
+    parts = []
+    for layer in ("Conv2d_13_pointwise", "Conv2d_11_pointwise"):
+        detail = maps[f"MobilenetV1/MobilenetV1/{layer}/Relu6"]
+        scale, zero = detail["quantization"]
+        x = (reference.get_tensor(detail["index"]).astype(np.float64) - zero) * scale
+        pooled = np.power(np.power(x.reshape(-1, x.shape[-1]), 3).mean(axis=0), 1 / 3)
+        parts.append(pooled / np.linalg.norm(pooled))
+    assert np.allclose(encoder.encode(images[:1])[0], np.concatenate(parts), atol=1e-5)
+    with pytest.raises(ValueError, match="pooling must be one of"):
+        MobileNetEncoder(DATA, pooling="max")
+
+
 def _vector_store(tmp_path: Path, encoder: str, vectors: np.ndarray) -> FeatureStore:
     path = tmp_path / "docs.parquet"
     pq.write_table(pa.table({

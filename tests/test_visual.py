@@ -83,6 +83,11 @@ def test_check_system_visual_and_the_monitor_sees_the_offline_hit_rate(checked: 
     home, facts = checked
     assert len(facts["answer"]["ranked"]) == 10
     run = json.loads((home / "run.json").read_text())
+    # served on GeM features: the service built its encoder from the home's description, and a model's
+    # encoder version must equal it (VisualService refuses one built on another), so the answers below
+    # could not match the offline ones with the wrong pooling
+    assert run["pooling"] == "gem"
+    assert json.loads((home / "encoders" / "encoder.json").read_text())["version"] == run["encoder"]
     served = run["models"][run["served"]["champion_family"]]["article_type"]
     windows = read_state(home / "monitoring")["windows"]
     rows = np.array([w["labels"]["all"]["rows"] for w in windows], float)

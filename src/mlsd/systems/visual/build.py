@@ -1,10 +1,12 @@
 """``mlsd run visual``: product images -> MobileNet vector features -> projection -> gallery index -> registry.
 
 Every product image is embedded once per encoder version into a vector feature view (offline Parquet,
-materialized to the online store) and read back point in time. Two models are registered: raw MobileNet
-features (``raw``) and the learned projection (``projected``), each with the gallery's FAISS index
-inside it; promotion compares them on the gallery's validation queries only. The held-out queries are
-the table's test set and the traffic ``mlsd replay visual`` sends.
+materialized to the online store) and read back point in time. The encoder pools MobileNet's last two
+resolutions by GeM (``--pooling gem``, :mod:`mlsd.embeddings.image`); the model's own average pool is
+embedded too, in a view of its own, as the table's ``raw_avgpool`` baseline (full builds only). Two
+models are registered: raw features (``raw``) and the learned projection (``projected``), each with
+the gallery's FAISS index inside it; promotion compares them on the gallery's validation queries
+only. The held-out queries are the table's test set and the traffic ``mlsd replay visual`` sends.
 """
 
 from __future__ import annotations
@@ -18,8 +20,9 @@ from typing import Any
 import numpy as np
 
 from mlsd.core.atomic import atomic_write_json
+from mlsd.core.errors import MlsdError
 from mlsd.core.timeutil import US_PER_S
-from mlsd.embeddings.image import MODEL_FILE, MobileNetEncoder
+from mlsd.embeddings.image import MODEL_FILE, POOLINGS, MobileNetEncoder
 from mlsd.embeddings.table import embedding_view, vectors_at
 from mlsd.evaluation.repeats import mean_sd
 from mlsd.evaluation.retrieval import retrieval_report
@@ -46,6 +49,7 @@ VIEW = "product_image"
 PRODUCT = Entity("product", ("product_id",))
 CATALOG_S = 1_546_300_800  # 2019-01-01 UTC: when the catalogue's images were taken in
 ENCODER_DIR = "encoders"
+ENCODER_FILE = "encoder.json"  # beside the model file: the pooling the served vectors were built with
 K = 10
 ALPHAS = (0.0, 0.2, 0.35, 0.5, 0.65, 0.8)  # weight of the raw features' cosine in the served vector
 SMALL = (1500, 200, 150)  # products, queries, validation queries of a quick build
@@ -68,7 +72,10 @@ def _public(report: dict[str, Any]) -> dict[str, Any]:
     return {view: {k: v for k, v in r.items() if k != "per_query"} for view, r in report.items()}
 
 
-def build_visual(ws: Workspace, data: str | None, *, small: bool = False, progress: bool = True) -> dict[str, Any]:
+def build_visual(ws: Workspace, data: str | None, *, small: bool = False, progress: bool = True,
+                 pooling: str = "gem") -> dict[str, Any]:
+    if pooling not in POOLINGS:
+        raise MlsdError(f"--pooling must be one of {', '.join(POOLINGS)}, not {pooling!r}")
     say: Progress = print if progress else (lambda _: None)
     started = time.perf_counter()
     ws.home.mkdir(parents=True, exist_ok=True)
@@ -78,16 +85,22 @@ def build_visual(ws: Workspace, data: str | None, *, small: bool = False, progre
     split = query_split(len(products), *(SMALL[1:] if small else ()))
     say(f"{len(products):,} products with images; {len(split.queries):,} held-out queries, gallery "
         f"{len(split.gallery):,} ({len(split.valid):,} of them validation queries)")
-    encoder = MobileNetEncoder(data, threads=2)
+    encoder = MobileNetEncoder(data, threads=2, pooling=pooling)
     (ws.home / ENCODER_DIR).mkdir(exist_ok=True)
     shutil.copyfile(encoder.model_path, ws.home / ENCODER_DIR / MODEL_FILE)  # the service reads it from here
+    atomic_write_json(ws.home / ENCODER_DIR / ENCODER_FILE, {"pooling": pooling, "version": encoder.version})
     times = np.full(len(products), CATALOG_S, np.int64)
-    view, reused = embedding_view(ws.home / "features" / "product_images.parquet", VIEW, PRODUCT, "mobilenet",
-                                  encoder, products.ids, times, _Images(products), progress=progress)
-    store = ws.feature_store([view])
+    views = {"served": (VIEW, "product_images.parquet", encoder)}
+    if pooling != "avg" and not small:
+        views["avgpool"] = (f"{VIEW}_avgpool", "product_images_avgpool.parquet", MobileNetEncoder(data, threads=2))
+    built = {}
+    for role, (name, file, enc) in views.items():
+        built[role], reused = embedding_view(ws.home / "features" / file, name, PRODUCT, "mobilenet", enc,
+                                             products.ids, times, _Images(products), progress=progress)
+        say(f"image embeddings: {enc.version}, {len(products):,} x {enc.dim} ({'reused' if reused else 'computed'})")
+    view = built["served"]
+    store = ws.feature_store(list(built.values()))
     raw = vectors_at(store, view, products.ids, times + 1)
-    say(f"image embeddings: {encoder.version}, {len(products):,} x {encoder.dim} "
-        f"({'reused' if reused else 'computed'})")
     fit_rows = np.setdiff1d(split.gallery, split.valid)
 
     def valid_p1(projection: Projection) -> float:
@@ -96,8 +109,15 @@ def build_visual(ws: Workspace, data: str | None, *, small: bool = False, progre
     settings = TrainSettings(epochs=8, patience=3, members=2) if small else TrainSettings()
     alone, learned, training = _fit(raw, products, fit_rows, valid_p1, settings, say)
     results: dict[str, Any] = {"dataset": DATASET, "products": len(products), "queries": len(split.queries),
-                               "gallery": len(split.gallery), "encoder": encoder.version, "training": training,
-                               "models": {}}
+                               "gallery": len(split.gallery), "encoder": encoder.version, "pooling": pooling,
+                               "dim": encoder.dim,
+                               "training": training, "models": {}}
+    if "avgpool" in built:  # the model's own 1024-d output, no projection: the issue's raw baseline
+        avgpool = vectors_at(store, built["avgpool"], products.ids, times + 1)
+        report = evaluate(Projection(), avgpool, products, split.queries, split.gallery)
+        results["models"]["raw_avgpool"] = _public(report) | {
+            "valid_precision@1": float(evaluate(Projection(), avgpool, products, split.valid, fit_rows)[
+                "article_type"]["precision@1"])}
     per_query = {}
     for family, projection in (("raw", Projection()), ("projection_only", alone), ("projected", learned)):
         report = evaluate(projection, raw, products, split.queries, split.gallery)
@@ -116,12 +136,14 @@ def build_visual(ws: Workspace, data: str | None, *, small: bool = False, progre
     results.update({"precision@1": headline["precision@1"], "precision@10": headline["precision@10"],
                     "map@10": headline["map@10"], "recall@10": headline["recall@10"],
                     "raw_precision@1": results["models"]["raw"]["article_type"]["precision@1"]})
+    if "raw_avgpool" in results["models"]:
+        results["raw_avgpool_precision@1"] = results["models"]["raw_avgpool"]["article_type"]["precision@1"]
     results["served"] = register(ws, products, split, raw, {"raw": Projection(), "projected": learned},
                                  encoder.version, view.lineage_version, results)
     results["replay_requests"] = write_traffic(ws, products, split.queries)
-    written = store.materialize(end_us=(CATALOG_S + 1) * US_PER_S)
+    written = store.materialize([VIEW], end_us=(CATALOG_S + 1) * US_PER_S)  # only the served vectors
     store.online.close()
-    say(f"materialized {written.get(VIEW, 0):,} product image vectors to the online store")
+    say(f"materialized {sum(written.values()):,} product image vectors to the online store")
     results["seconds"] = round(time.perf_counter() - started, 1)
     atomic_write_json(ws.run_file, results)
     return results

@@ -11,6 +11,12 @@ from mlsd.systems.visual.build import MODEL_NAME
 from mlsd.systems.visual.system import FAMILIES, METRICS
 
 ANCHOR = "raw MobileNet features measured before: 82.75% same-article-type precision@1 (400 images)"
+POOLING_TEXT = {
+    "avg": "The vector is the model's own 1024-d average pool.",
+    "gem": "The vector pools the model's last two resolutions (7x7x1024 and 14x14x512) by generalized mean "
+           "(p = 3), each part L2-normalized: 1536-d; the model's own average pool is kept as the raw_avgpool "
+           "baseline.",
+}
 
 
 def fill_visual_report(ws: Workspace, report: DesignReport) -> None:
@@ -29,7 +35,8 @@ def fill_visual_report(ws: Workspace, report: DesignReport) -> None:
     report.paragraph(f"Fashion Product Images subset: {run.get('products', '?')} product images; "
                      f"{run.get('queries', '?')} products held out as queries, a gallery of {run.get('gallery', '?')}. "
                      f"Each image's MobileNet v1 vector ({run.get('encoder', '?')}) is a vector feature of the "
-                     f"feature store; the encoder's version is part of the view's and the models' lineage.")
+                     f"feature store; the encoder's version is part of the view's and the models' lineage. "
+                     f"{POOLING_TEXT.get(run.get('pooling', 'avg'), '')}")
     report.step(4)
     seeds = run.get("seeds", {})
     settings = training.get("settings", {})
@@ -47,11 +54,12 @@ def fill_visual_report(ws: Workspace, report: DesignReport) -> None:
                   if family in models for by in ("article_type", "type_colour")])
     report.paragraph(f"Anchor: {ANCHOR}. Intervals in run.json (bootstrap over queries).")
     report.step(6)
+    dim = run.get("dim", 1024)
     report.svg(pipeline_diagram([
         ("Catalogue images", "verified digest; one vector per product"),
-        ("Embedding stage", "MobileNet v1 TFLite -> 1024-d vector feature view"),
-        ("Training", f"{settings.get('members', '?')} projections 1024 -> 256 (metric learning), "
-                     "early stopping on validation"),
+        ("Embedding stage", f"MobileNet v1 TFLite -> {dim}-d vector feature view"),
+        ("Training", f"{settings.get('members', '?')} projections {dim} -> {settings.get('out', '?')} (metric "
+                     "learning), early stopping on validation"),
         ("MLflow registry", f"{MODEL_NAME}: champion v{served.get('champion', '?')} "
                             f"({served.get('champion_family', '?')}) with its gallery index"),
         ("Service", "POST /v1/visual/search: decode, embed, project, search"),

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,7 @@ from mlsd.registry import CHAMPION, ModelRegistry
 from mlsd.serving.models import Arms, ModelHolder
 from mlsd.serving.protocols import RANKING_LABEL_SCHEMA
 from mlsd.serving.validation import Field, RequestError, Schema, event_time
-from mlsd.systems.visual.build import ENCODER_DIR, MODEL_NAME, PROFILE_FILE, K
+from mlsd.systems.visual.build import ENCODER_DIR, ENCODER_FILE, MODEL_NAME, PROFILE_FILE, K
 from mlsd.systems.visual.model import VisualSearchModel
 
 MAX_K = 100
@@ -55,7 +56,7 @@ class VisualService:
         path = home / ENCODER_DIR / MODEL_FILE
         if not path.exists():
             raise MlsdError(f"{path} not found: run `mlsd run visual --home {home}` first")
-        self.encoder = MobileNetEncoder(model_path=path, threads=1)
+        self.encoder = MobileNetEncoder(model_path=path, threads=1, pooling=_pooling(home / ENCODER_DIR / ENCODER_FILE))
         self.registry = ModelRegistry(home)
         self.models = ModelHolder(self.registry, MODEL_NAME, CHAMPION, poll_interval, warm_up=self._check)
         self.arms = Arms(self.models, ab_share, experiment, poll_interval, warm_up=self._check)
@@ -103,3 +104,13 @@ class VisualService:
 
     def close(self) -> None:
         self.arms.close()
+
+
+def _pooling(path: Path) -> str:
+    """The pooling the home's vectors were built with (``avg`` for a home built before there was a choice)."""
+    if not path.exists():
+        return "avg"
+    try:
+        return str(json.loads(path.read_text())["pooling"])
+    except (ValueError, KeyError, TypeError):
+        raise MlsdError(f"{path} is not an encoder description: run `mlsd run visual` again") from None

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from mlsd.system import ReplayConfig, RunConfig, ServeConfig, TaskType, Workspace
+from mlsd.system import Option, ReplayConfig, RunConfig, ServeConfig, TaskType, Workspace
 
 if TYPE_CHECKING:
     from mlsd.reporting import DesignReport
@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from mlsd.simulation.replay import ReplaySource
 
 METRICS = ("precision@1", "precision@10", "map@10", "recall@10")
-FAMILIES = ("raw", "projection_only", "projected")  # the served model is the last: raw + projection
+FAMILIES = ("raw_avgpool", "raw", "projection_only", "projected")  # served: the last, raw + projection
 
 
 class VisualSystem:
@@ -26,13 +26,15 @@ class VisualSystem:
     route = "/v1/visual/search"
     p99_budget_ms = 50.0
     model_name = "visual-fashion"
-    options = ()
+    options = (Option("pooling", "gem", "image features: gem (GeM of MobileNet's last two resolutions, 1536-d) or "
+                      "avg (the model's own average pool, 1024-d)", str, choices=("gem", "avg")),)
     window_s = 3600.0
 
     def build(self, ws: Workspace, config: RunConfig) -> dict[str, Any]:
         from mlsd.systems.visual.build import build_visual
 
-        return build_visual(ws, config.data, small=config.small, progress=config.progress)
+        return build_visual(ws, config.data, small=config.small, progress=config.progress,
+                            pooling=str(config.options.get("pooling", "gem")))
 
     def format_results(self, results: Mapping[str, Any]) -> str:
         lines = [f"{'model':16s} {'by':12s}" + "".join(f" {m:>12s} {'95% CI':>13s}" for m in METRICS)]
@@ -53,7 +55,8 @@ class VisualSystem:
         return "\n".join(lines)
 
     def json_summary(self, results: Mapping[str, Any]) -> dict[str, Any]:
-        keys = ("queries", "precision@1", "precision@10", "map@10", "recall@10", "raw_precision@1", "models",
+        keys = ("queries", "precision@1", "precision@10", "map@10", "recall@10", "raw_precision@1",
+                "raw_avgpool_precision@1", "encoder", "pooling", "models",
                 "projected_minus_raw_precision@1", "seeds", "gallery", "served", "training", "seconds")
         return {k: results[k] for k in keys if k in results}
 
