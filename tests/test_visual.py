@@ -70,10 +70,12 @@ def _b64_jpeg(side: int) -> str:
 
 @pytest.fixture(scope="module")
 def checked(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
-    from mlsd.system import load_system
+    from mlsd.system import RunConfig, Workspace, load_system
 
     home = tmp_path_factory.mktemp("visual")
-    return home, check_system(load_system("visual"), home, data=DATA, replay_requests=200)
+    system = load_system("visual")  # GeM: the option with more moving parts than the default average pool
+    config = RunConfig(data=DATA, progress=False, small=True, options={"pooling": "gem"})
+    return home, check_system(system, home, data=DATA, replay_requests=200, built=system.build(Workspace(home), config))
 
 
 @pytest.mark.slow

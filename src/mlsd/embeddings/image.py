@@ -7,8 +7,9 @@ registry). Two poolings of the same forward pass:
 - ``gem`` (1536-d): generalized-mean pooling (p = 3) of the last two resolutions' final maps, the
   7x7x1024 ``Conv2d_13_pointwise`` and the 14x14x512 ``Conv2d_11_pointwise``, each L2-normalized
   and concatenated. GeM weights the strongest responses more than an average does (Radenović et al.
-  2018), and the 14x14 map keeps texture and shape detail the last one has pooled away; on the
-  fashion products it beats ``avg`` on validation queries (benchmarks/RESULTS.md). Reading inner
+  2018), and the 14x14 map keeps texture and shape detail the last one has pooled away. On the
+  fashion products it beats ``avg`` on validation queries as raw features and under one learned
+  projection, not under the visual system's ensemble of five (benchmarks/RESULTS.md). Reading inner
   maps needs the interpreter to keep every tensor (``experimental_preserve_all_tensors``): it cost
   ~0.6 ms on a ~16 ms call here, and its "debugging only" warning is silenced for that reason.
 
